@@ -1,0 +1,92 @@
+# kustomer-sqlite: a SQLite extension that turns analytics events into
+# Kustomer API requests.
+#
+#   make            build dist/kustomer.so
+#   make demo       install what is missing, build, run sql/demo.sql
+#   make test       install what is missing, build, run every test suite
+#   make asan       the test suites against an ASan+UBSan build
+#   make valgrind   the test suites under valgrind memcheck
+#   make deps       install the Debian packages the project needs
+#   make clean
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+XCFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -fPIC -fvisibility=hidden
+LIBS     = -lcjson -lm
+
+SRC      = kustomer_ext.c $(wildcard src/*.c)
+HDR      = $(wildcard src/*.h)
+SO       = dist/kustomer.so
+ASAN_SO  = build/asan/kustomer.so
+SQLITE3 ?= sqlite3
+
+# Debian packages: to build, to test (and to run the demo).
+BUILD_PKGS = make gcc libc6-dev libsqlite3-dev libcjson-dev
+TEST_PKGS  = sqlite3 python3 valgrind
+
+.PHONY: all deps deps-build demo test asan valgrind unit clean check-deps
+
+all: $(SO)
+
+# A missing dependency is named with the command that installs it.
+check-deps:
+	@test -f /usr/include/sqlite3ext.h || { echo "error: sqlite3ext.h not found: install libsqlite3-dev (sudo apt-get install libsqlite3-dev)" >&2; exit 1; }
+	@test -f /usr/include/cjson/cJSON.h || { echo "error: cjson/cJSON.h not found: install libcjson-dev (sudo apt-get install libcjson-dev)" >&2; exit 1; }
+
+$(SO): $(SRC) $(HDR) | check-deps
+	@mkdir -p dist
+	$(CC) $(XCFLAGS) $(CFLAGS) -shared -o $@ $(SRC) $(LIBS)
+
+$(ASAN_SO): $(SRC) $(HDR) | check-deps
+	@mkdir -p build/asan
+	$(CC) $(XCFLAGS) -O1 -g -fno-omit-frame-pointer \
+	  -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	  -shared -o $@ $(SRC) $(LIBS)
+
+build/test_jsnum: tests/unit/test_jsnum.c src/jsnum.c src/kustomer.h | check-deps
+	@mkdir -p build
+	$(CC) $(XCFLAGS) $(CFLAGS) -Isrc -o $@ tests/unit/test_jsnum.c src/jsnum.c -lm
+
+build/asan/test_jsnum: tests/unit/test_jsnum.c src/jsnum.c src/kustomer.h | check-deps
+	@mkdir -p build/asan
+	$(CC) $(XCFLAGS) -O1 -g -fsanitize=address,undefined \
+	  -fno-sanitize-recover=undefined -Isrc -o $@ tests/unit/test_jsnum.c src/jsnum.c -lm
+
+# Install whatever Debian packages are missing (as root, or with sudo).
+deps:
+	@missing=""; for p in $(BUILD_PKGS) $(TEST_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+demo: deps
+	@$(MAKE) --no-print-directory $(SO)
+	@mkdir -p out
+	$(SQLITE3) :memory: < sql/demo.sql
+
+unit: build/test_jsnum
+
+test: deps
+	@$(MAKE) --no-print-directory $(SO) unit
+	@tests/run.sh $(SO)
+
+asan: deps
+	@$(MAKE) --no-print-directory $(ASAN_SO) build/asan/test_jsnum
+	@KUSTOMER_UNIT_DIR=build/asan \
+	  KUSTOMER_TEST_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  tests/run.sh $(ASAN_SO)
+
+valgrind: deps
+	@$(MAKE) --no-print-directory $(SO) unit
+	@KUSTOMER_TEST_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
+	  tests/run.sh $(SO)
+
+clean:
+	rm -rf dist build out

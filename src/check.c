@@ -1,0 +1,416 @@
+/*
+** kustomer_check(event [, settings]): one row per reason Kustomer would
+** reject or misread an event.  No rows means the event is clean.
+**
+**   SELECT rule, count(*) FROM events, kustomer_check(events.payload)
+**   GROUP BY rule;
+**
+** Columns: path (a JSON path into the event), rule, severity ('error':
+** Kustomer rejects it; 'warning': accepted but misread or lost), message.
+** With advancedTransform in the settings, the transformed payload is
+** checked, so the rows show what is left after RudderStack's fixes.
+**
+** Also the verdict on single meta properties, shared with
+** kustomer_meta_each().
+*/
+#include <string.h>
+#include "kustomer.h"
+SQLITE_EXTENSION_INIT3
+
+/* ---- Meta rules (kustomer-api.md section 4) ---------------------------- */
+
+static const KProblem aMetaProblem[] = {
+#define P_NUM_KEY    0
+  { "number_key_without_num", "error",
+    "number value: Kustomer requires its key to end in Num" },
+#define P_STR_NUM    1
+  { "num_key_with_string", "error",
+    "string value under a key ending in Num: Kustomer expects a number" },
+#define P_DATE_KEY   2
+  { "date_key_without_at", "warning",
+    "date-time value: its key should end in At to be stored as a date" },
+#define P_AT_NONDATE 3
+  { "at_key_without_date", "warning",
+    "key ends in At but the value is not an ISO-8601 date-time" },
+#define P_NESTED     4
+  { "nested_value", "error",
+    "nested object or array: meta values must be flat" },
+#define P_BOOL       5
+  { "boolean_value", "error",
+    "boolean value: meta accepts numbers, strings and date-times" },
+#define P_DUPLICATE  6
+  { "duplicate_key", "warning",
+    "the key appears again later in the object; only the last value is sent" },
+#define P_COLLISION  7
+  { "key_collision", "warning",
+    "a later property maps to the same Kustomer key and replaces this value" },
+};
+
+static int ends_with(const char *z, const char *zSuffix){
+  size_t n = strlen(z), k = strlen(zSuffix);
+  return n>=k && memcmp(&z[n-k], zSuffix, k)==0;
+}
+
+const KProblem *kustomer_meta_item_problem(const KMetaItem *pItem){
+  const cJSON *v = pItem->pSrc;
+  const char *zKey = pItem->zKey;
+  switch( pItem->eFate ){
+    case KFATE_DUPLICATE: return &aMetaProblem[P_DUPLICATE];
+    case KFATE_COLLISION: return &aMetaProblem[P_COLLISION];
+    case KFATE_SENT:      break;
+    default:              return 0;
+  }
+  if( pItem->eConv!=KCONV_NONE ){
+    /* Sent as a string of JSON or "true"/"false": never a date. */
+    if( ends_with(zKey, "Num") ) return &aMetaProblem[P_STR_NUM];
+    if( ends_with(zKey, "At") ) return &aMetaProblem[P_AT_NONDATE];
+    return 0;
+  }
+  if( cJSON_IsNumber(v) ){
+    return ends_with(zKey, "Num") ? 0 : &aMetaProblem[P_NUM_KEY];
+  }
+  if( cJSON_IsString(v) ){
+    int bDate = kustomer_is_iso_date(v->valuestring, strlen(v->valuestring));
+    if( ends_with(zKey, "Num") ) return &aMetaProblem[P_STR_NUM];
+    if( bDate && !ends_with(zKey, "At") ) return &aMetaProblem[P_DATE_KEY];
+    if( !bDate && ends_with(zKey, "At") ) return &aMetaProblem[P_AT_NONDATE];
+    return 0;
+  }
+  if( cJSON_IsBool(v) ) return &aMetaProblem[P_BOOL];
+  if( cJSON_IsArray(v) || cJSON_IsObject(v) ) return &aMetaProblem[P_NESTED];
+  return 0;
+}
+
+/* ---- Rows --------------------------------------------------------------- */
+
+typedef struct CheckRow CheckRow;
+struct CheckRow {
+  char *zPath;
+  const char *zRule;
+  const char *zSeverity;
+  char *zMessage;
+};
+
+typedef struct CheckCursor CheckCursor;
+struct CheckCursor {
+  sqlite3_vtab_cursor base;
+  int nRow, nAlloc;
+  int iRow;
+  CheckRow *aRow;
+  int rc;                   /* first allocation failure while adding rows */
+};
+
+static void check_reset(CheckCursor *pCur){
+  int i;
+  for(i=0; i<pCur->nRow; i++){
+    sqlite3_free(pCur->aRow[i].zPath);
+    sqlite3_free(pCur->aRow[i].zMessage);
+  }
+  sqlite3_free(pCur->aRow);
+  pCur->aRow = 0;
+  pCur->nRow = pCur->nAlloc = 0;
+  pCur->iRow = 0;
+  pCur->rc = SQLITE_OK;
+}
+
+/* Add a row; zPath and zMessage come from sqlite3_mprintf (owned). */
+static void check_add(CheckCursor *pCur, char *zPath, const char *zRule,
+                      const char *zSeverity, char *zMessage){
+  if( pCur->rc==SQLITE_OK && (zPath==0 || zMessage==0) ){
+    pCur->rc = SQLITE_NOMEM;
+  }
+  if( pCur->rc==SQLITE_OK && pCur->nRow==pCur->nAlloc ){
+    int nNew = pCur->nAlloc ? pCur->nAlloc*2 : 8;
+    CheckRow *aNew = sqlite3_realloc64(pCur->aRow, sizeof(CheckRow)*nNew);
+    if( aNew==0 ){
+      pCur->rc = SQLITE_NOMEM;
+    }else{
+      pCur->aRow = aNew;
+      pCur->nAlloc = nNew;
+    }
+  }
+  if( pCur->rc!=SQLITE_OK ){
+    sqlite3_free(zPath);
+    sqlite3_free(zMessage);
+    return;
+  }
+  pCur->aRow[pCur->nRow].zPath = zPath;
+  pCur->aRow[pCur->nRow].zRule = zRule;
+  pCur->aRow[pCur->nRow].zSeverity = zSeverity;
+  pCur->aRow[pCur->nRow].zMessage = zMessage;
+  pCur->nRow++;
+}
+
+/* The JSON path of a member, quoting keys that are not plain names as
+** SQLite's json_each() does. */
+static char *member_path(const char *zParent, const char *zKey){
+  const char *z = zKey;
+  int bPlain = (*z!=0 && !(*z>='0' && *z<='9'));
+  for(; *z && bPlain; z++){
+    char c = *z;
+    bPlain = (c>='a' && c<='z') || (c>='A' && c<='Z') || (c>='0' && c<='9')
+          || c=='_';
+  }
+  if( bPlain ) return sqlite3_mprintf("%s.%s", zParent, zKey);
+  {
+    sqlite3_str *p = sqlite3_str_new(0);
+    sqlite3_str_appendf(p, "%s.", zParent);
+    kustomer_json_string(p, zKey, strlen(zKey));
+    return sqlite3_str_finish(p);
+  }
+}
+
+static void check_event(CheckCursor *pCur, const cJSON *pEvent,
+                        const KSettings *pSet){
+  KError err = {0, 0};
+  int eType = kustomer_event_type(pEvent, &err);
+  const cJSON *pProps;
+  KMeta meta;
+  int i, rc;
+
+  if( eType<0 ){
+    const char *zRule = "unsupported_type";
+    const char *zPath = "$.type";
+    if( eType==SQLITE_NOMEM ){ pCur->rc = SQLITE_NOMEM; return; }
+    if( !cJSON_IsObject(pEvent) ){
+      zRule = "not_an_object";
+      zPath = "$";
+    }else if( !kustomer_js_truthy(kustomer_json_member(pEvent, "type")) ){
+      zRule = "missing_type";
+    }
+    check_add(pCur, sqlite3_mprintf("%s", zPath), zRule, "error",
+              sqlite3_mprintf("%s", err.zMsg));
+    kustomer_error_clear(&err);
+    return;
+  }
+  if( kustomer_user_id(pEvent)==0 ){
+    check_add(pCur, sqlite3_mprintf("$.userId"), "missing_user_id", "error",
+              sqlite3_mprintf("no userId or anonymousId: %s",
+                  eType==KTYPE_IDENTIFY ?
+                  "the customer cannot be created (Missing required value "
+                  "from \"userId\")" :
+                  "the event is sent with a null externalId"));
+  }
+  if( eType==KTYPE_IDENTIFY ) return;
+
+  /* The event name as it would be sent. */
+  {
+    sqlite3_str *pName = sqlite3_str_new(0);
+    const char *zNamePath = eType==KTYPE_TRACK ? "$.event" : "$.name";
+    rc = kustomer_event_name_write(pName, pEvent, eType, pSet, &err);
+    if( rc==KUSTOMER_EVENT_ERROR ){
+      const cJSON *pEv = kustomer_json_member(pEvent, "event");
+      check_add(pCur, sqlite3_mprintf("%s", zNamePath),
+                kustomer_acceptable(pEv) ? "event_name_not_string"
+                                         : "missing_event_name",
+                "error", sqlite3_mprintf("%s", err.zMsg));
+      kustomer_error_clear(&err);
+    }else if( rc!=SQLITE_OK || sqlite3_str_errcode(pName) ){
+      pCur->rc = SQLITE_NOMEM;
+    }else{
+      const char *zName = sqlite3_str_value(pName);
+      const cJSON *pEv = kustomer_json_member(pEvent, "event");
+      if( eType==KTYPE_TRACK && !cJSON_IsString(pEv) ){
+        check_add(pCur, sqlite3_mprintf("%s", zNamePath),
+                  "event_name_not_string", "error",
+                  sqlite3_mprintf("event name is a %s, not a string",
+                                  kustomer_json_type(pEv)));
+      }else if( zName && kustomer_has_space(zName, strlen(zName)) ){
+        check_add(pCur, sqlite3_mprintf("%s", zNamePath),
+                  "event_name_spaces", "error",
+                  sqlite3_mprintf("event name %Q contains whitespace, which "
+                                  "Kustomer rejects", zName));
+      }
+    }
+    sqlite3_free(sqlite3_str_finish(pName));
+  }
+
+  pProps = kustomer_json_member(pEvent, "properties");
+  if( kustomer_acceptable(pProps) && !cJSON_IsObject(pProps) ){
+    check_add(pCur, sqlite3_mprintf("$.properties"), "properties_not_object",
+              pSet->bAdvanced ? "warning" : "error",
+              sqlite3_mprintf(pSet->bAdvanced ?
+                  "properties is not an object (%s): meta is sent empty" :
+                  "properties is not an object (%s): Kustomer's meta must "
+                  "be an object", kustomer_json_type(pProps)));
+  }
+  rc = kustomer_meta_plan(pProps, pSet->bAdvanced,
+                          pSet->bIdentityEmail && pSet->bDisableEmail, &meta);
+  if( rc!=SQLITE_OK ){
+    pCur->rc = rc;
+    kustomer_meta_free(&meta);
+    return;
+  }
+  for(i=0; i<meta.nItem; i++){
+    const KMetaItem *pItem = &meta.aItem[i];
+    const KProblem *pP = kustomer_meta_item_problem(pItem);
+    if( pP==0 ) continue;
+    if( pItem->eFate==KFATE_SENT && pItem->zKey!=pItem->pSrc->string
+     && strcmp(pItem->zKey, pItem->pSrc->string)!=0 ){
+      check_add(pCur, member_path("$.properties", pItem->pSrc->string),
+                pP->zRule, pP->zSeverity,
+                sqlite3_mprintf("%s (sent as %Q)", pP->zMessage,
+                                pItem->zKey));
+    }else{
+      check_add(pCur, member_path("$.properties", pItem->pSrc->string),
+                pP->zRule, pP->zSeverity,
+                sqlite3_mprintf("%s", pP->zMessage));
+    }
+  }
+  kustomer_meta_free(&meta);
+}
+
+/* ---- The virtual table -------------------------------------------------- */
+
+#define CHECK_PATH     0
+#define CHECK_RULE     1
+#define CHECK_SEVERITY 2
+#define CHECK_MESSAGE  3
+#define CHECK_EVENT    4   /* HIDDEN: argument 1 */
+#define CHECK_SETTINGS 5   /* HIDDEN: argument 2 */
+
+static int check_connect(sqlite3 *db, void *pAux, int argc,
+                         const char *const *argv, sqlite3_vtab **ppVtab,
+                         char **pzErr){
+  (void)pAux; (void)argc; (void)argv; (void)pzErr;
+  return kustomer_tvf_connect(db,
+      "CREATE TABLE x(path TEXT, rule TEXT, severity TEXT, message TEXT,"
+      " event HIDDEN, settings HIDDEN)", ppVtab);
+}
+
+static int check_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
+  return kustomer_tvf_best_index(pVtab, pInfo, CHECK_EVENT, 2,
+                                 "kustomer_check", "event");
+}
+
+static int check_open(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur){
+  CheckCursor *pCur = sqlite3_malloc(sizeof(*pCur));
+  (void)pVtab;
+  if( pCur==0 ) return SQLITE_NOMEM;
+  memset(pCur, 0, sizeof(*pCur));
+  *ppCur = &pCur->base;
+  return SQLITE_OK;
+}
+
+static int check_close(sqlite3_vtab_cursor *cur){
+  CheckCursor *pCur = (CheckCursor*)cur;
+  check_reset(pCur);
+  sqlite3_free(pCur);
+  return SQLITE_OK;
+}
+
+static int check_filter(sqlite3_vtab_cursor *cur, int idxNum,
+                        const char *idxStr, int argc, sqlite3_value **argv){
+  CheckCursor *pCur = (CheckCursor*)cur;
+  sqlite3_vtab *pVtab = cur->pVtab;
+  KSettings *pSet = 0;
+  cJSON *pDoc = 0;
+  char *zErr = 0;
+  const char *z;
+  int rc = SQLITE_OK;
+  (void)idxNum; (void)idxStr;
+
+  check_reset(pCur);
+  if( argc<1 || sqlite3_value_type(argv[0])==SQLITE_NULL ) return SQLITE_OK;
+  if( sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
+    return kustomer_vtab_error(pVtab, sqlite3_mprintf("kustomer_check(): "
+                               "argument 1 (event) must be JSON text"));
+  }
+  if( argc>1 && sqlite3_value_type(argv[1])!=SQLITE_NULL ){
+    if( sqlite3_value_type(argv[1])!=SQLITE_TEXT ){
+      return kustomer_vtab_error(pVtab, sqlite3_mprintf("kustomer_check(): "
+                                 "argument 2 (settings) must be JSON text"));
+    }
+    z = (const char*)sqlite3_value_text(argv[1]);
+    if( z==0 ) return SQLITE_NOMEM;
+    rc = kustomer_settings_parse(z, sqlite3_value_bytes(argv[1]), &pSet,
+                                 &zErr);
+  }else{
+    rc = kustomer_settings_parse(0, 0, &pSet, &zErr);
+  }
+  if( rc!=SQLITE_OK ){
+    if( zErr==0 ) return rc;
+    rc = kustomer_vtab_error(pVtab, sqlite3_mprintf("kustomer_check(): "
+                             "argument 2 (settings) %s", zErr));
+    sqlite3_free(zErr);
+    return rc;
+  }
+
+  z = (const char*)sqlite3_value_text(argv[0]);
+  if( z==0 ){
+    kustomer_settings_free(pSet);
+    return SQLITE_NOMEM;
+  }
+  pDoc = kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
+  if( pDoc==0 ){
+    if( zErr==0 ){
+      rc = SQLITE_NOMEM;
+    }else{
+      /* A malformed event is a finding, not an SQL error. */
+      check_add(pCur, sqlite3_mprintf("$"), "malformed_json", "error",
+                sqlite3_mprintf("Event %s", zErr));
+      sqlite3_free(zErr);
+    }
+  }else{
+    check_event(pCur, pDoc, pSet);
+    cJSON_Delete(pDoc);
+  }
+  kustomer_settings_free(pSet);
+  if( rc==SQLITE_OK ) rc = pCur->rc;
+  return rc;
+}
+
+static int check_next(sqlite3_vtab_cursor *cur){
+  ((CheckCursor*)cur)->iRow++;
+  return SQLITE_OK;
+}
+
+static int check_eof(sqlite3_vtab_cursor *cur){
+  CheckCursor *pCur = (CheckCursor*)cur;
+  return pCur->iRow>=pCur->nRow;
+}
+
+static int check_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx,
+                        int iCol){
+  CheckCursor *pCur = (CheckCursor*)cur;
+  const CheckRow *pRow = &pCur->aRow[pCur->iRow];
+  switch( iCol ){
+    case CHECK_PATH:
+      sqlite3_result_text(ctx, pRow->zPath, -1, SQLITE_TRANSIENT); break;
+    case CHECK_RULE:
+      sqlite3_result_text(ctx, pRow->zRule, -1, SQLITE_STATIC); break;
+    case CHECK_SEVERITY:
+      sqlite3_result_text(ctx, pRow->zSeverity, -1, SQLITE_STATIC); break;
+    case CHECK_MESSAGE:
+      sqlite3_result_text(ctx, pRow->zMessage, -1, SQLITE_TRANSIENT); break;
+    default:
+      break;   /* hidden arguments read back as NULL */
+  }
+  return SQLITE_OK;
+}
+
+static int check_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
+  *pRowid = ((CheckCursor*)cur)->iRow + 1;
+  return SQLITE_OK;
+}
+
+static sqlite3_module checkModule = {
+  0,                        /* iVersion */
+  0,                        /* xCreate: eponymous only */
+  check_connect,
+  check_best_index,
+  kustomer_tvf_disconnect,
+  0,                        /* xDestroy */
+  check_open,
+  check_close,
+  check_filter,
+  check_next,
+  check_eof,
+  check_column,
+  check_rowid,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0  /* xUpdate .. xShadowName */
+};
+
+int kustomer_register_check(sqlite3 *db){
+  return sqlite3_create_module(db, "kustomer_check", &checkModule, 0);
+}

@@ -1,0 +1,258 @@
+/*
+** Declarations shared by the extension's modules.
+**
+** The extension is split in the manner of sqlean: kustomer_ext.c holds the
+** entry point and the registration table; each file in src/ implements one
+** part of the SQL surface or one shared mechanism.  Every unit that calls the
+** SQLite API includes this header after SQLITE_EXTENSION_INIT3.
+*/
+#ifndef KUSTOMER_H
+#define KUSTOMER_H
+
+#include <stddef.h>
+#include <sqlite3ext.h>
+#include <cjson/cJSON.h>
+
+#define KUSTOMER_VERSION "0.1.0"
+
+/* Limits on input JSON, enforced with a clear error before parsing. */
+#define KUSTOMER_MAX_DEPTH 256                 /* nesting of arrays/objects */
+#define KUSTOMER_MAX_JSON  (64 * 1024 * 1024)  /* bytes of one document */
+
+/* SQLite 3.45 added this flag; older libraries ignore unknown flag bits. */
+#ifndef SQLITE_RESULT_SUBTYPE
+# define SQLITE_RESULT_SUBTYPE 0x001000000
+#endif
+#define KUSTOMER_JSON_SUBTYPE 74 /* 'J', what SQLite's json functions use */
+
+/* ---- jsnum.c: numbers exactly as JavaScript prints them ------------------ */
+
+/* Longest text kustomer_fmt_number() writes, terminator included. */
+#define KUSTOMER_NUMBUF 32
+
+/*
+** Write into zBuf the text JavaScript's Number.prototype.toString gives for
+** r (the same digits JSON.stringify uses for finite numbers): shortest
+** round-trip digits, exponent form from 1e21 and below 1e-6, "-0" as "0",
+** "NaN", "Infinity", "-Infinity".  Returns the length, without terminator.
+*/
+int kustomer_fmt_number(double r, char *zBuf);
+
+/* ---- json.c: parsing input, writing output ------------------------------ */
+
+/*
+** Parse n bytes of JSON text.  Before cJSON sees the text it is checked for
+** what cJSON would accept silently or lose: invalid UTF-8, nesting deeper
+** than KUSTOMER_MAX_DEPTH, a \u0000 escape (cJSON truncates there), size.
+** On failure returns NULL and sets *pzErr to a message from sqlite3_mprintf
+** (without a function-name prefix) or leaves it NULL on out-of-memory.
+*/
+cJSON *kustomer_json_parse(const char *z, int n, char **pzErr);
+
+/* Append a JSON string literal for n bytes of UTF-8, escaped as
+** JSON.stringify escapes. */
+void kustomer_json_string(sqlite3_str *p, const char *z, size_t n);
+
+/* Append a number as JSON.stringify does (non-finite values as null). */
+void kustomer_json_number(sqlite3_str *p, double r);
+
+/* Append the compact JSON of a parsed value.  Objects keep their input key
+** order; a duplicated key keeps its first position and its last value, as
+** JSON.parse leaves it. */
+void kustomer_json_value(sqlite3_str *p, const cJSON *pVal);
+
+/* Append JavaScript's string conversion of a value ("" + v), except that an
+** object is written as its compact JSON instead of "[object Object]". */
+void kustomer_js_string(sqlite3_str *p, const cJSON *pVal);
+
+/* For each of n keys, the index of the first key equal to it (hashing
+** when n is large).  Returns SQLITE_OK or SQLITE_NOMEM. */
+int kustomer_first_same(int n, const char *const *azKey, int *aFirst);
+
+/* Lookup of a member by exact key; with duplicates the last one wins. */
+const cJSON *kustomer_json_member(const cJSON *pObj, const char *zKey);
+
+/* JavaScript truthiness of a parsed value (NULL pointer = undefined). */
+int kustomer_js_truthy(const cJSON *pVal);
+
+/* The reference's "acceptable" value: truthy, or exactly false or 0. */
+int kustomer_acceptable(const cJSON *pVal);
+
+/* Name of a value's JSON type as SQLite's json_type() reports it:
+** null, true, false, integer, real, text, array, object. */
+const char *kustomer_json_type(const cJSON *pVal);
+
+/* ---- settings.c: destination settings ----------------------------------- */
+
+typedef struct KSettings KSettings;
+struct KSettings {
+  char *zBase;            /* API host, no trailing '/' */
+  char *zAuth;            /* the Authorization header value */
+  int bAdvanced;          /* advancedTransform */
+  int bIdentityEmail;     /* setIdentityEmail */
+  int bDisableEmail;      /* disableEmailAsTrackingProperty */
+  int bGenericPage;       /* genericPage */
+  int bGenericScreen;     /* genericScreen */
+};
+
+/*
+** Parse settings JSON text (NULL or empty object = defaults).  Returns
+** SQLITE_OK and a new object, SQLITE_NOMEM, or SQLITE_ERROR with *pzErr
+** (sqlite3_mprintf, no function prefix) describing the problem.
+*/
+int kustomer_settings_parse(const char *z, int n, KSettings **ppOut,
+                            char **pzErr);
+void kustomer_settings_free(KSettings *p);
+
+/*
+** Settings for the function argument argv[iArg] (defaults when absent or
+** NULL).  A constant settings argument is parsed once per statement: the
+** parse is cached with sqlite3_set_auxdata.  On error, reports it on ctx
+** (prefixed with zFunc) and returns NULL.  *pbNew says the object is new:
+** pass it to kustomer_settings_done() after the last use.
+*/
+KSettings *kustomer_settings_get(sqlite3_context *ctx, int argc,
+                                 sqlite3_value **argv, int iArg,
+                                 const char *zFunc, int *pbNew);
+void kustomer_settings_done(sqlite3_context *ctx, int iArg, KSettings *pSet,
+                            int bNew);
+
+/* ---- transform.c: the reference's transformation ----------------------- */
+
+/* Message types. */
+#define KTYPE_IDENTIFY 1
+#define KTYPE_TRACK    2
+#define KTYPE_PAGE     3
+#define KTYPE_SCREEN   4
+
+/*
+** A per-event failure: the status the reference reports and its message.
+** zMsg is from sqlite3_mprintf and owned by the KError.
+*/
+typedef struct KError KError;
+struct KError {
+  int status;
+  char *zMsg;
+};
+void kustomer_error_clear(KError *pErr);
+
+/* Result codes of the transform functions are SQLITE_OK, SQLITE_NOMEM,
+** SQLITE_TOOBIG (output too large), or this one: the event cannot be
+** transformed and *pErr says why. */
+#define KUSTOMER_EVENT_ERROR (-1)
+
+/* The message type of an event (KTYPE_*), or KUSTOMER_EVENT_ERROR with the
+** reference's error for a missing or unsupported type. */
+int kustomer_event_type(const cJSON *pEvent, KError *pErr);
+
+/*
+** Meta: the plan for turning a properties object into Kustomer's meta,
+** one item per member of the object, in input order.  A member is not sent
+** when it is one of the session/tracking keys, when a later member has the
+** same key (JSON.parse keeps the last value, at the first key's position),
+** or when a later member maps to the same Kustomer key.
+*/
+typedef struct KMetaItem KMetaItem;
+struct KMetaItem {
+  const cJSON *pSrc;      /* the member as given */
+  const char *zKey;       /* key sent to Kustomer; NULL if not computed */
+  int eConv;              /* KCONV_*: how the value is sent */
+  int eFate;              /* KFATE_*: what happens to this member */
+  int iPos;               /* output position (first member with its key) */
+  int iNext;              /* next item in output order, -1 at the end */
+  char bOwnKey;           /* zKey was allocated for this item */
+};
+#define KCONV_NONE    0   /* value sent as it is */
+#define KCONV_BOOLSTR 1   /* boolean sent as "true"/"false" */
+#define KCONV_ARRJOIN 2   /* array sent as its elements' JSON joined by , */
+#define KCONV_OBJJSON 3   /* object sent as its compact JSON text */
+
+#define KFATE_SENT      0 /* sent under zKey */
+#define KFATE_EXCLUDED  1 /* a session/tracking key: not part of meta */
+#define KFATE_DUPLICATE 2 /* the same key appears again later */
+#define KFATE_COLLISION 3 /* a later member maps to the same Kustomer key */
+#define KFATE_EMAIL     4 /* removed by disableEmailAsTrackingProperty */
+
+typedef struct KMeta KMeta;
+struct KMeta {
+  const cJSON *pProps;    /* the properties value (NULL: absent) */
+  int bAdvanced;          /* advanced transformation applied */
+  int nItem;              /* members of an object (0 otherwise) */
+  int iFirst;             /* first sent item in output order, -1 if none */
+  KMetaItem *aItem;
+  KMetaItem aStatic[16];  /* small objects need no allocation */
+};
+
+/* Build the meta plan for a properties value (NULL = absent).  bDropEmail
+** marks the "email" key as removed.  Returns SQLITE_OK or SQLITE_NOMEM. */
+int kustomer_meta_plan(const cJSON *pProps, int bAdvanced, int bDropEmail,
+                       KMeta *pMeta);
+void kustomer_meta_free(KMeta *pMeta);
+
+/* Whether meta is present in the event payload at all. */
+int kustomer_meta_present(const KMeta *pMeta);
+
+/* Append the Kustomer value of one meta item. */
+int kustomer_meta_write_value(sqlite3_str *p, const KMetaItem *pItem);
+
+/* Append the meta value for a plan (object, or a primitive passed
+** through when properties is not an object and advanced is off). */
+int kustomer_meta_write(sqlite3_str *p, const KMeta *pMeta);
+
+/* Append the Kustomer event name of a track/page/screen event.  Returns
+** SQLITE_OK or KUSTOMER_EVENT_ERROR. */
+int kustomer_event_name_write(sqlite3_str *p, const cJSON *pEvent, int eType,
+                              const KSettings *pSet, KError *pErr);
+
+/* Append the {identity, event} body of a track/page/screen event. */
+int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
+                            const KSettings *pSet, KError *pErr);
+
+/* Append the customer body of an identify event. */
+int kustomer_identify_write(sqlite3_str *p, const cJSON *pEvent,
+                            const KSettings *pSet, KError *pErr);
+
+/*
+** Append the whole request envelope for an event.  zCustomerId (may be
+** NULL) is the id of an existing customer for identify.
+*/
+int kustomer_request_write(sqlite3_str *p, const cJSON *pEvent,
+                           const KSettings *pSet, const char *zCustomerId,
+                           KError *pErr);
+
+/* The generic userId lookup (userId ... anonymousId), NULL if none. */
+const cJSON *kustomer_user_id(const cJSON *pEvent);
+
+/* Whether text contains JavaScript whitespace (the \s class). */
+int kustomer_has_space(const char *z, size_t n);
+
+/* ISO-8601 test of the advanced transformation (section 6.4). */
+int kustomer_is_iso_date(const char *z, size_t n);
+
+/* ---- vtab.c: what the table-valued functions share --------------------- */
+int kustomer_tvf_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo,
+                            int iFirstArg, int nArg, const char *zFunc,
+                            const char *zArg);
+int kustomer_tvf_disconnect(sqlite3_vtab *pVtab);
+int kustomer_tvf_connect(sqlite3 *db, const char *zSchema,
+                         sqlite3_vtab **ppVtab);
+int kustomer_vtab_error(sqlite3_vtab *pVtab, char *zMsg);
+
+/* ---- check.c: what Kustomer would reject -------------------------------- */
+
+/* The verdict on one meta key/value as it would be sent: NULL when
+** Kustomer accepts it, else the rule's name and severity. */
+typedef struct KProblem KProblem;
+struct KProblem {
+  const char *zRule;        /* e.g. "number_key_without_num" */
+  const char *zSeverity;    /* "error" or "warning" */
+  const char *zMessage;     /* a sentence for people */
+};
+const KProblem *kustomer_meta_item_problem(const KMetaItem *pItem);
+
+/* ---- registration (one function per module, called from the entry) ----- */
+int kustomer_register_functions(sqlite3 *db);
+int kustomer_register_meta_each(sqlite3 *db);
+int kustomer_register_check(sqlite3 *db);
+
+#endif /* KUSTOMER_H */

@@ -1,0 +1,259 @@
+/*
+** kustomer_meta_each(properties [, settings]): one row per property, with
+** what Kustomer receives for it.
+**
+**   SELECT key, kustomer_key, problem
+**     FROM kustomer_meta_each('{"total":12.5}', '{"advancedTransform":true}');
+**   -- total | totalNum | NULL
+**
+** Columns: key, value (as json_each gives it), type (json_type's names),
+** kustomer_key and kustomer_value (NULL when the property is not sent:
+** session/tracking keys, which become sessionId/trackingId, repeated or
+** colliding keys, the e-mail removed by disableEmailAsTrackingProperty),
+** problem (NULL when Kustomer accepts the property as sent).
+*/
+#include <string.h>
+#include "kustomer.h"
+SQLITE_EXTENSION_INIT3
+
+#define EACH_KEY       0
+#define EACH_VALUE     1
+#define EACH_TYPE      2
+#define EACH_KKEY      3
+#define EACH_KVALUE    4
+#define EACH_PROBLEM   5
+#define EACH_PROPS     6   /* HIDDEN: argument 1 */
+#define EACH_SETTINGS  7   /* HIDDEN: argument 2 */
+
+typedef struct EachCursor EachCursor;
+struct EachCursor {
+  sqlite3_vtab_cursor base;
+  cJSON *pDoc;
+  KMeta meta;
+  int iRow;
+};
+
+static int each_connect(sqlite3 *db, void *pAux, int argc,
+                        const char *const *argv, sqlite3_vtab **ppVtab,
+                        char **pzErr){
+  (void)pAux; (void)argc; (void)argv; (void)pzErr;
+  return kustomer_tvf_connect(db,
+      "CREATE TABLE x(key TEXT, value, type TEXT, kustomer_key TEXT,"
+      " kustomer_value, problem TEXT, properties HIDDEN, settings HIDDEN)",
+      ppVtab);
+}
+
+static int each_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
+  return kustomer_tvf_best_index(pVtab, pInfo, EACH_PROPS, 2,
+                                 "kustomer_meta_each", "properties");
+}
+
+static void each_reset(EachCursor *pCur){
+  kustomer_meta_free(&pCur->meta);
+  memset(&pCur->meta, 0, sizeof(pCur->meta));
+  cJSON_Delete(pCur->pDoc);
+  pCur->pDoc = 0;
+  pCur->iRow = 0;
+}
+
+static int each_open(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur){
+  EachCursor *pCur = sqlite3_malloc(sizeof(*pCur));
+  (void)pVtab;
+  if( pCur==0 ) return SQLITE_NOMEM;
+  memset(pCur, 0, sizeof(*pCur));
+  pCur->meta.aItem = pCur->meta.aStatic;
+  *ppCur = &pCur->base;
+  return SQLITE_OK;
+}
+
+static int each_close(sqlite3_vtab_cursor *cur){
+  EachCursor *pCur = (EachCursor*)cur;
+  each_reset(pCur);
+  sqlite3_free(pCur);
+  return SQLITE_OK;
+}
+
+static int each_filter(sqlite3_vtab_cursor *cur, int idxNum,
+                       const char *idxStr, int argc, sqlite3_value **argv){
+  EachCursor *pCur = (EachCursor*)cur;
+  sqlite3_vtab *pVtab = cur->pVtab;
+  KSettings *pSet = 0;
+  char *zErr = 0;
+  const char *z = 0;
+  int n = 0, rc;
+  (void)idxNum; (void)idxStr;
+
+  each_reset(pCur);
+  pCur->meta.aItem = pCur->meta.aStatic;
+  if( argc<1 || sqlite3_value_type(argv[0])==SQLITE_NULL ) return SQLITE_OK;
+  if( sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
+    return kustomer_vtab_error(pVtab, sqlite3_mprintf("kustomer_meta_each(): "
+                               "argument 1 (properties) must be JSON text"));
+  }
+  if( argc>1 && sqlite3_value_type(argv[1])!=SQLITE_NULL ){
+    if( sqlite3_value_type(argv[1])!=SQLITE_TEXT ){
+      return kustomer_vtab_error(pVtab, sqlite3_mprintf(
+          "kustomer_meta_each(): argument 2 (settings) must be JSON text"));
+    }
+    z = (const char*)sqlite3_value_text(argv[1]);
+    if( z==0 ) return SQLITE_NOMEM;
+    n = sqlite3_value_bytes(argv[1]);
+  }
+  rc = kustomer_settings_parse(z, n, &pSet, &zErr);
+  if( rc!=SQLITE_OK ){
+    if( zErr==0 ) return rc;
+    rc = kustomer_vtab_error(pVtab, sqlite3_mprintf("kustomer_meta_each(): "
+                             "argument 2 (settings) %s", zErr));
+    sqlite3_free(zErr);
+    return rc;
+  }
+  z = (const char*)sqlite3_value_text(argv[0]);
+  if( z==0 ){
+    kustomer_settings_free(pSet);
+    return SQLITE_NOMEM;
+  }
+  pCur->pDoc = kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
+  if( pCur->pDoc==0 ){
+    kustomer_settings_free(pSet);
+    if( zErr==0 ) return SQLITE_NOMEM;
+    rc = kustomer_vtab_error(pVtab, sqlite3_mprintf("kustomer_meta_each(): "
+                             "argument 1 (properties) %s", zErr));
+    sqlite3_free(zErr);
+    return rc;
+  }
+  rc = kustomer_meta_plan(pCur->pDoc, pSet->bAdvanced,
+                          pSet->bIdentityEmail && pSet->bDisableEmail,
+                          &pCur->meta);
+  kustomer_settings_free(pSet);
+  return rc;
+}
+
+static int each_next(sqlite3_vtab_cursor *cur){
+  ((EachCursor*)cur)->iRow++;
+  return SQLITE_OK;
+}
+
+static int each_eof(sqlite3_vtab_cursor *cur){
+  EachCursor *pCur = (EachCursor*)cur;
+  return pCur->iRow>=pCur->meta.nItem;
+}
+
+/* A value as json_each() reports it: SQL atoms for JSON atoms, JSON text
+** (with the JSON subtype) for arrays and objects. */
+static void each_result_value(sqlite3_context *ctx, const cJSON *v){
+  sqlite3_str *p;
+  int rc, n;
+  char *z;
+  switch( v->type & 0xff ){
+    case cJSON_NULL:   sqlite3_result_null(ctx); return;
+    case cJSON_True:   sqlite3_result_int(ctx, 1); return;
+    case cJSON_False:  sqlite3_result_int(ctx, 0); return;
+    case cJSON_String:
+      sqlite3_result_text(ctx, v->valuestring, -1, SQLITE_TRANSIENT);
+      return;
+    case cJSON_Number:
+      if( kustomer_json_type(v)[0]=='i' ){
+        sqlite3_result_int64(ctx, (sqlite3_int64)v->valuedouble);
+      }else{
+        sqlite3_result_double(ctx, v->valuedouble);
+      }
+      return;
+    default:
+      p = sqlite3_str_new(0);
+      kustomer_json_value(p, v);
+      rc = sqlite3_str_errcode(p);
+      n = sqlite3_str_length(p);
+      z = sqlite3_str_finish(p);
+      if( rc ){
+        sqlite3_free(z);
+        sqlite3_result_error_code(ctx, rc);
+        return;
+      }
+      sqlite3_result_text(ctx, z, n, sqlite3_free);
+      sqlite3_result_subtype(ctx, KUSTOMER_JSON_SUBTYPE);
+      return;
+  }
+}
+
+static int each_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx,
+                       int iCol){
+  EachCursor *pCur = (EachCursor*)cur;
+  const KMetaItem *pItem = &pCur->meta.aItem[pCur->iRow];
+  const KProblem *pP;
+  switch( iCol ){
+    case EACH_KEY:
+      sqlite3_result_text(ctx, pItem->pSrc->string, -1, SQLITE_TRANSIENT);
+      break;
+    case EACH_VALUE:
+      each_result_value(ctx, pItem->pSrc);
+      break;
+    case EACH_TYPE:
+      sqlite3_result_text(ctx, kustomer_json_type(pItem->pSrc), -1,
+                          SQLITE_STATIC);
+      break;
+    case EACH_KKEY:
+      if( pItem->eFate==KFATE_SENT ){
+        sqlite3_result_text(ctx, pItem->zKey, -1, SQLITE_TRANSIENT);
+      }
+      break;
+    case EACH_KVALUE:
+      if( pItem->eFate!=KFATE_SENT ) break;
+      if( pItem->eConv==KCONV_NONE ){
+        each_result_value(ctx, pItem->pSrc);
+      }else{
+        /* A converted value is a JSON string: return its text. */
+        sqlite3_str *p = sqlite3_str_new(0);
+        cJSON *pStr;
+        int rc = kustomer_meta_write_value(p, pItem);
+        char *z = sqlite3_str_finish(p);
+        if( rc || z==0 ){
+          sqlite3_free(z);
+          sqlite3_result_error_nomem(ctx);
+          break;
+        }
+        pStr = cJSON_Parse(z);
+        sqlite3_free(z);
+        if( pStr==0 || !cJSON_IsString(pStr) ){
+          cJSON_Delete(pStr);
+          sqlite3_result_error_nomem(ctx);
+          break;
+        }
+        sqlite3_result_text(ctx, pStr->valuestring, -1, SQLITE_TRANSIENT);
+        cJSON_Delete(pStr);
+      }
+      break;
+    case EACH_PROBLEM:
+      pP = kustomer_meta_item_problem(pItem);
+      if( pP ) sqlite3_result_text(ctx, pP->zMessage, -1, SQLITE_STATIC);
+      break;
+    default:
+      break;
+  }
+  return SQLITE_OK;
+}
+
+static int each_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
+  *pRowid = ((EachCursor*)cur)->iRow + 1;
+  return SQLITE_OK;
+}
+
+static sqlite3_module eachModule = {
+  0,                        /* iVersion */
+  0,                        /* xCreate: eponymous only */
+  each_connect,
+  each_best_index,
+  kustomer_tvf_disconnect,
+  0,                        /* xDestroy */
+  each_open,
+  each_close,
+  each_filter,
+  each_next,
+  each_eof,
+  each_column,
+  each_rowid,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0  /* xUpdate .. xShadowName */
+};
+
+int kustomer_register_meta_each(sqlite3 *db){
+  return sqlite3_create_module(db, "kustomer_meta_each", &eachModule, 0);
+}

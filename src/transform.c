@@ -1,0 +1,990 @@
+/*
+** The transformation: RudderStack's Kustomer destination, reproduced.
+**
+** An event (a parsed RudderStack/Segment message) becomes a Kustomer
+** request: identify -> the customer body for POST/PUT /v1/customers,
+** track/page/screen -> the {identity, event} body for
+** POST /v1/tracking/identityEvent.  Everything is written straight into an
+** sqlite3_str in the reference's key order; no output tree is built.
+**
+** Section numbers refer to docs/rudderstack-kustomer-behaviour.md; "Dn" to
+** the deliberate differences listed in conformance/DEVIATIONS.md.
+*/
+#include <stdarg.h>
+#include <string.h>
+#include "kustomer.h"
+SQLITE_EXTENSION_INIT3
+
+void kustomer_error_clear(KError *pErr){
+  sqlite3_free(pErr->zMsg);
+  pErr->zMsg = 0;
+  pErr->status = 0;
+}
+
+/* Record a per-event failure.  Returns KUSTOMER_EVENT_ERROR. */
+static int event_error(KError *pErr, const char *zFmt, ...){
+  va_list ap;
+  va_start(ap, zFmt);
+  sqlite3_free(pErr->zMsg);
+  pErr->zMsg = sqlite3_vmprintf(zFmt, ap);
+  pErr->status = 400;
+  va_end(ap);
+  return pErr->zMsg ? KUSTOMER_EVENT_ERROR : SQLITE_NOMEM;
+}
+
+/*
+** Append the text built in a temporary string as a JSON string literal and
+** free the temporary.  Returns the temporary's error code (NOMEM, TOOBIG).
+*/
+static int flush_json_string(sqlite3_str *p, sqlite3_str *pTmp){
+  int rc = sqlite3_str_errcode(pTmp);
+  int n = sqlite3_str_length(pTmp);
+  char *z = sqlite3_str_finish(pTmp);
+  if( rc==SQLITE_OK ) kustomer_json_string(p, z ? z : "", (size_t)n);
+  sqlite3_free(z);
+  return rc;
+}
+
+/* ---- Path lookup (3.1, 3.2) -------------------------------------------- */
+
+static int is_container(const cJSON *p){
+  return p && (cJSON_IsObject(p) || cJSON_IsArray(p));
+}
+
+/* Member of an object by a key of n bytes (last duplicate wins, as after
+** JSON.parse), or element of an array by a canonical index. */
+static const cJSON *member_n(const cJSON *p, const char *z, size_t n){
+  const cJSON *pC, *pFound = 0;
+  if( cJSON_IsObject(p) ){
+    for(pC=p->child; pC; pC=pC->next){
+      if( strncmp(pC->string, z, n)==0 && pC->string[n]==0 ) pFound = pC;
+    }
+  }else if( cJSON_IsArray(p) ){
+    size_t i;
+    long iIdx = 0;
+    if( n==0 || n>9 || (z[0]=='0' && n>1) ) return 0;
+    for(i=0; i<n; i++){
+      if( z[i]<'0' || z[i]>'9' ) return 0;
+      iIdx = iIdx*10 + (z[i]-'0');
+    }
+    for(pC=p->child; pC && iIdx>0; pC=pC->next) iIdx--;
+    pFound = pC;
+  }
+  return pFound;
+}
+
+/*
+** The value at a dotted path, as the get-value library finds it: the whole
+** path as one key first, then segment by segment; a segment that is missing
+** is retried joined with the following ones ("a.b" found by path a.b.c).
+** NULL means undefined.
+*/
+static const cJSON *path_get(const cJSON *pRoot, const char *zPath){
+  const cJSON *p = pRoot;
+  const char *z = zPath;
+  const cJSON *pFound;
+  if( !is_container(p) ) return 0;
+  pFound = member_n(p, zPath, strlen(zPath));
+  if( pFound ) return pFound;
+  while( 1 ){
+    const char *zEnd = strchr(z, '.');
+    if( zEnd==0 ) zEnd = z + strlen(z);
+    pFound = member_n(p, z, (size_t)(zEnd-z));
+    while( pFound==0 && *zEnd=='.' ){
+      zEnd = strchr(zEnd+1, '.');
+      if( zEnd==0 ) zEnd = z + strlen(z);
+      pFound = member_n(p, z, (size_t)(zEnd-z));
+    }
+    if( pFound==0 ) return 0;
+    if( *zEnd==0 ) return pFound;
+    p = pFound;
+    z = zEnd+1;
+    if( !is_container(p) ) return 0;
+  }
+}
+
+/* First acceptable value along a NULL-terminated list of paths (3.2). */
+static const cJSON *first_acceptable(const cJSON *pRoot,
+                                     const char *const *azPath){
+  for(; *azPath; azPath++){
+    const cJSON *p = path_get(pRoot, *azPath);
+    if( kustomer_acceptable(p) ) return p;
+  }
+  return 0;
+}
+
+/* Generic map entries (3.3).  The e-mail list ends without the
+** reference's context.externalId.0.id (D6). */
+static const char *const azUserId[] = {
+  "userId", "traits.userId", "traits.id", "context.traits.userId",
+  "context.traits.id", "anonymousId", 0
+};
+static const char *const azEmail[] = {
+  "traits.email", "context.traits.email", "properties.email", 0
+};
+static const char *const azPhone[] = {
+  "traits.phone", "context.traits.phone", "properties.phone", 0
+};
+static const char *const azFirstName[] = {
+  "traits.firstName", "traits.firstname", "traits.first_name",
+  "context.traits.firstName", "context.traits.firstname",
+  "context.traits.first_name", 0
+};
+static const char *const azLastName[] = {
+  "traits.lastName", "traits.lastname", "traits.last_name",
+  "context.traits.lastName", "context.traits.lastname",
+  "context.traits.last_name", 0
+};
+static const char *const azWebsite[] = {
+  "traits.website", "context.traits.website", "properties.website", 0
+};
+static const char *const azAddress[] = {
+  "traits.address", "context.traits.address", 0
+};
+
+/* ---- JavaScript whitespace (the \s class and String.prototype.trim) ---- */
+
+/* Byte length of the whitespace character at z, or 0. */
+static int js_space(const unsigned char *z, size_t n){
+  unsigned c = z[0];
+  if( c<0x80 ) return (c==' ' || (c>=0x09 && c<=0x0d)) ? 1 : 0;
+  if( c==0xC2 ) return (n>=2 && z[1]==0xA0) ? 2 : 0;
+  if( n<3 ) return 0;
+  if( c==0xE1 ) return (z[1]==0x9A && z[2]==0x80) ? 3 : 0;
+  if( c==0xE2 ){
+    if( z[1]==0x80 ){
+      return (z[2]<=0x8A || z[2]==0xA8 || z[2]==0xA9 || z[2]==0xAF) ? 3 : 0;
+    }
+    return (z[1]==0x81 && z[2]==0x9F) ? 3 : 0;
+  }
+  if( c==0xE3 ) return (z[1]==0x80 && z[2]==0x80) ? 3 : 0;
+  if( c==0xEF ) return (z[1]==0xBB && z[2]==0xBF) ? 3 : 0;
+  return 0;
+}
+
+/* Byte length of the UTF-8 character at z (input is valid UTF-8). */
+static int char_len(const unsigned char *z){
+  if( z[0]<0xC0 ) return 1;
+  if( z[0]<0xE0 ) return 2;
+  if( z[0]<0xF0 ) return 3;
+  return 4;
+}
+
+/* Append z trimmed of whitespace, each inner run replaced by '-' (the
+** advanced transformation's rule for names and keys, section 6). */
+static void js_dashify(sqlite3_str *p, const char *zIn, size_t n){
+  const unsigned char *z = (const unsigned char*)zIn;
+  size_t i = 0, iRun = 0;
+  int bPending = 0, bAny = 0;
+  while( i<n ){
+    int k = js_space(&z[i], n-i);
+    if( k ){
+      if( i>iRun ) sqlite3_str_append(p, (const char*)&z[iRun], (int)(i-iRun));
+      if( bAny ) bPending = 1;
+      i += k;
+      iRun = i;
+      continue;
+    }
+    if( bPending ){
+      sqlite3_str_appendchar(p, 1, '-');
+      bPending = 0;
+    }
+    bAny = 1;
+    i += char_len(&z[i]);
+  }
+  if( i>iRun ) sqlite3_str_append(p, (const char*)&z[iRun], (int)(n-iRun));
+}
+
+int kustomer_has_space(const char *zIn, size_t n){
+  const unsigned char *z = (const unsigned char*)zIn;
+  size_t i = 0;
+  while( i<n ){
+    if( js_space(&z[i], n-i) ) return 1;
+    i += char_len(&z[i]);
+  }
+  return 0;
+}
+
+/* Length of z without trailing whitespace. */
+static size_t js_trim_end(const char *zIn, size_t n){
+  const unsigned char *z = (const unsigned char*)zIn;
+  size_t i = 0, iEnd = 0;
+  while( i<n ){
+    int k = js_space(&z[i], n-i);
+    if( k ){
+      i += k;
+    }else{
+      i += char_len(&z[i]);
+      iEnd = i;
+    }
+  }
+  return iEnd;
+}
+
+/* ---- ISO-8601 test (6.4) ---------------------------------------------- */
+
+static int digits(const char *z, size_t n, size_t i, int k){
+  int j;
+  if( i+(size_t)k>n ) return 0;
+  for(j=0; j<k; j++){
+    if( z[i+j]<'0' || z[i+j]>'9' ) return 0;
+  }
+  return 1;
+}
+
+int kustomer_is_iso_date(const char *z, size_t n){
+  size_t i;
+  if( !digits(z, n, 0, 4) ) return 0;
+  i = 4;
+  if( i==n ) return 1;
+  if( z[i]!='-' || !digits(z, n, i+1, 2) ) return 0;
+  i += 3;
+  if( i==n ) return 1;
+  if( z[i]!='-' || !digits(z, n, i+1, 2) ) return 0;
+  i += 3;
+  if( i==n ) return 1;
+  if( (z[i]!='T' && z[i]!='t') || !digits(z, n, i+1, 2)
+   || i+3>=n || z[i+3]!=':' || !digits(z, n, i+4, 2) ) return 0;
+  i += 6;
+  if( i<n && z[i]==':' ){
+    if( !digits(z, n, i+1, 2) ) return 0;
+    i += 3;
+  }
+  if( i<n && z[i]=='.' ){
+    if( !digits(z, n, i+1, 1) ) return 0;
+    i += 2;
+    while( i<n && z[i]>='0' && z[i]<='9' ) i++;
+  }
+  if( i<n && (z[i]=='Z' || z[i]=='z') ){
+    i++;
+  }else if( i<n && (z[i]=='+' || z[i]=='-') ){
+    if( !digits(z, n, i+1, 2) || i+3>=n || z[i+3]!=':'
+     || !digits(z, n, i+4, 2) ) return 0;
+    i += 6;
+  }
+  return i==n;
+}
+
+/* ---- Event type (section 2) ------------------------------------------- */
+
+int kustomer_event_type(const cJSON *pEvent, KError *pErr){
+  static const struct { const char *zName; int eType; } aType[] = {
+    { "identify", KTYPE_IDENTIFY }, { "track", KTYPE_TRACK },
+    { "page", KTYPE_PAGE },         { "screen", KTYPE_SCREEN },
+  };
+  const cJSON *pType;
+  size_t i;
+  if( !cJSON_IsObject(pEvent) ){
+    return event_error(pErr, "Event must be a JSON object");
+  }
+  pType = kustomer_json_member(pEvent, "type");
+  if( !kustomer_js_truthy(pType) ){
+    return event_error(pErr, "Event type is required");
+  }
+  if( !cJSON_IsString(pType) ){
+    /* The reference crashes in toLowerCase() here (D5). */
+    return event_error(pErr, "Event type must be a string");
+  }
+  for(i=0; i<sizeof(aType)/sizeof(aType[0]); i++){
+    if( sqlite3_stricmp(pType->valuestring, aType[i].zName)==0 ){
+      return aType[i].eType;
+    }
+  }
+  return event_error(pErr, "Event type %s is not supported",
+                     pType->valuestring);
+}
+
+/* ---- Meta (sections 5.1 and 6) ----------------------------------------- */
+
+static const char *const azExcluded[] = {
+  "kustomerSessionId", "kustomer_session_id",
+  "kustomerTrackingId", "kustomer_tracking_id", 0
+};
+
+static int is_excluded(const char *zKey){
+  const char *const *az;
+  for(az=azExcluded; *az; az++){
+    if( strcmp(zKey, *az)==0 ) return 1;
+  }
+  return 0;
+}
+
+static int ends_with(const char *z, size_t n, const char *zSuffix){
+  size_t k = strlen(zSuffix);
+  return n>=k && memcmp(&z[n-k], zSuffix, k)==0;
+}
+
+/* Whether the JavaScript string conversion of v looks like an ISO date. */
+static int value_is_date(const cJSON *v){
+  if( cJSON_IsString(v) ){
+    return kustomer_is_iso_date(v->valuestring, strlen(v->valuestring));
+  }
+  if( cJSON_IsArray(v) ){
+    sqlite3_str *p = sqlite3_str_new(0);
+    int bDate;
+    kustomer_js_string(p, v);
+    bDate = sqlite3_str_errcode(p)==SQLITE_OK
+         && kustomer_is_iso_date(sqlite3_str_value(p),
+                                 (size_t)sqlite3_str_length(p));
+    sqlite3_free(sqlite3_str_finish(p));
+    return bDate;
+  }
+  return 0;
+}
+
+/* Set the advanced transformation's key and conversion for one item. */
+static int meta_advanced_key(KMetaItem *pItem){
+  const cJSON *v = pItem->pSrc;
+  const char *zSuffix = 0;
+  sqlite3_str *p = sqlite3_str_new(0);
+  int n;
+  char *z;
+
+  js_dashify(p, v->string, strlen(v->string));
+  if( cJSON_IsNumber(v) ){
+    zSuffix = "Num";
+  }else if( value_is_date(v) ){
+    zSuffix = "At";
+  }else if( cJSON_IsBool(v) ){
+    pItem->eConv = KCONV_BOOLSTR;
+  }else if( cJSON_IsArray(v) ){
+    pItem->eConv = KCONV_ARRJOIN;
+  }else if( cJSON_IsObject(v) ){
+    pItem->eConv = KCONV_OBJJSON;
+  }
+  if( zSuffix && sqlite3_str_errcode(p)==SQLITE_OK ){
+    n = sqlite3_str_length(p);
+    if( !ends_with(sqlite3_str_value(p), (size_t)n, zSuffix) ){
+      sqlite3_str_appendall(p, zSuffix);
+    }
+  }
+  n = sqlite3_str_length(p);
+  z = sqlite3_str_finish(p);
+  if( z==0 ){
+    /* An empty key is an empty string, not an allocation failure. */
+    if( n!=0 ) return SQLITE_NOMEM;
+    z = sqlite3_mprintf("");
+    if( z==0 ) return SQLITE_NOMEM;
+  }
+  pItem->zKey = z;
+  pItem->bOwnKey = 1;
+  return SQLITE_OK;
+}
+
+void kustomer_meta_free(KMeta *pMeta){
+  int i;
+  for(i=0; i<pMeta->nItem; i++){
+    if( pMeta->aItem[i].bOwnKey ) sqlite3_free((char*)pMeta->aItem[i].zKey);
+  }
+  if( pMeta->aItem!=pMeta->aStatic ) sqlite3_free(pMeta->aItem);
+  pMeta->aItem = 0;
+  pMeta->nItem = 0;
+}
+
+int kustomer_meta_plan(const cJSON *pProps, int bAdvanced, int bDropEmail,
+                       KMeta *pMeta){
+  int aSmall[3*16];
+  const char *azSmall[16];
+  int *aFirst = aSmall, *aLast, *aOrder;
+  const char **azKey = azSmall;
+  void *pAlloc = 0;
+  const cJSON *pC;
+  int n = 0, i, m, rc = SQLITE_OK, iPrev;
+
+  memset(pMeta, 0, sizeof(*pMeta));
+  pMeta->pProps = pProps;
+  pMeta->bAdvanced = bAdvanced;
+  pMeta->iFirst = -1;
+  pMeta->aItem = pMeta->aStatic;
+  if( !cJSON_IsObject(pProps) ) return SQLITE_OK;
+
+  for(pC=pProps->child; pC; pC=pC->next) n++;
+  if( n>16 ){
+    pMeta->aItem = sqlite3_malloc64(sizeof(KMetaItem)*(sqlite3_uint64)n);
+    pAlloc = sqlite3_malloc64((sizeof(int)*3+sizeof(char*))
+                              *(sqlite3_uint64)n);
+    if( pMeta->aItem==0 || pAlloc==0 ){
+      sqlite3_free(pAlloc);
+      if( pMeta->aItem==0 ) pMeta->aItem = pMeta->aStatic;
+      return SQLITE_NOMEM;
+    }
+    aFirst = (int*)pAlloc;
+    azKey = (const char**)&aFirst[3*n];
+  }
+  aLast = &aFirst[n];
+  aOrder = &aFirst[2*n];
+  memset(pMeta->aItem, 0, sizeof(KMetaItem)*(size_t)n);
+  pMeta->nItem = n;
+  for(i=0, pC=pProps->child; pC; pC=pC->next, i++){
+    pMeta->aItem[i].pSrc = pC;
+    pMeta->aItem[i].iNext = -1;
+    azKey[i] = pC->string;
+  }
+
+  /* A repeated key: JSON.parse keeps the last value at the first place. */
+  rc = kustomer_first_same(n, azKey, aFirst);
+  if( rc ) goto done;
+  for(i=0; i<n; i++) aLast[aFirst[i]] = i;
+  for(i=0; i<n; i++) aOrder[i] = -1;
+  for(i=0; i<n; i++){
+    KMetaItem *pItem = &pMeta->aItem[i];
+    if( aLast[aFirst[i]]!=i ){
+      pItem->eFate = KFATE_DUPLICATE;
+    }else if( is_excluded(pItem->pSrc->string) ){
+      pItem->eFate = KFATE_EXCLUDED;
+    }else{
+      if( bAdvanced ){
+        rc = meta_advanced_key(pItem);
+        if( rc ) goto done;
+      }else{
+        pItem->zKey = pItem->pSrc->string;
+      }
+      aOrder[aFirst[i]] = i;
+    }
+  }
+
+  /* The sent items in output order, and collisions between their keys:
+  ** the later value wins, at the first key's place (6.3). */
+  for(i=0, m=0; i<n; i++){
+    if( aOrder[i]>=0 ){
+      aOrder[m] = aOrder[i];
+      azKey[m] = pMeta->aItem[aOrder[m]].zKey;
+      m++;
+    }
+  }
+  rc = kustomer_first_same(m, azKey, aFirst);
+  if( rc ) goto done;
+  for(i=0; i<m; i++) aLast[aFirst[i]] = i;
+  iPrev = -1;
+  for(i=0; i<m; i++){
+    KMetaItem *pItem = &pMeta->aItem[aOrder[i]];
+    if( aLast[aFirst[i]]!=i ){
+      pItem->eFate = KFATE_COLLISION;
+      continue;
+    }
+    pItem->iPos = aFirst[i];
+    if( bDropEmail && strcmp(pItem->zKey, "email")==0 ){
+      pItem->eFate = KFATE_EMAIL;
+      continue;
+    }
+  }
+  /* Link the winners in the order of their key's first place. */
+  for(i=0; i<m; i++){
+    int iWin;
+    if( aFirst[i]!=i ) continue;
+    iWin = aOrder[aLast[i]];
+    if( pMeta->aItem[iWin].eFate!=KFATE_SENT ) continue;
+    if( iPrev<0 ){
+      pMeta->iFirst = iWin;
+    }else{
+      pMeta->aItem[iPrev].iNext = iWin;
+    }
+    iPrev = iWin;
+  }
+
+done:
+  sqlite3_free(pAlloc);
+  return rc;
+}
+
+int kustomer_meta_present(const KMeta *pMeta){
+  return pMeta->bAdvanced || kustomer_acceptable(pMeta->pProps);
+}
+
+int kustomer_meta_write_value(sqlite3_str *p, const KMetaItem *pItem){
+  const cJSON *v = pItem->pSrc;
+  sqlite3_str *pTmp;
+  const cJSON *pC;
+  switch( pItem->eConv ){
+    case KCONV_BOOLSTR:
+      sqlite3_str_appendall(p, cJSON_IsTrue(v) ? "\"true\"" : "\"false\"");
+      return SQLITE_OK;
+    case KCONV_OBJJSON:
+      pTmp = sqlite3_str_new(0);
+      kustomer_json_value(pTmp, v);
+      return flush_json_string(p, pTmp);
+    case KCONV_ARRJOIN:
+      pTmp = sqlite3_str_new(0);
+      for(pC=v->child; pC; pC=pC->next){
+        if( pC!=v->child ) sqlite3_str_appendchar(pTmp, 1, ',');
+        kustomer_json_value(pTmp, pC);
+      }
+      return flush_json_string(p, pTmp);
+    default:
+      kustomer_json_value(p, v);
+      return SQLITE_OK;
+  }
+}
+
+int kustomer_meta_write(sqlite3_str *p, const KMeta *pMeta){
+  int i, rc = SQLITE_OK;
+  if( !cJSON_IsObject(pMeta->pProps) ){
+    if( pMeta->bAdvanced || pMeta->pProps==0 ){
+      sqlite3_str_append(p, "{}", 2);
+    }else{
+      kustomer_json_value(p, pMeta->pProps);
+    }
+    return SQLITE_OK;
+  }
+  sqlite3_str_appendchar(p, 1, '{');
+  for(i=pMeta->iFirst; i>=0; i=pMeta->aItem[i].iNext){
+    const KMetaItem *pItem = &pMeta->aItem[i];
+    if( i!=pMeta->iFirst ) sqlite3_str_appendchar(p, 1, ',');
+    kustomer_json_string(p, pItem->zKey, strlen(pItem->zKey));
+    sqlite3_str_appendchar(p, 1, ':');
+    rc = kustomer_meta_write_value(p, pItem);
+    if( rc ) break;
+  }
+  sqlite3_str_appendchar(p, 1, '}');
+  return rc;
+}
+
+/* ---- Event name (5.1, 3.5, 6.1) ---------------------------------------- */
+
+static const char *const azPageName[] = {
+  "event", "properties.event", "name", "properties.name", 0
+};
+
+/*
+** The event name of a track/page/screen event.  A track event's name that
+** is not a string is passed through untouched (unless the advanced
+** transformation needs a string): then *ppRaw is set and nothing is
+** appended to p.  Otherwise the name's text is appended to p.
+*/
+static int event_name(sqlite3_str *p, const cJSON *pEvent, int eType,
+                      const KSettings *pSet, const cJSON **ppRaw,
+                      KError *pErr){
+  sqlite3_str *pTmp;
+  const char *zPrefix;
+  const cJSON *pName;
+  int n;
+
+  *ppRaw = 0;
+  if( eType==KTYPE_TRACK ){
+    pName = kustomer_json_member(pEvent, "event");
+    if( !kustomer_acceptable(pName) ){
+      return event_error(pErr, "Missing required value from \"event\"");
+    }
+    if( !cJSON_IsString(pName) ){
+      if( pSet->bAdvanced ){
+        /* The reference crashes in trim() here (D5). */
+        return event_error(pErr, "Event name must be a string when "
+                           "advancedTransform is on, got %s",
+                           kustomer_json_type(pName));
+      }
+      *ppRaw = pName;
+      return SQLITE_OK;
+    }
+    if( pSet->bAdvanced ){
+      js_dashify(p, pName->valuestring, strlen(pName->valuestring));
+    }else{
+      sqlite3_str_appendall(p, pName->valuestring);
+    }
+    return SQLITE_OK;
+  }
+
+  zPrefix = eType==KTYPE_PAGE ? "Web-Page-Viewed" : "Screen-Viewed";
+  if( (eType==KTYPE_PAGE && pSet->bGenericPage)
+   || (eType==KTYPE_SCREEN && pSet->bGenericScreen) ){
+    sqlite3_str_appendall(p, zPrefix);
+    return SQLITE_OK;
+  }
+  pName = first_acceptable(pEvent, azPageName);
+  if( pName==0 ){
+    sqlite3_str_appendall(p, zPrefix);
+    return SQLITE_OK;
+  }
+  /* The template "<prefix>-{{value}}", trimmed; not HTML-escaped (D2). */
+  pTmp = sqlite3_str_new(0);
+  sqlite3_str_appendall(pTmp, zPrefix);
+  sqlite3_str_appendchar(pTmp, 1, '-');
+  kustomer_js_string(pTmp, pName);
+  if( sqlite3_str_errcode(pTmp) ){
+    int rc = sqlite3_str_errcode(pTmp);
+    sqlite3_free(sqlite3_str_finish(pTmp));
+    return rc;
+  }
+  n = sqlite3_str_length(pTmp);
+  if( pSet->bAdvanced ){
+    js_dashify(p, sqlite3_str_value(pTmp), (size_t)n);
+  }else{
+    sqlite3_str_append(p, sqlite3_str_value(pTmp),
+                       (int)js_trim_end(sqlite3_str_value(pTmp), (size_t)n));
+  }
+  sqlite3_free(sqlite3_str_finish(pTmp));
+  return SQLITE_OK;
+}
+
+int kustomer_event_name_write(sqlite3_str *p, const cJSON *pEvent, int eType,
+                              const KSettings *pSet, KError *pErr){
+  const cJSON *pRaw;
+  int rc = event_name(p, pEvent, eType, pSet, &pRaw, pErr);
+  if( rc==SQLITE_OK && pRaw ) kustomer_json_value(p, pRaw);
+  return rc;
+}
+
+const cJSON *kustomer_user_id(const cJSON *pEvent){
+  return first_acceptable(pEvent, azUserId);
+}
+
+/* ---- Track, page, screen (5) ------------------------------------------- */
+
+static const char *const azSessionId[] = {
+  "properties.kustomerSessionId", "properties.kustomer_session_id",
+  "context.sessionId", 0
+};
+static const char *const azTrackingId[] = {
+  "properties.kustomerTrackingId", "properties.kustomer_tracking_id", 0
+};
+
+static void write_key(sqlite3_str *p, const char *zKey){
+  sqlite3_str_appendf(p, "\"%s\":", zKey);
+}
+
+static void write_value_or_null(sqlite3_str *p, const cJSON *pVal){
+  if( pVal ){
+    kustomer_json_value(p, pVal);
+  }else{
+    sqlite3_str_append(p, "null", 4);
+  }
+}
+
+int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
+                            const KSettings *pSet, KError *pErr){
+  const cJSON *pRaw, *pVal;
+  const cJSON *pProps = kustomer_json_member(pEvent, "properties");
+  int bDropEmail = pSet->bIdentityEmail && pSet->bDisableEmail;
+  KMeta meta;
+  int rc;
+  sqlite3_str *pName = sqlite3_str_new(0);
+
+  rc = event_name(pName, pEvent, eType, pSet, &pRaw, pErr);
+  if( rc==SQLITE_OK ) rc = sqlite3_str_errcode(pName);
+  if( rc!=SQLITE_OK ){
+    sqlite3_free(sqlite3_str_finish(pName));
+    return rc;
+  }
+  rc = kustomer_meta_plan(pProps, pSet->bAdvanced, bDropEmail, &meta);
+  if( rc!=SQLITE_OK ){
+    sqlite3_free(sqlite3_str_finish(pName));
+    kustomer_meta_free(&meta);
+    return rc;
+  }
+
+  sqlite3_str_appendall(p, "{\"identity\":{\"externalId\":");
+  write_value_or_null(p, first_acceptable(pEvent, azUserId));
+  if( pSet->bIdentityEmail ){
+    sqlite3_str_appendall(p, ",\"email\":");
+    write_value_or_null(p, first_acceptable(pEvent, azEmail));
+  }
+  sqlite3_str_appendall(p, "},\"event\":{\"name\":");
+  if( pRaw ){
+    kustomer_json_value(p, pRaw);
+    sqlite3_free(sqlite3_str_finish(pName));
+  }else{
+    flush_json_string(p, pName);
+  }
+  if( (pVal = first_acceptable(pEvent, azSessionId))!=0 ){
+    sqlite3_str_appendall(p, ",\"sessionId\":");
+    kustomer_json_value(p, pVal);
+  }
+  if( (pVal = first_acceptable(pEvent, azTrackingId))!=0 ){
+    sqlite3_str_appendall(p, ",\"trackingId\":");
+    kustomer_json_value(p, pVal);
+  }
+  if( kustomer_meta_present(&meta) ){
+    sqlite3_str_appendall(p, ",\"meta\":");
+    rc = kustomer_meta_write(p, &meta);
+  }
+  sqlite3_str_appendall(p, "}}");
+  kustomer_meta_free(&meta);
+  return rc;
+}
+
+/* ---- Identify (4.3) ---------------------------------------------------- */
+
+/* KustomerIdentify.json: destination key and source paths, in order. */
+static const struct IdentifyMap {
+  const char *zKey;
+  const char *azPath[5];
+} aIdentifyMap[] = {
+  { "name",          { "traits.name", "context.traits.name" } },
+  { "externalId",    { 0 } },      /* generic userId, required */
+  { "username",      { "traits.userName", "context.traits.userName" } },
+  { "company",       { "traits.company.name", "context.traits.company.name",
+                       "traits.company", "context.traits.company" } },
+  { "signedUpAt",    { "traits.createdAt", "context.traits.createdAt" } },
+  { "lastActivityAt", { "traits.lastActivityAt",
+                        "context.traits.lastActivityAt" } },
+  { "lastCustomerActivityAt", { "traits.lastCustomerActivityAt",
+                                "context.traits.lastCustomerActivityAt" } },
+  { "lastSeenAt",    { "traits.lastSeenAt", "context.traits.lastSeenAt" } },
+  { "importedAt",    { "traits.importedAt", "context.traits.importedAt" } },
+  { "avatarUrl",     { "traits.avatar", "context.traits.avatar" } },
+  { "gender",        { "traits.gender", "context.traits.gender" } },
+  { "tags",          { "traits.tags", "context.traits.tags" } },
+  { "locale",        { "context.locale" } },
+  { "emails",        { "traits.emails", "context.traits.emails" } },
+  { "phones",        { "traits.phones", "context.traits.phones" } },
+  { "socials",       { "traits.socials", "context.traits.socials" } },
+  { "birthdayAt",    { "traits.dob", "context.traits.dob",
+                       "traits.birthday", "context.traits.birthday" } },
+  { "custom",        { "traits.customObject", "context.traits.customObject" } },
+  { "sentiment",     { "traits.sentiment", "context.traits.sentiment" } },
+  { "whatsapps",     { "traits.whatsapps", "context.traits.whatsapps" } },
+  { "facebookIds",   { "traits.facebookIds", "context.traits.facebookIds" } },
+  { "instagramIds",  { "traits.instagramIds",
+                       "context.traits.instagramIds" } },
+  { "timeZone",      { "traits.timeZone", "context.traits.timeZone" } },
+  { "defaultLang",   { "traits.defaultLanguage",
+                       "context.traits.defaultLanguage" } },
+  { "rev",           { "traits.rev", "context.traits.rev" } },
+};
+#define N_IDENTIFY_MAP (int)(sizeof(aIdentifyMap)/sizeof(aIdentifyMap[0]))
+#define IDMAP_NAME   0
+#define IDMAP_EXTID  1
+#define IDMAP_EMAILS 13
+#define IDMAP_PHONES 14
+
+/* A value synthesised after the mapping (name, emails, phones). */
+typedef struct Derived Derived;
+struct Derived {
+  const char *zType;        /* "email" or "phone" for the [{type,..}] form */
+  const cJSON *pVal;        /* the value inside it */
+  const char *zText;        /* or a composed string (name) */
+  int nText;
+};
+
+static void write_derived(sqlite3_str *p, const Derived *pD){
+  if( pD->zText ){
+    kustomer_json_string(p, pD->zText, (size_t)pD->nText);
+  }else{
+    sqlite3_str_appendf(p, "[{\"type\":\"home\",\"%s\":", pD->zType);
+    kustomer_json_value(p, pD->pVal);
+    sqlite3_str_append(p, "}]", 2);
+  }
+}
+
+/* The address text of locations (4.3 step 5), appended to p; returns
+** whether there is one. */
+static int address_text(sqlite3_str *p, const cJSON *pEvent){
+  static const char *const azPart[] = { "street", "city", "state",
+                                        "postalCode" };
+  const cJSON *pAddr = first_acceptable(pEvent, azAddress);
+  const cJSON *apPart[4];
+  int i, bAny = 0;
+  if( !kustomer_js_truthy(pAddr) ) return 0;
+  if( cJSON_IsString(pAddr) ){
+    sqlite3_str_appendall(p, pAddr->valuestring);
+    return 1;
+  }
+  for(i=0; i<4; i++){
+    apPart[i] = cJSON_IsObject(pAddr) ?
+                kustomer_json_member(pAddr, azPart[i]) : 0;
+    if( kustomer_js_truthy(apPart[i]) ) bAny = 1;
+  }
+  if( !bAny ) return 0;
+  for(i=0; i<4; i++){
+    if( i>0 ) sqlite3_str_appendchar(p, 1, ' ');
+    if( kustomer_js_truthy(apPart[i]) ) kustomer_js_string(p, apPart[i]);
+  }
+  return 1;
+}
+
+int kustomer_identify_write(sqlite3_str *p, const cJSON *pEvent,
+                            const KSettings *pSet, KError *pErr){
+  const cJSON *apVal[N_IDENTIFY_MAP];
+  const cJSON *pEmail, *pPhone, *pWebsite;
+  Derived aDer[3];          /* name, emails, phones */
+  Derived *apOver[N_IDENTIFY_MAP];
+  sqlite3_str *pName = 0, *pAddr;
+  int i, bFirst = 1, rc = SQLITE_OK;
+  (void)pSet;
+
+  memset(aDer, 0, sizeof(aDer));
+  memset(apOver, 0, sizeof(apOver));
+  for(i=0; i<N_IDENTIFY_MAP; i++){
+    if( i==IDMAP_EXTID ){
+      apVal[i] = first_acceptable(pEvent, azUserId);
+    }else if( aIdentifyMap[i].azPath[1]==0 ){
+      /* A single path: the raw value, kept only when acceptable. */
+      apVal[i] = path_get(pEvent, aIdentifyMap[i].azPath[0]);
+      if( !kustomer_acceptable(apVal[i]) ) apVal[i] = 0;
+    }else{
+      apVal[i] = first_acceptable(pEvent, aIdentifyMap[i].azPath);
+    }
+  }
+  if( apVal[IDMAP_EXTID]==0 ){
+    return event_error(pErr, "Missing required value from \"userId\"");
+  }
+
+  /* name = firstName + " " + lastName when no truthy name was mapped. */
+  if( !kustomer_js_truthy(apVal[IDMAP_NAME]) ){
+    const cJSON *pFirst = first_acceptable(pEvent, azFirstName);
+    const cJSON *pLast = first_acceptable(pEvent, azLastName);
+    if( kustomer_js_truthy(pFirst) && kustomer_js_truthy(pLast) ){
+      pName = sqlite3_str_new(0);
+      kustomer_js_string(pName, pFirst);
+      sqlite3_str_appendchar(pName, 1, ' ');
+      kustomer_js_string(pName, pLast);
+      rc = sqlite3_str_errcode(pName);
+      if( rc ) goto done;
+      aDer[0].zText = sqlite3_str_value(pName);
+      aDer[0].nText = sqlite3_str_length(pName);
+      apOver[IDMAP_NAME] = &aDer[0];
+    }
+  }
+  pEmail = first_acceptable(pEvent, azEmail);
+  if( !kustomer_js_truthy(apVal[IDMAP_EMAILS]) && kustomer_js_truthy(pEmail) ){
+    aDer[1].zType = "email";
+    aDer[1].pVal = pEmail;
+    apOver[IDMAP_EMAILS] = &aDer[1];
+  }
+  pPhone = first_acceptable(pEvent, azPhone);
+  if( !kustomer_js_truthy(apVal[IDMAP_PHONES]) && kustomer_js_truthy(pPhone) ){
+    aDer[2].zType = "phone";
+    aDer[2].pVal = pPhone;
+    apOver[IDMAP_PHONES] = &aDer[2];
+  }
+
+  /* Mapped keys in order; a derived value replaces a mapped one in place,
+  ** or is appended after all mapped keys (JS insertion order). */
+  sqlite3_str_appendchar(p, 1, '{');
+  for(i=0; i<N_IDENTIFY_MAP; i++){
+    if( apVal[i]==0 ) continue;
+    if( !bFirst ) sqlite3_str_appendchar(p, 1, ',');
+    bFirst = 0;
+    write_key(p, aIdentifyMap[i].zKey);
+    if( apOver[i] ){
+      write_derived(p, apOver[i]);
+      apOver[i] = 0;
+    }else{
+      kustomer_json_value(p, apVal[i]);
+    }
+  }
+  for(i=0; i<N_IDENTIFY_MAP; i++){
+    if( apOver[i] ){
+      sqlite3_str_appendchar(p, 1, ',');
+      write_key(p, aIdentifyMap[i].zKey);
+      write_derived(p, apOver[i]);
+    }
+  }
+  pWebsite = first_acceptable(pEvent, azWebsite);
+  if( kustomer_js_truthy(pWebsite) ){
+    sqlite3_str_appendall(p, ",\"urls\":[{\"url\":");
+    kustomer_json_value(p, pWebsite);
+    sqlite3_str_append(p, "}]", 2);
+  }
+  pAddr = sqlite3_str_new(0);
+  if( address_text(pAddr, pEvent) ){
+    sqlite3_str_appendall(p, ",\"locations\":[{\"type\":\"home\",\"address\":");
+    rc = flush_json_string(p, pAddr);
+    sqlite3_str_append(p, "}]", 2);
+  }else{
+    sqlite3_free(sqlite3_str_finish(pAddr));
+  }
+  sqlite3_str_appendchar(p, 1, '}');
+
+done:
+  if( pName ) sqlite3_free(sqlite3_str_finish(pName));
+  return rc;
+}
+
+/* ---- The request envelope (7) ------------------------------------------ */
+
+/* Append z as an RFC 3986 path segment (D4): unreserved characters,
+** sub-delims, ':' and '@' are kept, every other byte is %XX. */
+static void write_path_segment(sqlite3_str *p, const char *z, size_t n){
+  static const char hex[] = "0123456789ABCDEF";
+  size_t i;
+  for(i=0; i<n; i++){
+    unsigned char c = (unsigned char)z[i];
+    if( (c>='a' && c<='z') || (c>='A' && c<='Z') || (c>='0' && c<='9')
+     || strchr("-._~!$&'()*+,;=:@", c)!=0 ){
+      if( c ) sqlite3_str_appendchar(p, 1, (char)c);
+    }else{
+      char aBuf[3];
+      aBuf[0] = '%';
+      aBuf[1] = hex[c>>4];
+      aBuf[2] = hex[c&15];
+      sqlite3_str_append(p, aBuf, 3);
+    }
+  }
+}
+
+/* The id of the first context.externalId entry of type kustomerId (3.7). */
+static const cJSON *kustomer_id_of(const cJSON *pEvent){
+  const cJSON *pList = path_get(pEvent, "context.externalId");
+  const cJSON *pC;
+  if( !cJSON_IsArray(pList) ) return 0;
+  for(pC=pList->child; pC; pC=pC->next){
+    const cJSON *pType = kustomer_json_member(pC, "type");
+    if( cJSON_IsString(pType) && strcmp(pType->valuestring, "kustomerId")==0 ){
+      return kustomer_json_member(pC, "id");
+    }
+  }
+  return 0;
+}
+
+int kustomer_request_write(sqlite3_str *p, const cJSON *pEvent,
+                           const KSettings *pSet, const char *zCustomerId,
+                           KError *pErr){
+  int eType = kustomer_event_type(pEvent, pErr);
+  int rc;
+  sqlite3_str *pBody, *pUrl;
+  const cJSON *pKid;
+
+  if( eType<0 ) return eType;
+  pBody = sqlite3_str_new(0);
+  if( eType==KTYPE_IDENTIFY ){
+    rc = kustomer_identify_write(pBody, pEvent, pSet, pErr);
+  }else{
+    rc = kustomer_tracking_write(pBody, pEvent, eType, pSet, pErr);
+  }
+  if( rc==SQLITE_OK ) rc = sqlite3_str_errcode(pBody);
+  if( rc!=SQLITE_OK ){
+    sqlite3_free(sqlite3_str_finish(pBody));
+    return rc;
+  }
+
+  sqlite3_str_appendall(p, "{\"version\":\"1\",\"type\":\"REST\",\"method\":");
+  pUrl = sqlite3_str_new(0);
+  sqlite3_str_appendall(pUrl, pSet->zBase);
+  if( eType!=KTYPE_IDENTIFY ){
+    sqlite3_str_appendall(p, "\"POST\"");
+    sqlite3_str_appendall(pUrl, "/v1/tracking/identityEvent");
+  }else if( kustomer_js_truthy(pKid = kustomer_id_of(pEvent)) ){
+    sqlite3_str *pTmp = sqlite3_str_new(0);
+    sqlite3_str_appendall(p, "\"PUT\"");
+    sqlite3_str_appendall(pUrl, "/v1/customers/");
+    kustomer_js_string(pTmp, pKid);
+    rc = sqlite3_str_errcode(pTmp);
+    write_path_segment(pUrl, sqlite3_str_value(pTmp),
+                       (size_t)sqlite3_str_length(pTmp));
+    sqlite3_free(sqlite3_str_finish(pTmp));
+    sqlite3_str_appendall(pUrl, "?replace=false");
+  }else if( zCustomerId && zCustomerId[0] ){
+    sqlite3_str_appendall(p, "\"PUT\"");
+    sqlite3_str_appendall(pUrl, "/v1/customers/");
+    write_path_segment(pUrl, zCustomerId, strlen(zCustomerId));
+    sqlite3_str_appendall(pUrl, "?replace=false");
+  }else{
+    sqlite3_str_appendall(p, "\"POST\"");
+    sqlite3_str_appendall(pUrl, "/v1/customers");
+  }
+  sqlite3_str_appendall(p, ",\"endpoint\":");
+  if( rc==SQLITE_OK ){
+    rc = flush_json_string(p, pUrl);
+  }else{
+    sqlite3_free(sqlite3_str_finish(pUrl));
+  }
+  sqlite3_str_appendall(p, ",\"headers\":{\"Content-Type\":"
+                           "\"application/json\",\"Authorization\":");
+  kustomer_json_string(p, pSet->zAuth, strlen(pSet->zAuth));
+  sqlite3_str_appendall(p, "},\"params\":{},\"body\":{\"JSON\":");
+  sqlite3_str_append(p, sqlite3_str_value(pBody), sqlite3_str_length(pBody));
+  sqlite3_str_appendall(p, ",\"JSON_ARRAY\":{},\"XML\":{},\"FORM\":{}},"
+                           "\"files\":{},\"userId\":\"\"}");
+  sqlite3_free(sqlite3_str_finish(pBody));
+  return rc;
+}
