@@ -408,8 +408,8 @@ int kustomer_meta_plan(const cJSON *pProps, int bAdvanced, int bDropEmail,
       if( pMeta->aItem==0 ) pMeta->aItem = pMeta->aStatic;
       return SQLITE_NOMEM;
     }
-    aFirst = (int*)pAlloc;
-    azKey = (const char**)&aFirst[3*n];
+    azKey = (const char**)pAlloc;       /* pointers first: alignment */
+    aFirst = (int*)&azKey[n];
   }
   aLast = &aFirst[n];
   aOrder = &aFirst[2*n];

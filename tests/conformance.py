@@ -390,6 +390,25 @@ def run_one(report, db, name, event, settings, lookups, expect,
     compare(report, name, expect, actual, drop_user_id)
 
 
+def drop_member(obj, path, key):
+    """A copy of obj with the member `key` removed from the object at path."""
+    if not path:
+        return obj.without(key)
+    head = path[0]
+    return Obj((k, drop_member(v, path[1:], key) if k == head else v)
+               for k, v in obj.items())
+
+
+# Vectors whose expectation predates a rule of DEVIATIONS.md (they carry no
+# "deviation" field but show the behaviour the rule removes).  The expected
+# request is corrected by that rule alone, and the check says so.
+SUPERSEDED = {
+    "identify EU kustomerId externalId -> PUT uses EU endpoint": (
+        "D6: no e-mail from context.externalId[0].id",
+        lambda e: drop_member(e, ("body", "JSON"), "emails")),
+}
+
+
 def run_processor_file(report, db, path):
     base = os.path.basename(path)
     vectors = load_json(path)
@@ -405,8 +424,17 @@ def run_processor_file(report, db, path):
         if not isinstance(v, Obj) or "expect" not in v or "event" not in v:
             report.fail(name, "malformed vector (needs event and expect)")
             continue
+        expect = v.get("expect")
+        if vname in SUPERSEDED and "deviation" not in v:
+            why, fix = SUPERSEDED[vname]
+            fixed = fix(expect)
+            if dump(fixed, True) == dump(expect, True):
+                report.fail(name, "SUPERSEDED entry changes nothing: remove it")
+                continue
+            expect = fixed
+            name += " (expectation corrected by %s)" % why
         run_one(report, db, name, v.get("event"), v.get("settings", Obj([])),
-                v.get("lookups"), v.get("expect"))
+                v.get("lookups"), expect)
 
 
 def run_router_file(report, db, path):
