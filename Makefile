@@ -13,7 +13,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 XCFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -fPIC -fvisibility=hidden
-LIBS     = -lcjson -lm
+LIBS     = -lcurl -lcjson -lm
 
 SRC      = kustomer_ext.c $(wildcard src/*.c)
 HDR      = $(wildcard src/*.h)
@@ -22,7 +22,7 @@ ASAN_SO  = build/asan/kustomer.so
 SQLITE3 ?= sqlite3
 
 # Debian packages: to build, to test (and to run the demo).
-BUILD_PKGS = make gcc libc6-dev libsqlite3-dev libcjson-dev
+BUILD_PKGS = make gcc libc6-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev ca-certificates
 TEST_PKGS  = sqlite3 python3 valgrind
 
 .PHONY: all deps deps-build demo test asan valgrind unit clean check-deps
@@ -33,6 +33,7 @@ all: $(SO)
 check-deps:
 	@test -f /usr/include/sqlite3ext.h || { echo "error: sqlite3ext.h not found: install libsqlite3-dev (sudo apt-get install libsqlite3-dev)" >&2; exit 1; }
 	@test -f /usr/include/cjson/cJSON.h || { echo "error: cjson/cJSON.h not found: install libcjson-dev (sudo apt-get install libcjson-dev)" >&2; exit 1; }
+	@test -f /usr/include/x86_64-linux-gnu/curl/curl.h -o -f /usr/include/curl/curl.h -o -n "$$(ls /usr/include/*/curl/curl.h 2>/dev/null)" || { echo "error: curl/curl.h not found: install libcurl4-openssl-dev (sudo apt-get install libcurl4-openssl-dev)" >&2; exit 1; }
 
 $(SO): $(SRC) $(HDR) | check-deps
 	@mkdir -p dist
@@ -90,3 +91,10 @@ valgrind: deps
 
 clean:
 	rm -rf dist build out
+
+# make bench [N=events]: time the functions against SQLite's json() over
+# N generated events (default 1,000,000); see tests/bench.py.
+.PHONY: bench
+bench: deps
+	@$(MAKE) --no-print-directory $(SO)
+	@/usr/bin/python3 tests/bench.py --n $(or $(N),1000000) --so $(SO)

@@ -19,6 +19,7 @@ static const struct {
   { "scalar functions",   kustomer_register_functions },
   { "kustomer_meta_each", kustomer_register_meta_each },
   { "kustomer_check",     kustomer_register_check },
+  { "network functions",  kustomer_register_network },
 };
 
 int sqlite3_kustomer_init(sqlite3*, char**, const sqlite3_api_routines*);

@@ -87,7 +87,10 @@ const char *kustomer_json_type(const cJSON *pVal);
 typedef struct KSettings KSettings;
 struct KSettings {
   char *zBase;            /* API host, no trailing '/' */
-  char *zAuth;            /* the Authorization header value */
+  char *zAuth;            /* Authorization header value of kustomer_request;
+                          ** NULL when the key comes from zKeyEnv */
+  char *zKeyEnv;          /* apiKeyEnv: variable holding the key, or NULL */
+  long timeoutMs;         /* timeoutMs, default 30000 */
   int bAdvanced;          /* advancedTransform */
   int bIdentityEmail;     /* setIdentityEmail */
   int bDisableEmail;      /* disableEmailAsTrackingProperty */
@@ -220,6 +223,17 @@ int kustomer_request_write(sqlite3_str *p, const cJSON *pEvent,
                            const KSettings *pSet, const char *zCustomerId,
                            KError *pErr);
 
+/*
+** The values identify's customer lookups use, in the reference's order
+** (4.1): the e-mail, the userId (without anonymousId), the raw anonymousId;
+** each may be NULL.  Returns non-zero when the event carries its Kustomer
+** id (a context.externalId of type kustomerId): then no lookup is made.
+*/
+int kustomer_identify_lookups(const cJSON *pEvent, const cJSON *apVal[3]);
+
+/* Append v as an RFC 3986 path segment (DEVIATIONS D4). */
+void kustomer_path_segment(sqlite3_str *p, const char *z, size_t n);
+
 /* The generic userId lookup (userId ... anonymousId), NULL if none. */
 const cJSON *kustomer_user_id(const cJSON *pEvent);
 
@@ -228,6 +242,52 @@ int kustomer_has_space(const char *z, size_t n);
 
 /* ISO-8601 test of the advanced transformation (section 6.4). */
 int kustomer_is_iso_date(const char *z, size_t n);
+
+/* ---- http.c: the HTTP client (the only user of libcurl) ----------------- */
+
+typedef struct KHttp KHttp;
+
+/* A transport failure, named as the reference's network layer names it. */
+#define KNET_REFUSED     1   /* ECONNREFUSED */
+#define KNET_RESET       2   /* ECONNRESET: connection dropped */
+#define KNET_TIMEDOUT    3   /* ETIMEDOUT */
+#define KNET_DNS         4   /* ENOTFOUND */
+#define KNET_PIPE        5   /* EPIPE */
+#define KNET_OTHER       6
+#define KNET_REFUSED_URL 7   /* not sent: the URL was refused */
+
+typedef struct KHttpReq KHttpReq;
+struct KHttpReq {
+  const char *zMethod;      /* GET, POST, PUT, ... */
+  const char *zUrl;
+  const char *zAuth;        /* Authorization value, or NULL */
+  const char *zBody;        /* NULL: no body */
+  int nBody;
+  long timeoutMs;           /* <=0: 30 s */
+};
+
+typedef struct KHttpResp KHttpResp;
+struct KHttpResp {
+  long status;              /* HTTP status; 0 on a transport failure */
+  char *zBody;              /* response body (sqlite3_malloc) */
+  int nBody;
+  char *zHeaders;           /* JSON object of the headers, lower-case names */
+  int nHeader;              /* number of headers received */
+  int eNet;                 /* KNET_* when no HTTP response came back */
+  char *zErr;               /* curl's message for a transport failure */
+};
+
+int kustomer_http_new(KHttp **ppOut);
+void kustomer_http_ref(KHttp *p);
+void kustomer_http_unref(void *p);     /* usable as an xDestroy */
+
+/* SQLITE_OK when the URL may be used, else an error message. */
+int kustomer_http_check_url(const char *zUrl, char **pzErr);
+
+/* Perform one request.  SQLITE_OK means *pResp says what happened (an
+** HTTP status, or a transport failure in eNet/zErr); SQLITE_NOMEM. */
+int kustomer_http_do(KHttp *p, const KHttpReq *pReq, KHttpResp *pResp);
+void kustomer_http_resp_clear(KHttpResp *p);
 
 /* ---- vtab.c: what the table-valued functions share --------------------- */
 int kustomer_tvf_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo,
@@ -254,5 +314,6 @@ const KProblem *kustomer_meta_item_problem(const KMetaItem *pItem);
 int kustomer_register_functions(sqlite3 *db);
 int kustomer_register_meta_each(sqlite3 *db);
 int kustomer_register_check(sqlite3 *db);
+int kustomer_register_network(sqlite3 *db);
 
 #endif /* KUSTOMER_H */

@@ -2,7 +2,10 @@
 ** Destination settings: the JSON object of RudderStack's Kustomer
 ** destination config (apiKey, baseEndpoint, advancedTransform,
 ** setIdentityEmail, disableEmailAsTrackingProperty, genericPage,
-** genericScreen), parsed once per statement when it is a constant.
+** genericScreen), plus this project's apiKeyEnv (the key from an
+** environment variable, so it need not sit in SQL or a database), orgName
+** and pod/orgPod (Kustomer's per-organisation and regional hosts) and
+** timeoutMs.  Parsed once per statement when the argument is a constant.
 */
 #include <string.h>
 #include "kustomer.h"
@@ -14,8 +17,61 @@ void kustomer_settings_free(KSettings *p){
   if( p ){
     sqlite3_free(p->zBase);
     sqlite3_free(p->zAuth);
+    sqlite3_free(p->zKeyEnv);
     sqlite3_free(p);
   }
+}
+
+/* Kustomer's pods (regions) and their API hosts (kustomer-api.md 1). */
+static const struct { const char *zPod; const char *zHost; } aPod[] = {
+  { "prod1", "https://api.kustomerapp.com" },
+  { "prod2", "https://api.prod2.kustomerapp.com" },
+  { "prod4", "https://api.prod4.kustomerapp.com" },
+};
+
+/* The API host from baseEndpoint, else orgName, else pod (Segment calls it
+** orgPod), else the US default.  NULL and *pzErr on a bad value. */
+static char *settings_base(const cJSON *pRoot, char **pzErr){
+  const cJSON *pBase = kustomer_json_member(pRoot, "baseEndpoint");
+  const cJSON *pOrg = kustomer_json_member(pRoot, "orgName");
+  const cJSON *pPod = kustomer_json_member(pRoot, "pod");
+  size_t i, n;
+  if( !kustomer_js_truthy(pPod) ) pPod = kustomer_json_member(pRoot, "orgPod");
+  if( kustomer_js_truthy(pBase) ){
+    if( !cJSON_IsString(pBase) ){
+      *pzErr = sqlite3_mprintf("baseEndpoint must be a string");
+      return 0;
+    }
+    /* A trailing '/' would give "//v1/..." (DEVIATIONS D3). */
+    n = strlen(pBase->valuestring);
+    while( n>0 && pBase->valuestring[n-1]=='/' ) n--;
+    return sqlite3_mprintf("%.*s", (int)n, pBase->valuestring);
+  }
+  if( kustomer_js_truthy(pOrg) ){
+    const char *z = cJSON_IsString(pOrg) ? pOrg->valuestring : "";
+    for(i=0; z[i]; i++){
+      char c = z[i];
+      if( !((c>='a' && c<='z') || (c>='A' && c<='Z') || (c>='0' && c<='9')
+            || c=='-') ) break;
+    }
+    if( i==0 || z[i] || i>63 ){
+      *pzErr = sqlite3_mprintf("orgName must be the organisation's name "
+                               "(letters, digits and '-')");
+      return 0;
+    }
+    return sqlite3_mprintf("https://%s.api.kustomerapp.com", z);
+  }
+  if( kustomer_js_truthy(pPod) ){
+    for(i=0; cJSON_IsString(pPod) && i<sizeof(aPod)/sizeof(aPod[0]); i++){
+      if( sqlite3_stricmp(pPod->valuestring, aPod[i].zPod)==0 ){
+        return sqlite3_mprintf("%s", aPod[i].zHost);
+      }
+    }
+    *pzErr = sqlite3_mprintf("pod must be one of prod1 (US), prod2 (EU), "
+                             "prod4 (India)");
+    return 0;
+  }
+  return sqlite3_mprintf("%s", KUSTOMER_DEFAULT_BASE);
 }
 
 /* The reference reads every flag by JavaScript truthiness. */
@@ -27,7 +83,7 @@ int kustomer_settings_parse(const char *z, int n, KSettings **ppOut,
                             char **pzErr){
   cJSON *pRoot = 0;
   KSettings *pSet;
-  const cJSON *pBase, *pKey;
+  const cJSON *pKey, *pEnv, *pTimeout;
   sqlite3_str *pStr;
   int rc = SQLITE_OK;
 
@@ -49,35 +105,55 @@ int kustomer_settings_parse(const char *z, int n, KSettings **ppOut,
     }
   }
 
-  pBase = kustomer_json_member(pRoot, "baseEndpoint");
-  if( kustomer_js_truthy(pBase) ){
-    size_t nBase;
-    if( !cJSON_IsString(pBase) ){
-      *pzErr = sqlite3_mprintf("baseEndpoint must be a string");
+  pSet->zBase = settings_base(pRoot, pzErr);
+  if( pSet->zBase==0 ){
+    rc = *pzErr ? SQLITE_ERROR : SQLITE_NOMEM;
+    goto done;
+  }
+
+  pKey = kustomer_json_member(pRoot, "apiKey");
+  pEnv = kustomer_json_member(pRoot, "apiKeyEnv");
+  if( pEnv && !cJSON_IsNull(pEnv) ){
+    if( !cJSON_IsString(pEnv) || pEnv->valuestring[0]==0 ){
+      *pzErr = sqlite3_mprintf("apiKeyEnv must name an environment variable");
       rc = SQLITE_ERROR;
       goto done;
     }
-    /* A trailing '/' would give "//v1/..." (DEVIATIONS D3). */
-    nBase = strlen(pBase->valuestring);
-    while( nBase>0 && pBase->valuestring[nBase-1]=='/' ) nBase--;
-    pSet->zBase = sqlite3_mprintf("%.*s", (int)nBase, pBase->valuestring);
-  }else{
-    pSet->zBase = sqlite3_mprintf("%s", KUSTOMER_DEFAULT_BASE);
+    pSet->zKeyEnv = sqlite3_mprintf("%s", pEnv->valuestring);
+    if( pSet->zKeyEnv==0 ){
+      rc = SQLITE_NOMEM;
+      goto done;
+    }
+  }
+  /* "Bearer " + apiKey, as JavaScript interpolates it.  With only
+  ** apiKeyEnv, the key is not known here: it is added at send time. */
+  if( pKey || pSet->zKeyEnv==0 ){
+    pStr = sqlite3_str_new(0);
+    sqlite3_str_appendall(pStr, "Bearer ");
+    if( pKey ){
+      kustomer_js_string(pStr, pKey);
+    }else{
+      sqlite3_str_appendall(pStr, "undefined");
+    }
+    pSet->zAuth = sqlite3_str_finish(pStr);
+    if( pSet->zAuth==0 ){
+      rc = SQLITE_NOMEM;
+      goto done;
+    }
   }
 
-  /* "Bearer " + apiKey, as JavaScript interpolates it. */
-  pKey = kustomer_json_member(pRoot, "apiKey");
-  pStr = sqlite3_str_new(0);
-  sqlite3_str_appendall(pStr, "Bearer ");
-  if( pKey ){
-    kustomer_js_string(pStr, pKey);
+  pTimeout = kustomer_json_member(pRoot, "timeoutMs");
+  if( pTimeout && !cJSON_IsNull(pTimeout) ){
+    if( !cJSON_IsNumber(pTimeout) || pTimeout->valuedouble<1
+     || pTimeout->valuedouble>86400000.0 ){
+      *pzErr = sqlite3_mprintf("timeoutMs must be a number of milliseconds "
+                               "between 1 and 86400000");
+      rc = SQLITE_ERROR;
+      goto done;
+    }
+    pSet->timeoutMs = (long)pTimeout->valuedouble;
   }else{
-    sqlite3_str_appendall(pStr, "undefined");
-  }
-  pSet->zAuth = sqlite3_str_finish(pStr);
-  if( pSet->zBase==0 || pSet->zAuth==0 ){
-    rc = SQLITE_NOMEM;
-    goto done;
+    pSet->timeoutMs = 30000;
   }
 
   pSet->bAdvanced = settings_flag(pRoot, "advancedTransform");
@@ -98,7 +174,8 @@ done:
 
 /* Settings when none are given: the reference's defaults. */
 static KSettings defaultSettings = {
-  (char*)KUSTOMER_DEFAULT_BASE, (char*)"Bearer undefined", 0, 0, 0, 0, 0
+  (char*)KUSTOMER_DEFAULT_BASE, (char*)"Bearer undefined", 0, 30000,
+  0, 0, 0, 0, 0
 };
 
 static void settings_error(sqlite3_context *ctx, char *zMsg){

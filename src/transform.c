@@ -894,7 +894,7 @@ done:
 
 /* Append z as an RFC 3986 path segment (D4): unreserved characters,
 ** sub-delims, ':' and '@' are kept, every other byte is %XX. */
-static void write_path_segment(sqlite3_str *p, const char *z, size_t n){
+void kustomer_path_segment(sqlite3_str *p, const char *z, size_t n){
   static const char hex[] = "0123456789ABCDEF";
   size_t i;
   for(i=0; i<n; i++){
@@ -959,14 +959,14 @@ int kustomer_request_write(sqlite3_str *p, const cJSON *pEvent,
     sqlite3_str_appendall(pUrl, "/v1/customers/");
     kustomer_js_string(pTmp, pKid);
     rc = sqlite3_str_errcode(pTmp);
-    write_path_segment(pUrl, sqlite3_str_value(pTmp),
+    kustomer_path_segment(pUrl, sqlite3_str_value(pTmp),
                        (size_t)sqlite3_str_length(pTmp));
     sqlite3_free(sqlite3_str_finish(pTmp));
     sqlite3_str_appendall(pUrl, "?replace=false");
   }else if( zCustomerId && zCustomerId[0] ){
     sqlite3_str_appendall(p, "\"PUT\"");
     sqlite3_str_appendall(pUrl, "/v1/customers/");
-    write_path_segment(pUrl, zCustomerId, strlen(zCustomerId));
+    kustomer_path_segment(pUrl, zCustomerId, strlen(zCustomerId));
     sqlite3_str_appendall(pUrl, "?replace=false");
   }else{
     sqlite3_str_appendall(p, "\"POST\"");
@@ -979,12 +979,30 @@ int kustomer_request_write(sqlite3_str *p, const cJSON *pEvent,
     sqlite3_free(sqlite3_str_finish(pUrl));
   }
   sqlite3_str_appendall(p, ",\"headers\":{\"Content-Type\":"
-                           "\"application/json\",\"Authorization\":");
-  kustomer_json_string(p, pSet->zAuth, strlen(pSet->zAuth));
+                           "\"application/json\"");
+  if( pSet->zAuth ){
+    sqlite3_str_appendall(p, ",\"Authorization\":");
+    kustomer_json_string(p, pSet->zAuth, strlen(pSet->zAuth));
+  }
   sqlite3_str_appendall(p, "},\"params\":{},\"body\":{\"JSON\":");
   sqlite3_str_append(p, sqlite3_str_value(pBody), sqlite3_str_length(pBody));
   sqlite3_str_appendall(p, ",\"JSON_ARRAY\":{},\"XML\":{},\"FORM\":{}},"
                            "\"files\":{},\"userId\":\"\"}");
   sqlite3_free(sqlite3_str_finish(pBody));
   return rc;
+}
+
+/* ---- Identify lookups (4.1), for the HTTP side ------------------------ */
+
+static const char *const azUserIdOnly[] = {
+  "userId", "traits.userId", "traits.id", "context.traits.userId",
+  "context.traits.id", 0
+};
+
+int kustomer_identify_lookups(const cJSON *pEvent, const cJSON *apVal[3]){
+  const cJSON *pAnon = kustomer_json_member(pEvent, "anonymousId");
+  apVal[0] = first_acceptable(pEvent, azEmail);
+  apVal[1] = first_acceptable(pEvent, azUserIdOnly);
+  apVal[2] = pAnon;
+  return kustomer_js_truthy(kustomer_id_of(pEvent));
 }

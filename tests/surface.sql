@@ -3,6 +3,8 @@
 -- funcFlags & (DETERMINISTIC|DIRECTONLY|SUBTYPE|INNOCUOUS), so
 -- SQLITE_DETERMINISTIC|SQLITE_INNOCUOUS = 0x800|0x200000 = 2099200
 -- (SQLITE_UTF8 is the enc column; SQLITE_RESULT_SUBTYPE is not shown).
+-- The network functions are SQLITE_DIRECTONLY = 0x80000 = 524288 and
+-- neither deterministic nor innocuous.
 .headers off
 .mode list
 .separator "|"

@@ -106,3 +106,19 @@ select 'request-not-object', kustomer_request('[1,2]', '{}'), '{"statusCode":400
 select 'request-malformed', kustomer_request('{"type":"track",', '{}'), '{"statusCode":400,"error":"Event is not valid JSON (unexpected end)"}';
 select 'request-trailing-garbage', json_extract(kustomer_request('{"type":"track"} x', '{}'), '$.error'), 'Event is not valid JSON (error at offset 17)';
 select 'request-settings-cached-per-row', (select count(distinct kustomer_request(e, '{"apiKey":"k"}')) from (select '{"type":"track","event":"A"}' e union all select '{"type":"track","event":"B"}')), 2;
+
+-- hosts: orgName and pod (Segment's orgPod), apiKeyEnv
+select 'host-org', json_extract(kustomer_request('{"type":"track","event":"E"}', '{"orgName":"acme"}'), '$.endpoint'), 'https://acme.api.kustomerapp.com/v1/tracking/identityEvent';
+select 'host-pod-eu', json_extract(kustomer_request('{"type":"track","event":"E"}', '{"pod":"prod2"}'), '$.endpoint'), 'https://api.prod2.kustomerapp.com/v1/tracking/identityEvent';
+select 'host-orgpod-india', json_extract(kustomer_request('{"type":"track","event":"E"}', '{"orgPod":"PROD4"}'), '$.endpoint'), 'https://api.prod4.kustomerapp.com/v1/tracking/identityEvent';
+select 'host-pod-us', json_extract(kustomer_request('{"type":"track","event":"E"}', '{"pod":"prod1"}'), '$.endpoint'), 'https://api.kustomerapp.com/v1/tracking/identityEvent';
+select 'host-base-wins', json_extract(kustomer_request('{"type":"track","event":"E"}', '{"baseEndpoint":"https://h.example","orgName":"acme","pod":"prod2"}'), '$.endpoint'), 'https://h.example/v1/tracking/identityEvent';
+select 'host-org-over-pod', json_extract(kustomer_request('{"type":"track","event":"E"}', '{"orgName":"acme","pod":"prod2"}'), '$.endpoint'), 'https://acme.api.kustomerapp.com/v1/tracking/identityEvent';
+select 'apikeyenv-no-header', json_extract(kustomer_request('{"type":"track","event":"E"}', '{"apiKeyEnv":"KUSTOMER_API_KEY"}'), '$.headers'), '{"Content-Type":"application/json"}';
+select 'apikey-over-env', json_extract(kustomer_request('{"type":"track","event":"E"}', '{"apiKey":"k","apiKeyEnv":"KUSTOMER_API_KEY"}'), '$.headers.Authorization'), 'Bearer k';
+-- pure functions may be used in views, triggers and generated columns
+create view v_pure as select kustomer_event_name('{"type":"track","event":"E"}') as n;
+select 'pure-function-in-view', (select n from v_pure), 'E';
+create table gen(e text, n text generated always as (kustomer_event_name(e)) virtual);
+insert into gen(e) values ('{"type":"page","name":"Home"}');
+select 'pure-function-generated-column', (select n from gen), 'Web-Page-Viewed-Home';

@@ -1,0 +1,575 @@
+/*
+** The SQL functions that talk to Kustomer:
+**
+**   kustomer_process(event, settings)     -> what RudderStack's processor
+**       returns for the event, identify lookups included
+**   kustomer_send(request [, settings])   -> {"status":..,"headers":..,
+**       "body":..} of sending one request envelope
+**
+** Both are SQLITE_DIRECTONLY: a view or trigger in a database file someone
+** else wrote must not be able to make this connection send anything.
+** The API key comes from settings.apiKey or, better, from the environment
+** variable named by settings.apiKeyEnv; it never appears in an error.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include "kustomer.h"
+SQLITE_EXTENSION_INIT3
+
+static void result_error(sqlite3_context *ctx, char *zMsg){
+  if( zMsg ){
+    sqlite3_result_error(ctx, zMsg, -1);
+    sqlite3_free(zMsg);
+  }else{
+    sqlite3_result_error_nomem(ctx);
+  }
+}
+
+/* Hand a finished JSON string to SQLite as the result. */
+static void result_json(sqlite3_context *ctx, sqlite3_str *p){
+  int rc = sqlite3_str_errcode(p);
+  int n = sqlite3_str_length(p);
+  char *z = sqlite3_str_finish(p);
+  if( rc ){
+    sqlite3_free(z);
+    if( rc==SQLITE_TOOBIG ){
+      sqlite3_result_error_toobig(ctx);
+    }else{
+      sqlite3_result_error_nomem(ctx);
+    }
+    return;
+  }
+  sqlite3_result_text(ctx, z, n, sqlite3_free);
+  sqlite3_result_subtype(ctx, KUSTOMER_JSON_SUBTYPE);
+}
+
+/*
+** The Authorization value to send: settings.apiKey, else the variable
+** named by settings.apiKeyEnv.  Returns a string to free with auth_free(),
+** or NULL with *pzErr set.
+*/
+static char *auth_value(const KSettings *pSet, const char *zFunc,
+                        char **pzErr){
+  const char *zKey;
+  char *z;
+  *pzErr = 0;
+  if( pSet->zAuth ){
+    z = sqlite3_mprintf("%s", pSet->zAuth);
+  }else{
+    zKey = getenv(pSet->zKeyEnv);
+    if( zKey==0 || zKey[0]==0 ){
+      *pzErr = sqlite3_mprintf("%s(): the environment variable %s named by "
+                               "apiKeyEnv is not set", zFunc, pSet->zKeyEnv);
+      return 0;
+    }
+    z = sqlite3_mprintf("Bearer %s", zKey);
+  }
+  if( z==0 ) *pzErr = 0;
+  return z;
+}
+
+static void auth_free(char *z){
+  if( z ){
+    memset(z, 0, strlen(z));
+    sqlite3_free(z);
+  }
+}
+
+/* Append n bytes of text as a JSON string; invalid UTF-8 from a server
+** becomes U+FFFD rather than output that is not UTF-8. */
+static void append_text_string(sqlite3_str *p, const char *z, int n){
+  sqlite3_str *pTmp = sqlite3_str_new(0);
+  const unsigned char *u = (const unsigned char*)z;
+  int i = 0;
+  while( i<n ){
+    int k = 0;
+    unsigned c = u[i];
+    if( c<0x80 ){
+      k = c ? 1 : 0;
+    }else if( c>=0xC2 && c<0xE0 ){
+      k = (i+1<n && (u[i+1]&0xC0)==0x80) ? 2 : 0;
+    }else if( c>=0xE0 && c<0xF0 ){
+      k = (i+2<n && (u[i+1]&0xC0)==0x80 && (u[i+2]&0xC0)==0x80
+           && !(c==0xE0 && u[i+1]<0xA0) && !(c==0xED && u[i+1]>=0xA0)) ? 3:0;
+    }else if( c>=0xF0 && c<0xF5 ){
+      k = (i+3<n && (u[i+1]&0xC0)==0x80 && (u[i+2]&0xC0)==0x80
+           && (u[i+3]&0xC0)==0x80 && !(c==0xF0 && u[i+1]<0x90)
+           && !(c==0xF4 && u[i+1]>=0x90)) ? 4 : 0;
+    }
+    if( k ){
+      sqlite3_str_append(pTmp, &z[i], k);
+      i += k;
+    }else{
+      sqlite3_str_appendall(pTmp, "\xEF\xBF\xBD");
+      i++;
+    }
+  }
+  kustomer_json_string(p, sqlite3_str_value(pTmp) ? sqlite3_str_value(pTmp)
+                       : "", (size_t)sqlite3_str_length(pTmp));
+  sqlite3_free(sqlite3_str_finish(pTmp));
+}
+
+/* Append a response body: its JSON when it is JSON, else it as a string. */
+static void append_body(sqlite3_str *p, const KHttpResp *pResp,
+                        cJSON **ppParsed){
+  char *zErr = 0;
+  cJSON *pDoc = 0;
+  if( pResp->nBody>0 ){
+    pDoc = kustomer_json_parse(pResp->zBody, pResp->nBody, &zErr);
+    sqlite3_free(zErr);
+  }
+  if( pDoc ){
+    kustomer_json_value(p, pDoc);
+  }else{
+    append_text_string(p, pResp->zBody, pResp->nBody);
+  }
+  if( ppParsed ){
+    *ppParsed = pDoc;
+  }else{
+    cJSON_Delete(pDoc);
+  }
+}
+
+/* ---- kustomer_process --------------------------------------------------- */
+
+/* The reference's normalised transport errors: status and text. */
+static void net_error(int eNet, const char *zCurl, int *pStatus,
+                      char **pzText){
+  switch( eNet ){
+    case KNET_REFUSED:
+      *pStatus = 500;
+      *pzText = sqlite3_mprintf("[ECONNREFUSED] :: Connection refused");
+      break;
+    case KNET_RESET:
+      *pStatus = 500;
+      *pzText = sqlite3_mprintf("[ECONNRESET] :: Connection reset by peer");
+      break;
+    case KNET_TIMEDOUT:
+      *pStatus = 500;
+      *pzText = sqlite3_mprintf("[ETIMEDOUT] :: Operation timed out");
+      break;
+    case KNET_DNS:
+      *pStatus = 400;
+      *pzText = sqlite3_mprintf("[ENOTFOUND] :: DNS lookup failed");
+      break;
+    case KNET_PIPE:
+      *pStatus = 400;
+      *pzText = sqlite3_mprintf("[EPIPE] :: Broken pipe");
+      break;
+    default:
+      *pStatus = 400;
+      *pzText = sqlite3_mprintf("[EOTHER] :: %s", zCurl ? zCurl : "");
+      break;
+  }
+}
+
+/*
+** The error result of a failed lookup (4.2): {"statusCode":N,"error":E}
+** where E is the JSON text of {message, destinationResponse}.
+*/
+static void lookup_error(sqlite3_context *ctx, const KHttpResp *pResp){
+  sqlite3_str *pErr = sqlite3_str_new(0);
+  sqlite3_str *pMsg = sqlite3_str_new(0);
+  sqlite3_str *pOut;
+  cJSON *pDoc = 0;
+  int status = (int)pResp->status;
+  char *zNet = 0;
+
+  if( pResp->eNet ){
+    net_error(pResp->eNet, pResp->zErr, &status, &zNet);
+    if( zNet ){
+      kustomer_json_string(pMsg, zNet, strlen(zNet));
+    }
+  }else{
+    sqlite3_str *pBody = sqlite3_str_new(0);
+    append_body(pBody, pResp, &pDoc);
+    if( status==200 ){
+      const cJSON *pData = kustomer_json_member(pDoc, "data");
+      sqlite3_str_appendall(pMsg, "Error while lookingUp Kustomer ");
+      if( kustomer_js_truthy(pData) ) kustomer_json_value(pMsg, pData);
+    }else if( pDoc ? kustomer_js_truthy(pDoc) : pResp->nBody>0 ){
+      sqlite3_str_append(pMsg, sqlite3_str_value(pBody),
+                         sqlite3_str_length(pBody));
+    }else{
+      sqlite3_str_appendall(pMsg, "Error while lookingUp Kustomer");
+    }
+    sqlite3_free(sqlite3_str_finish(pBody));
+  }
+
+  sqlite3_str_appendall(pErr, "{\"message\":");
+  kustomer_json_string(pErr, sqlite3_str_value(pMsg) ?
+                       sqlite3_str_value(pMsg) : "",
+                       (size_t)sqlite3_str_length(pMsg));
+  sqlite3_str_appendall(pErr, ",\"destinationResponse\":{\"response\":");
+  if( pResp->eNet ){
+    kustomer_json_string(pErr, zNet ? zNet : "", zNet ? strlen(zNet) : 0);
+  }else if( pDoc ){
+    kustomer_json_value(pErr, pDoc);
+  }else{
+    append_text_string(pErr, pResp->zBody, pResp->nBody);
+  }
+  sqlite3_str_appendf(pErr, ",\"status\":%d", status);
+  if( pResp->nHeader>0 ){
+    sqlite3_str_appendf(pErr, ",\"headers\":%s", pResp->zHeaders);
+  }
+  sqlite3_str_appendall(pErr, "}}");
+
+  pOut = sqlite3_str_new(0);
+  sqlite3_str_appendf(pOut, "{\"statusCode\":%d,\"error\":", status);
+  kustomer_json_string(pOut, sqlite3_str_value(pErr) ?
+                       sqlite3_str_value(pErr) : "",
+                       (size_t)sqlite3_str_length(pErr));
+  sqlite3_str_appendchar(pOut, 1, '}');
+  if( sqlite3_str_errcode(pErr) || sqlite3_str_errcode(pMsg) ){
+    sqlite3_result_error_nomem(ctx);
+    sqlite3_free(sqlite3_str_finish(pOut));
+  }else{
+    result_json(ctx, pOut);
+  }
+  sqlite3_free(sqlite3_str_finish(pErr));
+  sqlite3_free(sqlite3_str_finish(pMsg));
+  sqlite3_free(zNet);
+  cJSON_Delete(pDoc);
+}
+
+static void result_event_error(sqlite3_context *ctx, int status,
+                               const char *zMsg){
+  sqlite3_str *p = sqlite3_str_new(0);
+  sqlite3_str_appendf(p, "{\"statusCode\":%d,\"error\":", status);
+  kustomer_json_string(p, zMsg, strlen(zMsg));
+  sqlite3_str_appendchar(p, 1, '}');
+  result_json(ctx, p);
+}
+
+/*
+** Run the identify lookups (4.1).  Returns SQLITE_OK with *pzId set to the
+** found customer's id (or NULL: not found), SQLITE_DONE when a lookup
+** failed and the error result has been set, or an error code with the
+** SQL error set.
+*/
+static int identify_lookups(sqlite3_context *ctx, KHttp *pHttp,
+                            const cJSON *pEvent, const KSettings *pSet,
+                            char **pzId){
+  static const char *const azPrefix[3] = { "email=", "externalId=",
+                                           "externalId=" };
+  const cJSON *apVal[3];
+  char *zAuth = 0, *zErr = 0;
+  int i, rc = SQLITE_OK;
+
+  *pzId = 0;
+  if( kustomer_identify_lookups(pEvent, apVal) ) return SQLITE_OK;
+  for(i=0; i<3 && rc==SQLITE_OK && *pzId==0; i++){
+    sqlite3_str *pUrl, *pVal;
+    KHttpReq req;
+    KHttpResp resp;
+    char *zUrl;
+    if( !kustomer_js_truthy(apVal[i]) ) continue;
+    if( zAuth==0 ){
+      zAuth = auth_value(pSet, "kustomer_process", &zErr);
+      if( zAuth==0 ){
+        result_error(ctx, zErr);
+        return SQLITE_ERROR;
+      }
+    }
+    pVal = sqlite3_str_new(0);
+    kustomer_js_string(pVal, apVal[i]);
+    pUrl = sqlite3_str_new(0);
+    sqlite3_str_appendf(pUrl, "%s/v1/customers/%s", pSet->zBase,
+                        azPrefix[i]);
+    kustomer_path_segment(pUrl, sqlite3_str_value(pVal) ?
+                          sqlite3_str_value(pVal) : "",
+                          (size_t)sqlite3_str_length(pVal));
+    rc = sqlite3_str_errcode(pVal);
+    sqlite3_free(sqlite3_str_finish(pVal));
+    zUrl = sqlite3_str_finish(pUrl);
+    if( rc || zUrl==0 ){
+      sqlite3_free(zUrl);
+      sqlite3_result_error_nomem(ctx);
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    memset(&req, 0, sizeof(req));
+    req.zMethod = "GET";
+    req.zUrl = zUrl;
+    req.zAuth = zAuth;
+    req.timeoutMs = pSet->timeoutMs;
+    rc = kustomer_http_do(pHttp, &req, &resp);
+    sqlite3_free(zUrl);
+    if( rc ){
+      sqlite3_result_error_nomem(ctx);
+      break;
+    }
+    if( resp.eNet==KNET_REFUSED_URL ){
+      result_error(ctx, sqlite3_mprintf("kustomer_process(): %s", resp.zErr));
+      rc = SQLITE_ERROR;
+    }else if( resp.eNet==0 && resp.status==404 ){
+      /* not found: try the next value */
+    }else if( resp.eNet==0 && resp.status==200 ){
+      cJSON *pDoc;
+      const cJSON *pId;
+      char *zE = 0;
+      pDoc = kustomer_json_parse(resp.zBody, resp.nBody, &zE);
+      sqlite3_free(zE);
+      pId = kustomer_json_member(kustomer_json_member(pDoc, "data"), "id");
+      if( kustomer_js_truthy(pId) ){
+        sqlite3_str *pS = sqlite3_str_new(0);
+        kustomer_js_string(pS, pId);
+        *pzId = sqlite3_str_finish(pS);
+        if( *pzId==0 ){
+          sqlite3_result_error_nomem(ctx);
+          rc = SQLITE_NOMEM;
+        }
+      }else{
+        lookup_error(ctx, &resp);
+        rc = SQLITE_DONE;
+      }
+      cJSON_Delete(pDoc);
+    }else{
+      lookup_error(ctx, &resp);
+      rc = SQLITE_DONE;
+    }
+    kustomer_http_resp_clear(&resp);
+  }
+  auth_free(zAuth);
+  if( rc!=SQLITE_OK ){
+    sqlite3_free(*pzId);
+    *pzId = 0;
+  }
+  return rc;
+}
+
+static void process_func(sqlite3_context *ctx, int argc,
+                         sqlite3_value **argv){
+  KHttp *pHttp = (KHttp*)sqlite3_user_data(ctx);
+  KSettings *pSet;
+  int bNewSet = 0;
+  cJSON *pDoc = 0;
+  char *zErr = 0, *zId = 0;
+  KError err = {0, 0};
+  int rc, eType;
+  const char *z;
+
+  if( sqlite3_value_type(argv[0])==SQLITE_NULL ) return;
+  if( sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
+    result_error(ctx, sqlite3_mprintf("kustomer_process(): argument 1 "
+                                      "(event) must be JSON text"));
+    return;
+  }
+  pSet = kustomer_settings_get(ctx, argc, argv, 1, "kustomer_process",
+                               &bNewSet);
+  if( pSet==0 ) return;
+  z = (const char*)sqlite3_value_text(argv[0]);
+  if( z==0 ){
+    sqlite3_result_error_nomem(ctx);
+    goto done;
+  }
+  pDoc = kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
+  if( pDoc==0 ){
+    if( zErr ){
+      char *zMsg = sqlite3_mprintf("Event %s", zErr);
+      if( zMsg ) result_event_error(ctx, 400, zMsg);
+      else sqlite3_result_error_nomem(ctx);
+      sqlite3_free(zMsg);
+    }else{
+      sqlite3_result_error_nomem(ctx);
+    }
+    goto done;
+  }
+  eType = kustomer_event_type(pDoc, &err);
+  if( eType==KTYPE_IDENTIFY ){
+    /* Lookups first: a lookup error wins over a missing externalId. */
+    rc = identify_lookups(ctx, pHttp, pDoc, pSet, &zId);
+    if( rc!=SQLITE_OK ) goto done;
+  }else if( eType==SQLITE_NOMEM ){
+    sqlite3_result_error_nomem(ctx);
+    goto done;
+  }
+  {
+    sqlite3_str *pOut = sqlite3_str_new(0);
+    KSettings set = *pSet;
+    char *zAuth = 0;
+    /* The envelope carries the key the request will be sent with. */
+    if( set.zAuth==0 && eType>0 ){
+      zAuth = auth_value(pSet, "kustomer_process", &zErr);
+      if( zAuth==0 ){
+        sqlite3_free(sqlite3_str_finish(pOut));
+        result_error(ctx, zErr);
+        zErr = 0;
+        goto done;
+      }
+      set.zAuth = zAuth;
+    }
+    kustomer_error_clear(&err);
+    rc = kustomer_request_write(pOut, pDoc, &set, zId, &err);
+    auth_free(zAuth);
+    if( rc==KUSTOMER_EVENT_ERROR ){
+      sqlite3_free(sqlite3_str_finish(pOut));
+      result_event_error(ctx, err.status, err.zMsg);
+    }else if( rc!=SQLITE_OK ){
+      sqlite3_free(sqlite3_str_finish(pOut));
+      if( rc==SQLITE_TOOBIG ) sqlite3_result_error_toobig(ctx);
+      else sqlite3_result_error_nomem(ctx);
+    }else{
+      result_json(ctx, pOut);
+    }
+  }
+
+done:
+  kustomer_error_clear(&err);
+  sqlite3_free(zErr);
+  sqlite3_free(zId);
+  cJSON_Delete(pDoc);
+  kustomer_settings_done(ctx, 1, pSet, bNewSet);
+}
+
+/* ---- kustomer_send ------------------------------------------------------ */
+
+static int is_empty_object(const cJSON *p){
+  return p==0 || cJSON_IsNull(p) || (cJSON_IsObject(p) && p->child==0);
+}
+
+static void send_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
+  KHttp *pHttp = (KHttp*)sqlite3_user_data(ctx);
+  KSettings *pSet = 0;
+  int bNewSet = 0;
+  cJSON *pReq = 0;
+  char *zErr = 0, *zAuth = 0, *zBody = 0;
+  const cJSON *pMethod, *pUrl, *pHeaders, *pBody, *pJson;
+  KHttpReq req;
+  KHttpResp resp;
+  const char *z;
+  int rc;
+
+  memset(&resp, 0, sizeof(resp));
+  if( sqlite3_value_type(argv[0])==SQLITE_NULL ) return;
+  if( sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
+    result_error(ctx, sqlite3_mprintf("kustomer_send(): argument 1 "
+                                      "(request) must be JSON text"));
+    return;
+  }
+  if( argc>1 && sqlite3_value_type(argv[1])!=SQLITE_NULL ){
+    pSet = kustomer_settings_get(ctx, argc, argv, 1, "kustomer_send",
+                                 &bNewSet);
+    if( pSet==0 ) return;
+  }
+  z = (const char*)sqlite3_value_text(argv[0]);
+  if( z==0 ){
+    sqlite3_result_error_nomem(ctx);
+    goto done;
+  }
+  pReq = kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
+  if( pReq==0 ){
+    result_error(ctx, zErr ? sqlite3_mprintf("kustomer_send(): argument 1 "
+                 "(request) %s", zErr) : 0);
+    goto done;
+  }
+  pMethod = kustomer_json_member(pReq, "method");
+  pUrl = kustomer_json_member(pReq, "endpoint");
+  if( !cJSON_IsString(pMethod) || !cJSON_IsString(pUrl) ){
+    const cJSON *pE = kustomer_json_member(pReq, "error");
+    if( cJSON_IsString(pE) ){
+      result_error(ctx, sqlite3_mprintf("kustomer_send(): argument 1 is a "
+                   "failed transformation, not a request: %s",
+                   pE->valuestring));
+    }else{
+      result_error(ctx, sqlite3_mprintf("kustomer_send(): argument 1 "
+                   "(request) needs string members \"method\" and "
+                   "\"endpoint\""));
+    }
+    goto done;
+  }
+  if( !is_empty_object(kustomer_json_member(pReq, "params")) ){
+    result_error(ctx, sqlite3_mprintf("kustomer_send(): request params are "
+                                      "not supported: put them in the "
+                                      "endpoint"));
+    goto done;
+  }
+
+  /* The key: from the settings when given, else from the envelope. */
+  if( pSet ){
+    zAuth = auth_value(pSet, "kustomer_send", &zErr);
+    if( zAuth==0 ){
+      result_error(ctx, zErr);
+      zErr = 0;
+      goto done;
+    }
+  }else{
+    const cJSON *pA;
+    pHeaders = kustomer_json_member(pReq, "headers");
+    pA = kustomer_json_member(pHeaders, "Authorization");
+    if( cJSON_IsString(pA) ){
+      zAuth = sqlite3_mprintf("%s", pA->valuestring);
+      if( zAuth==0 ){
+        sqlite3_result_error_nomem(ctx);
+        goto done;
+      }
+    }
+  }
+
+  pBody = kustomer_json_member(pReq, "body");
+  pJson = kustomer_json_member(pBody, "JSON");
+  memset(&req, 0, sizeof(req));
+  if( pJson && !(cJSON_IsObject(pJson) && pJson->child==0
+                 && strcmp(pMethod->valuestring, "GET")==0) ){
+    sqlite3_str *p = sqlite3_str_new(0);
+    kustomer_json_value(p, pJson);
+    req.nBody = sqlite3_str_length(p);
+    zBody = sqlite3_str_finish(p);
+    if( zBody==0 ){
+      sqlite3_result_error_nomem(ctx);
+      goto done;
+    }
+    req.zBody = zBody;
+  }
+  req.zMethod = pMethod->valuestring;
+  req.zUrl = pUrl->valuestring;
+  req.zAuth = zAuth;
+  req.timeoutMs = pSet ? pSet->timeoutMs : 30000;
+  rc = kustomer_http_do(pHttp, &req, &resp);
+  if( rc ){
+    sqlite3_result_error_nomem(ctx);
+  }else if( resp.eNet ){
+    result_error(ctx, sqlite3_mprintf("kustomer_send(): %s", resp.zErr));
+  }else{
+    sqlite3_str *pOut = sqlite3_str_new(0);
+    sqlite3_str_appendf(pOut, "{\"status\":%ld,\"headers\":%s,\"body\":",
+                        resp.status, resp.zHeaders);
+    append_body(pOut, &resp, 0);
+    sqlite3_str_appendchar(pOut, 1, '}');
+    result_json(ctx, pOut);
+  }
+
+done:
+  kustomer_http_resp_clear(&resp);
+  auth_free(zAuth);
+  sqlite3_free(zBody);
+  sqlite3_free(zErr);
+  cJSON_Delete(pReq);
+  if( pSet ) kustomer_settings_done(ctx, 1, pSet, bNewSet);
+}
+
+int kustomer_register_network(sqlite3 *db){
+  static const struct {
+    const char *zName;
+    int nArg;
+    void (*xFunc)(sqlite3_context*, int, sqlite3_value**);
+  } aFunc[] = {
+    { "kustomer_process", 2, process_func },
+    { "kustomer_send",    1, send_func },
+    { "kustomer_send",    2, send_func },
+  };
+  KHttp *pHttp;
+  size_t i;
+  int rc = kustomer_http_new(&pHttp);
+  if( rc ) return rc;
+  for(i=0; i<sizeof(aFunc)/sizeof(aFunc[0]) && rc==SQLITE_OK; i++){
+    /* Each registration holds a reference; SQLite drops it with the
+    ** function (connection close or redefinition). */
+    kustomer_http_ref(pHttp);
+    rc = sqlite3_create_function_v2(db, aFunc[i].zName, aFunc[i].nArg,
+             SQLITE_UTF8 | SQLITE_DIRECTONLY | SQLITE_RESULT_SUBTYPE, pHttp,
+             aFunc[i].xFunc, 0, 0, kustomer_http_unref);
+  }
+  kustomer_http_unref(pHttp);
+  return rc;
+}
