@@ -25,7 +25,7 @@ SQLITE3 ?= sqlite3
 BUILD_PKGS = make gcc libc6-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev ca-certificates
 TEST_PKGS  = sqlite3 python3 valgrind
 
-.PHONY: all deps deps-build demo test asan valgrind unit clean check-deps
+.PHONY: all deps deps-build demo test asan valgrind unit clean check-deps fake-kustomer
 
 all: $(SO)
 
@@ -86,8 +86,14 @@ asan: deps
 
 valgrind: deps
 	@$(MAKE) --no-print-directory $(SO) unit
-	@KUSTOMER_TEST_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
+	@KUSTOMER_TEST_SCALE=0.05 \
+	  KUSTOMER_TEST_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
 	  tests/run.sh $(SO)
+
+# A local stand-in for Kustomer's API, for trying the extension without an
+# account: point settings.baseEndpoint at the address it prints.
+fake-kustomer:
+	python3 tests/fake_kustomer.py --port $${PORT:-8089}
 
 clean:
 	rm -rf dist build out

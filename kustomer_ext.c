@@ -19,7 +19,10 @@ static const struct {
   { "scalar functions",   kustomer_register_functions },
   { "kustomer_meta_each", kustomer_register_meta_each },
   { "kustomer_check",     kustomer_register_check },
+  { "kustomer_session",   kustomer_register_session },
   { "network functions",  kustomer_register_network },
+  { "kustomer_outbox",    kustomer_register_outbox },
+  { "kustomer_flush",     kustomer_register_flush },
 };
 
 int sqlite3_kustomer_init(sqlite3*, char**, const sqlite3_api_routines*);

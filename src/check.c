@@ -341,7 +341,7 @@ static int check_filter(sqlite3_vtab_cursor *cur, int idxNum,
     kustomer_settings_free(pSet);
     return SQLITE_NOMEM;
   }
-  pDoc = kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
+  pDoc = kustomer_event_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
   if( pDoc==0 ){
     if( zErr==0 ){
       rc = SQLITE_NOMEM;

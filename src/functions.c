@@ -136,7 +136,13 @@ static void transform_func(sqlite3_context *ctx, int argc,
       sqlite3_result_error_nomem(ctx);
       goto done;
     }
-    pDoc = kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
+    /* kustomer_meta() reads all of its argument; the others read the
+    ** few members of an event that the transformation uses. */
+    if( eFunc==KFN_META ){
+      pDoc = kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
+    }else{
+      pDoc = kustomer_event_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
+    }
   }
   if( pDoc==0 ){
     if( zErr==0 ){

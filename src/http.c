@@ -162,114 +162,280 @@ static int net_kind(CURLcode rc){
   }
 }
 
-int kustomer_http_do(KHttp *pHttp, const KHttpReq *pReq, KHttpResp *pResp){
-  Collect c;
-  struct curl_slist *pList = 0, *pNew;
-  char aErr[CURL_ERROR_SIZE];
-  char *zAuth = 0;
-  CURLcode cc;
+/*
+** One transfer: an easy handle set up for a request, with what it owns
+** (header list, copies of the body and of the Authorization line) and what
+** it collects.  Used by the synchronous path and by the multi interface.
+*/
+typedef struct Xfer Xfer;
+struct Xfer {
   CURL *h;
-  int rc = SQLITE_OK;
+  struct curl_slist *pList;
+  char *zAuthLine;          /* "Authorization: ...", wiped when freed */
+  char *zUrl;               /* copies kept alive for the multi interface */
+  char *zBody;
+  Collect c;
+  char aErr[CURL_ERROR_SIZE];
+  sqlite3_int64 iTag;       /* the caller's name for the transfer */
+  Xfer *pNext;
+};
 
-  memset(pResp, 0, sizeof(*pResp));
-  if( kustomer_http_check_url(pReq->zUrl, &pResp->zErr) ){
-    pResp->eNet = KNET_REFUSED_URL;
-    return pResp->zErr ? SQLITE_OK : SQLITE_NOMEM;
+static void xfer_release(Xfer *x){
+  if( x->c.pBody ) sqlite3_free(sqlite3_str_finish(x->c.pBody));
+  if( x->c.pHdr ) sqlite3_free(sqlite3_str_finish(x->c.pHdr));
+  x->c.pBody = x->c.pHdr = 0;
+  curl_slist_free_all(x->pList);
+  x->pList = 0;
+  if( x->zAuthLine ){
+    /* The key was in this buffer: do not leave it in freed memory. */
+    memset(x->zAuthLine, 0, strlen(x->zAuthLine));
+    sqlite3_free(x->zAuthLine);
+    x->zAuthLine = 0;
   }
-  if( pHttp->pCurl==0 ){
-    pHttp->pCurl = curl_easy_init();
-    if( pHttp->pCurl==0 ) return SQLITE_NOMEM;
+  sqlite3_free(x->zUrl);
+  sqlite3_free(x->zBody);
+  x->zUrl = x->zBody = 0;
+  if( x->h ){
+    /* Nothing of this request may be used by the next one on the handle. */
+    curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, (struct curl_slist*)0);
+    curl_easy_setopt(x->h, CURLOPT_ERRORBUFFER, (char*)0);
+    curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, (char*)0);
   }
-  h = pHttp->pCurl;
-  curl_easy_reset(h);   /* keeps the connection cache */
+}
 
-  memset(&c, 0, sizeof(c));
-  c.pBody = sqlite3_str_new(0);
-  c.pHdr = sqlite3_str_new(0);
+static int slist_add(struct curl_slist **ppList, const char *z){
+  struct curl_slist *pNew = curl_slist_append(*ppList, z);
+  if( pNew==0 ) return SQLITE_NOMEM;
+  *ppList = pNew;
+  return SQLITE_OK;
+}
 
-  pNew = curl_slist_append(pList, "Content-Type: application/json");
-  if( pNew ) pList = pNew;
-  pNew = pNew ? curl_slist_append(pList, "Accept: application/json") : 0;
-  if( pNew ) pList = pNew;
-  /* Large bodies would wait for "100 Continue" first: not worth a round
-  ** trip with Kustomer. */
-  pNew = pNew ? curl_slist_append(pList, "Expect:") : 0;
-  if( pNew ) pList = pNew;
-  if( pNew && pReq->zAuth ){
-    zAuth = sqlite3_mprintf("Authorization: %s", pReq->zAuth);
-    pNew = zAuth ? curl_slist_append(pList, zAuth) : 0;
-    if( pNew ) pList = pNew;
+/* Set up x->h (already created) for pReq; the URL must have been checked. */
+static int xfer_setup(Xfer *x, const KHttpReq *pReq){
+  CURL *h = x->h;
+  x->c.pBody = sqlite3_str_new(0);
+  x->c.pHdr = sqlite3_str_new(0);
+  x->c.nHdr = 0;
+  x->zUrl = sqlite3_mprintf("%s", pReq->zUrl);
+  if( x->zUrl==0 ) return SQLITE_NOMEM;
+  if( pReq->zBody ){
+    x->zBody = sqlite3_malloc64((sqlite3_uint64)pReq->nBody + 1);
+    if( x->zBody==0 ) return SQLITE_NOMEM;
+    memcpy(x->zBody, pReq->zBody, (size_t)pReq->nBody);
+    x->zBody[pReq->nBody] = 0;
   }
-  if( pNew==0 ){
-    rc = SQLITE_NOMEM;
-    goto done;
+  if( slist_add(&x->pList, "Content-Type: application/json")
+   || slist_add(&x->pList, "Accept: application/json")
+      /* Large bodies would wait for "100 Continue" first: not worth a
+      ** round trip with Kustomer. */
+   || slist_add(&x->pList, "Expect:") ){
+    return SQLITE_NOMEM;
   }
-
-  aErr[0] = 0;
-  curl_easy_setopt(h, CURLOPT_URL, pReq->zUrl);
+  if( pReq->zAuth ){
+    x->zAuthLine = sqlite3_mprintf("Authorization: %s", pReq->zAuth);
+    if( x->zAuthLine==0 || slist_add(&x->pList, x->zAuthLine) ){
+      return SQLITE_NOMEM;
+    }
+  }
+  x->aErr[0] = 0;
+  curl_easy_setopt(h, CURLOPT_URL, x->zUrl);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
   curl_easy_setopt(h, CURLOPT_USERAGENT, "kustomer-sqlite/" KUSTOMER_VERSION);
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, pList);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, aErr);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->pList);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->aErr);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, pReq->timeoutMs>0 ?
                    pReq->timeoutMs : 30000L);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_cb);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &c);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &x->c);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
-  curl_easy_setopt(h, CURLOPT_HEADERDATA, &c);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, &x->c);
+  curl_easy_setopt(h, CURLOPT_PRIVATE, (void*)x);
   if( strcmp(pReq->zMethod, "GET")==0 ){
     curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
   }else{
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, pReq->zMethod);
-    if( pReq->zBody ){
+    if( x->zBody ){
       curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
                        (curl_off_t)pReq->nBody);
-      curl_easy_setopt(h, CURLOPT_POSTFIELDS, pReq->zBody);
+      curl_easy_setopt(h, CURLOPT_POSTFIELDS, x->zBody);
     }
   }
+  return SQLITE_OK;
+}
 
-  cc = curl_easy_perform(h);
-  if( sqlite3_str_errcode(c.pBody) || sqlite3_str_errcode(c.pHdr) ){
-    rc = SQLITE_NOMEM;
-    goto done;
+/* Turn a finished transfer into *pResp. */
+static int xfer_finish(Xfer *x, CURLcode cc, KHttpResp *pResp){
+  memset(pResp, 0, sizeof(*pResp));
+  if( sqlite3_str_errcode(x->c.pBody) || sqlite3_str_errcode(x->c.pHdr) ){
+    return SQLITE_NOMEM;
   }
   if( cc!=CURLE_OK ){
     pResp->eNet = net_kind(cc);
     pResp->zErr = sqlite3_mprintf("%s%s%s", curl_easy_strerror(cc),
-                                  aErr[0] ? ": " : "", aErr);
-    if( pResp->zErr==0 ) rc = SQLITE_NOMEM;
-    goto done;
+                                  x->aErr[0] ? ": " : "", x->aErr);
+    return pResp->zErr ? SQLITE_OK : SQLITE_NOMEM;
   }
-  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &pResp->status);
-  pResp->nBody = sqlite3_str_length(c.pBody);
-  pResp->zBody = sqlite3_str_finish(c.pBody);
-  c.pBody = 0;
-  if( pResp->zBody==0 ){
-    pResp->zBody = sqlite3_mprintf("");
-    if( pResp->zBody==0 ) rc = SQLITE_NOMEM;
+  curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &pResp->status);
+  {
+    long nConn = 0;
+    curl_easy_getinfo(x->h, CURLINFO_NUM_CONNECTS, &nConn);
+    pResp->nConnects = (int)nConn;
   }
-  pResp->nHeader = c.nHdr;
-  pResp->zHeaders = sqlite3_mprintf("{%s}", sqlite3_str_value(c.pHdr) ?
-                                    sqlite3_str_value(c.pHdr) : "");
-  if( pResp->zHeaders==0 ) rc = SQLITE_NOMEM;
+  pResp->nBody = sqlite3_str_length(x->c.pBody);
+  pResp->zBody = sqlite3_str_finish(x->c.pBody);
+  x->c.pBody = 0;
+  if( pResp->zBody==0 ) pResp->zBody = sqlite3_mprintf("");
+  pResp->nHeader = x->c.nHdr;
+  pResp->zHeaders = sqlite3_mprintf("{%s}", sqlite3_str_value(x->c.pHdr) ?
+                                    sqlite3_str_value(x->c.pHdr) : "");
+  if( pResp->zBody==0 || pResp->zHeaders==0 ){
+    kustomer_http_resp_clear(pResp);
+    return SQLITE_NOMEM;
+  }
+  return SQLITE_OK;
+}
 
-done:
-  if( c.pBody ) sqlite3_free(sqlite3_str_finish(c.pBody));
-  sqlite3_free(sqlite3_str_finish(c.pHdr));
-  curl_slist_free_all(pList);
-  if( zAuth ){
-    /* The key was in this buffer: do not leave it in freed memory. */
-    memset(zAuth, 0, strlen(zAuth));
-    sqlite3_free(zAuth);
+/* A request refused before it is sent, reported as a transport failure. */
+static int refused_url(const KHttpReq *pReq, KHttpResp *pResp){
+  memset(pResp, 0, sizeof(*pResp));
+  if( kustomer_http_check_url(pReq->zUrl, &pResp->zErr)==SQLITE_OK ){
+    return SQLITE_OK;
   }
-  /* Nothing of this request may be used by the next one. */
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, (struct curl_slist*)0);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, (char*)0);
-  curl_easy_setopt(h, CURLOPT_POSTFIELDS, (char*)0);
-  if( rc!=SQLITE_OK ) kustomer_http_resp_clear(pResp);
+  pResp->eNet = KNET_REFUSED_URL;
+  return pResp->zErr ? SQLITE_DONE : SQLITE_NOMEM;
+}
+
+int kustomer_http_do(KHttp *pHttp, const KHttpReq *pReq, KHttpResp *pResp){
+  Xfer x;
+  int rc = refused_url(pReq, pResp);
+  if( rc==SQLITE_DONE ) return SQLITE_OK;
+  if( rc ) return rc;
+  if( pHttp->pCurl==0 ){
+    pHttp->pCurl = curl_easy_init();
+    if( pHttp->pCurl==0 ) return SQLITE_NOMEM;
+  }
+  memset(&x, 0, sizeof(x));
+  x.h = pHttp->pCurl;
+  curl_easy_reset(x.h);   /* keeps the connection cache */
+  rc = xfer_setup(&x, pReq);
+  if( rc==SQLITE_OK ) rc = xfer_finish(&x, curl_easy_perform(x.h), pResp);
+  xfer_release(&x);
   return rc;
+}
+
+/* ---- The multi interface: concurrent transfers for the outbox ---------- */
+
+struct KHttpMulti {
+  CURLM *pMulti;
+  int nRunning;             /* transfers started and not yet collected */
+  Xfer *pList;              /* those transfers */
+};
+
+int kustomer_multi_new(KHttpMulti **ppOut, int nConn){
+  KHttpMulti *p;
+  *ppOut = 0;
+  if( curl_global_init(CURL_GLOBAL_DEFAULT)!=CURLE_OK ) return SQLITE_ERROR;
+  p = sqlite3_malloc(sizeof(*p));
+  if( p==0 ){
+    curl_global_cleanup();
+    return SQLITE_NOMEM;
+  }
+  memset(p, 0, sizeof(*p));
+  p->pMulti = curl_multi_init();
+  if( p->pMulti==0 ){
+    sqlite3_free(p);
+    curl_global_cleanup();
+    return SQLITE_NOMEM;
+  }
+  /* Connections are kept alive and reused across transfers. */
+  curl_multi_setopt(p->pMulti, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)nConn);
+  curl_multi_setopt(p->pMulti, CURLMOPT_MAX_HOST_CONNECTIONS, (long)nConn);
+  *ppOut = p;
+  return SQLITE_OK;
+}
+
+static void multi_drop(KHttpMulti *p, Xfer *x){
+  Xfer **pp;
+  for(pp=&p->pList; *pp && *pp!=x; pp=&(*pp)->pNext){}
+  if( *pp ) *pp = x->pNext;
+  curl_multi_remove_handle(p->pMulti, x->h);
+  xfer_release(x);
+  curl_easy_cleanup(x->h);
+  sqlite3_free(x);
+  p->nRunning--;
+}
+
+void kustomer_multi_free(KHttpMulti *p){
+  if( p==0 ) return;
+  while( p->pList ) multi_drop(p, p->pList);
+  curl_multi_cleanup(p->pMulti);
+  sqlite3_free(p);
+  curl_global_cleanup();
+}
+
+int kustomer_multi_running(KHttpMulti *p){
+  return p->nRunning;
+}
+
+int kustomer_multi_start(KHttpMulti *p, const KHttpReq *pReq,
+                         sqlite3_int64 iTag, KHttpResp *pRefused){
+  Xfer *x;
+  int rc = refused_url(pReq, pRefused);
+  if( rc ) return rc;     /* SQLITE_DONE: refused, *pRefused says why */
+  x = sqlite3_malloc(sizeof(*x));
+  if( x==0 ) return SQLITE_NOMEM;
+  memset(x, 0, sizeof(*x));
+  x->h = curl_easy_init();
+  if( x->h==0 ){
+    sqlite3_free(x);
+    return SQLITE_NOMEM;
+  }
+  x->iTag = iTag;
+  rc = xfer_setup(x, pReq);
+  if( rc==SQLITE_OK && curl_multi_add_handle(p->pMulti, x->h)!=CURLM_OK ){
+    rc = SQLITE_NOMEM;
+  }
+  if( rc ){
+    xfer_release(x);
+    curl_easy_cleanup(x->h);
+    sqlite3_free(x);
+    return rc;
+  }
+  x->pNext = p->pList;
+  p->pList = x;
+  p->nRunning++;
+  return SQLITE_OK;
+}
+
+int kustomer_multi_next(KHttpMulti *p, int msWait, sqlite3_int64 *piTag,
+                        KHttpResp *pResp){
+  int nLeft, nActive;
+  CURLMsg *pMsg;
+  memset(pResp, 0, sizeof(*pResp));
+  if( p->nRunning==0 ) return 0;
+  curl_multi_perform(p->pMulti, &nActive);
+  pMsg = curl_multi_info_read(p->pMulti, &nLeft);
+  if( pMsg==0 && msWait>0 ){
+    curl_multi_poll(p->pMulti, 0, 0, msWait, 0);
+    curl_multi_perform(p->pMulti, &nActive);
+    pMsg = curl_multi_info_read(p->pMulti, &nLeft);
+  }
+  while( pMsg && pMsg->msg!=CURLMSG_DONE ){
+    pMsg = curl_multi_info_read(p->pMulti, &nLeft);
+  }
+  if( pMsg ){
+    Xfer *x = 0;
+    int rc;
+    CURLcode cc = pMsg->data.result;
+    curl_easy_getinfo(pMsg->easy_handle, CURLINFO_PRIVATE, (char**)&x);
+    *piTag = x->iTag;
+    rc = xfer_finish(x, cc, pResp);
+    multi_drop(p, x);
+    return rc==SQLITE_OK ? 1 : -rc;
+  }
+  return 0;
 }

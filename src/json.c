@@ -3,7 +3,9 @@
 **
 ** Input is parsed by cJSON, after a pre-scan that rejects what cJSON would
 ** accept silently or lose (invalid UTF-8, a \u0000 escape, which cJSON
-** truncates at, and nesting deep enough to matter).  Output never goes
+** truncates at, and nesting deep enough to matter).  Events are first
+** scanned so that cJSON parses only the members that are read
+** (kustomer_json_parse_some), with the same outcome.  Output never goes
 ** through cJSON's printer, whose numbers lose precision: it is written into
 ** an sqlite3_str with JavaScript's number and string rules, so that the
 ** bytes match what RudderStack's JavaScript transformer emits.
@@ -36,32 +38,88 @@ static int utf8_len(const unsigned char *z, size_t n){
   return 0;
 }
 
-/* The checks cJSON does not make.  Returns NULL or an error message. */
+/*
+** What a byte is, for the scans below and for writing strings.  Inside a
+** string only bytes of a class other than JB_PLAIN need a closer look, so
+** runs of plain text are skipped one table lookup per byte.  Written out,
+** bytes of class JB_QUOTE and above are escaped.
+*/
+#define JB_PLAIN  0   /* printable ASCII other than '"' and '\\' */
+#define JB_HIGH   1   /* 0x80 and above: part of a UTF-8 sequence */
+#define JB_QUOTE  2   /* '"' */
+#define JB_BSLASH 3   /* '\\' */
+#define JB_CTRL   4   /* below 0x20, NUL included */
+static const unsigned char aJsonByte[256] = {
+  4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+  4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+  0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+/*
+** The checks cJSON does not make.  Returns NULL or an error message.
+** Strings are tracked by their quotes and escapes only, whatever the
+** syntax around them: the first problem in text order is reported even in
+** a document that cJSON would then reject for another reason.
+*/
 static char *json_prescan(const unsigned char *z, size_t n){
   size_t i = 0;
   int depth = 0;
-  int inStr = 0;
   while( i<n ){
     unsigned c = z[i];
-    if( c<0x80 ){
-      if( c==0 ){
-        return sqlite3_mprintf("contains a NUL byte at offset %lld",
-                               (sqlite3_int64)i);
-      }
-      if( inStr ){
-        if( c=='"' ){
-          inStr = 0;
-        }else if( c=='\\' && i+1<n ){
-          i++;
-          if( z[i]=='u' && i+4<n && memcmp(&z[i+1], "0000", 4)==0 ){
+    if( c=='"' ){
+      for(i++; i<n; i++){
+        c = z[i];
+        if( aJsonByte[c]==JB_PLAIN ) continue;
+        if( c=='"' ) break;
+        if( c=='\\' ){
+          /* The escaped byte is skipped unchecked, whatever it is. */
+          if( i+1>=n ) continue;
+          if( z[i+1]=='u' && i+5<n && memcmp(&z[i+2], "0000", 4)==0 ){
             return sqlite3_mprintf("contains \\u0000 at offset %lld, "
                                    "which is not supported",
-                                   (sqlite3_int64)(i-1));
+                                   (sqlite3_int64)i);
           }
+          i++;
+        }else if( c==0 ){
+          break;    /* reported below */
+        }else if( c>=0x80 ){
+          int k = utf8_len(&z[i], n-i);
+          if( k==0 ) break;
+          i += k-1;
         }
-      }else if( c=='"' ){
-        inStr = 1;
-      }else if( c=='[' || c=='{' ){
+      }
+      if( i>=n ) break;
+      if( c=='"' ){
+        i++;
+        continue;
+      }
+    }
+    if( c==0 ){
+      return sqlite3_mprintf("contains a NUL byte at offset %lld",
+                             (sqlite3_int64)i);
+    }
+    if( c>=0x80 ){
+      int k = utf8_len(&z[i], n-i);
+      if( k==0 ){
+        return sqlite3_mprintf("is not valid UTF-8 (byte 0x%02x at offset "
+                               "%lld)", c, (sqlite3_int64)i);
+      }
+      i += k;
+    }else{
+      if( c=='[' || c=='{' ){
         if( ++depth>KUSTOMER_MAX_DEPTH ){
           return sqlite3_mprintf("is nested deeper than %d levels",
                                  KUSTOMER_MAX_DEPTH);
@@ -70,13 +128,6 @@ static char *json_prescan(const unsigned char *z, size_t n){
         depth--;
       }
       i++;
-    }else{
-      int k = utf8_len(&z[i], n-i);
-      if( k==0 ){
-        return sqlite3_mprintf("is not valid UTF-8 (byte 0x%02x at offset "
-                               "%lld)", c, (sqlite3_int64)i);
-      }
-      i += k;
     }
   }
   return 0;
@@ -108,15 +159,305 @@ cJSON *kustomer_json_parse(const char *z, int n, char **pzErr){
   return p;
 }
 
-void kustomer_json_string(sqlite3_str *p, const char *z, size_t n){
+/* ---- Parsing only the members that are read ----------------------------
+**
+** An event is mostly members the transformation never reads (context.app,
+** context.page, timestamps, integrations, ...), and cJSON's cost is one
+** allocation per value and per string, then as many frees.  So the text is
+** first scanned once, which both makes the pre-scan's checks and proves it
+** valid JSON, and the members that are read are copied into a shorter
+** document for cJSON to parse.
+**
+** The scan is only ever a shortcut.  It says yes only to text that cJSON and
+** the pre-scan accept, and whose values cJSON reads the same in the copy:
+** strict RFC 8259 syntax, whitespace limited to the four JSON characters,
+** valid UTF-8, no control characters in strings, numbers of at most 63
+** characters (some cJSON versions read no more), no \u0000 and no unpaired
+** surrogate escape, nesting within KUSTOMER_MAX_DEPTH.  Anything else,
+** errors included, goes to kustomer_json_parse(), which is then the whole
+** story.  Values of members that are kept are parsed by cJSON from the same
+** bytes in both documents, so they come out the same.
+*/
+
+/*
+** The scan functions take the position of a construct and return the
+** position just past it, or NULL when it is not one that the shortcut may
+** take.  They rely on the NUL after the text (kustomer_json_parse() needs
+** it too): it is not whitespace, not part of any token and of class
+** JB_CTRL, so every loop stops there without comparing against the end.  A
+** NUL inside the text stops them the same way, and fails the scan.
+*/
+typedef const unsigned char *ScanPos;
+
+static ScanPos skip_ws(ScanPos z){
+  while( *z<=' ' && (*z==' ' || *z=='\n' || *z=='\r' || *z=='\t') ) z++;
+  return z;
+}
+
+/* The value of four hex digits at z, or 0x10000 if they are not. */
+static unsigned scan_hex4(ScanPos z){
+  unsigned v = 0;
+  int k;
+  for(k=0; k<4; k++){
+    unsigned c = z[k];
+    if( c>='0' && c<='9' ) v = v*16 + (c-'0');
+    else if( c>='a' && c<='f' ) v = v*16 + (c-'a'+10);
+    else if( c>='A' && c<='F' ) v = v*16 + (c-'A'+10);
+    else return 0x10000;
+  }
+  return v;
+}
+
+/* The rest of a string from z, which is past its opening quote and at a
+** byte that is not JB_PLAIN.  zEnd is the end of the text. */
+static ScanPos scan_string_rest(ScanPos z, ScanPos zEnd){
+  while( 1 ){
+    unsigned c, u;
+    while( aJsonByte[*z]==JB_PLAIN ) z++;
+    c = *z;
+    if( c=='"' ) return z+1;
+    if( c>=0x80 ){
+      int k = utf8_len(z, (size_t)(zEnd-z));
+      if( k==0 ) return 0;
+      z += k;
+    }else if( c!='\\' ){
+      return 0;       /* a control character, or the end */
+    }else if( z[1]!='u' ){
+      c = z[1];
+      if( c!='"' && c!='\\' && c!='/' && c!='b' && c!='f' && c!='n'
+       && c!='r' && c!='t' ) return 0;
+      z += 2;
+    }else{
+      /* cJSON reads bad hex digits as U+0000 and rejects a lone
+      ** surrogate; the pre-scan rejects \u0000. */
+      u = scan_hex4(&z[2]);
+      if( u==0 || u>0xffff || (u>=0xdc00 && u<=0xdfff) ) return 0;
+      z += 6;
+      if( u>=0xd800 && u<=0xdbff ){
+        if( z[0]!='\\' || z[1]!='u' ) return 0;
+        u = scan_hex4(&z[2]);
+        if( u<0xdc00 || u>0xdfff ) return 0;
+        z += 6;
+      }
+    }
+  }
+}
+
+/* A string at z (its opening quote).  Most strings are plain ASCII: they
+** are done here without a call. */
+static ScanPos scan_string(ScanPos z, ScanPos zEnd){
+  z++;
+  while( aJsonByte[*z]==JB_PLAIN ) z++;
+  return *z=='"' ? z+1 : scan_string_rest(z, zEnd);
+}
+
+static int is_digit(unsigned c){ return c>='0' && c<='9'; }
+
+static ScanPos scan_number(ScanPos z){
+  ScanPos zStart = z;
+  if( *z=='-' ) z++;
+  if( *z=='0' ){
+    z++;
+  }else{
+    if( !is_digit(*z) ) return 0;
+    while( is_digit(*z) ) z++;
+  }
+  if( *z=='.' ){
+    z++;
+    if( !is_digit(*z) ) return 0;
+    while( is_digit(*z) ) z++;
+  }
+  if( *z=='e' || *z=='E' ){
+    z++;
+    if( *z=='+' || *z=='-' ) z++;
+    if( !is_digit(*z) ) return 0;
+    while( is_digit(*z) ) z++;
+  }
+  if( z-zStart>63 ) return 0;   /* some cJSON versions read only 63 */
+  return z;
+}
+
+static ScanPos scan_word(ScanPos z, ScanPos zEnd, const char *zWord,
+                         size_t nWord){
+  if( (size_t)(zEnd-z)<nWord || memcmp(z, zWord, nWord)!=0 ) return 0;
+  return z + nWord;
+}
+
+static ScanPos scan_object(ScanPos, ScanPos, int);
+static ScanPos scan_array(ScanPos, ScanPos, int);
+
+/* A value inside a container at depth iDepth (the root is at depth 0).
+** Callers scan strings, the commonest values, themselves: no call. */
+static ScanPos scan_value(ScanPos z, ScanPos zEnd, int iDepth){
+  switch( *z ){
+    case '"': return scan_string(z, zEnd);
+    case '{': return scan_object(z, zEnd, iDepth+1);
+    case '[': return scan_array(z, zEnd, iDepth+1);
+    case 't': return scan_word(z, zEnd, "true", 4);
+    case 'f': return scan_word(z, zEnd, "false", 5);
+    case 'n': return scan_word(z, zEnd, "null", 4);
+    default:  return scan_number(z);
+  }
+}
+
+/* An array at depth iDepth. */
+static ScanPos scan_array(ScanPos z, ScanPos zEnd, int iDepth){
+  if( iDepth>KUSTOMER_MAX_DEPTH ) return 0;
+  z = skip_ws(z+1);
+  if( *z==']' ) return z+1;
+  while( 1 ){
+    z = *z=='"' ? scan_string(z, zEnd) : scan_value(z, zEnd, iDepth);
+    if( z==0 ) return 0;
+    z = skip_ws(z);
+    if( *z==']' ) return z+1;
+    if( *z!=',' ) return 0;
+    z = skip_ws(z+1);
+  }
+}
+
+/* An object at depth iDepth. */
+static ScanPos scan_object(ScanPos z, ScanPos zEnd, int iDepth){
+  if( iDepth>KUSTOMER_MAX_DEPTH ) return 0;
+  z = skip_ws(z+1);
+  if( *z=='}' ) return z+1;
+  while( 1 ){
+    if( *z!='"' ) return 0;
+    z = scan_string(z, zEnd);
+    if( z==0 ) return 0;
+    z = skip_ws(z);
+    if( *z!=':' ) return 0;
+    z = skip_ws(z+1);
+    z = *z=='"' ? scan_string(z, zEnd) : scan_value(z, zEnd, iDepth);
+    if( z==0 ) return 0;
+    z = skip_ws(z);
+    if( *z=='}' ) return z+1;
+    if( *z!=',' ) return 0;
+    z = skip_ws(z+1);
+  }
+}
+
+/*
+** Whether the member with the n-byte raw key z (as written, between its
+** quotes) is kept, and in *ppKeep its entry in aKeep (NULL: kept whole).
+** A key with an escape or a dot is kept whole: the first may spell a listed
+** key, and a dotted path may name the second as one segment.
+*/
+static int scan_keep(const KJsonKeep *aKeep, ScanPos z, size_t n,
+                     const KJsonKeep **ppKeep){
+  size_t i;
+  *ppKeep = 0;
+  for(; aKeep->zKey; aKeep++){
+    if( aKeep->zKey[0]==(char)z[0]
+     && strncmp(aKeep->zKey, (const char*)z, n)==0 && aKeep->zKey[n]==0 ){
+      *ppKeep = aKeep;
+      return 1;
+    }
+  }
+  for(i=0; i<n; i++){
+    if( z[i]=='.' || z[i]=='\\' ) return 1;
+  }
+  return 0;
+}
+
+/* The copy of the members that are kept: never longer than the text. */
+typedef struct ScanOut ScanOut;
+struct ScanOut {
+  char *z;
+  size_t n;
+};
+
+static void scan_out(ScanOut *pOut, const void *z, size_t n){
+  memcpy(&pOut->z[pOut->n], z, n);
+  pOut->n += n;
+}
+
+/*
+** An object at depth iDepth (z at its '{'), also written to pOut with only
+** the members aKeep lists, in their order in the text.
+*/
+static ScanPos scan_object_keep(ScanPos z, ScanPos zEnd, int iDepth,
+                                const KJsonKeep *aKeep, ScanOut *pOut){
+  int bFirst = 1;
+  if( iDepth>KUSTOMER_MAX_DEPTH ) return 0;
+  scan_out(pOut, "{", 1);
+  z = skip_ws(z+1);
+  if( *z!='}' ){
+    while( 1 ){
+      ScanPos zKey = z, zVal;
+      const KJsonKeep *pKeep;
+      int bKeep;
+      if( *z!='"' ) return 0;
+      z = scan_string(z, zEnd);
+      if( z==0 ) return 0;
+      bKeep = scan_keep(aKeep, zKey+1, (size_t)(z-zKey-2), &pKeep);
+      z = skip_ws(z);
+      if( *z!=':' ) return 0;
+      zVal = z = skip_ws(z+1);
+      if( bKeep ){
+        if( !bFirst ) scan_out(pOut, ",", 1);
+        bFirst = 0;
+        scan_out(pOut, zKey, (size_t)(zVal-zKey));
+        if( pKeep && pKeep->aSub && *zVal=='{' ){
+          z = scan_object_keep(z, zEnd, iDepth+1, pKeep->aSub, pOut);
+          if( z==0 ) return 0;
+        }else{
+          z = scan_value(z, zEnd, iDepth);
+          if( z==0 ) return 0;
+          scan_out(pOut, zVal, (size_t)(z-zVal));
+        }
+      }else{
+        z = scan_value(z, zEnd, iDepth);
+        if( z==0 ) return 0;
+      }
+      z = skip_ws(z);
+      if( *z=='}' ) break;
+      if( *z!=',' ) return 0;
+      z = skip_ws(z+1);
+    }
+  }
+  scan_out(pOut, "}", 1);
+  return z+1;
+}
+
+cJSON *kustomer_json_parse_some(const char *z, int n, const KJsonKeep *aKeep,
+                                char **pzErr){
+  char aSpace[4096];
+  ScanPos zText = (ScanPos)z;
+  ScanPos zEnd = zText + n;
+  ScanPos zPos;
+  ScanOut out;
+  cJSON *p = 0;
+  out.z = 0;
+  out.n = 0;
+  if( n>0 && n<=KUSTOMER_MAX_JSON ){
+    out.z = n<=(int)sizeof(aSpace) ? aSpace : sqlite3_malloc(n);
+  }
+  if( out.z ){
+    zPos = skip_ws(zText);
+    if( *zPos=='{' ){
+      zPos = scan_object_keep(zPos, zEnd, 1, aKeep, &out);
+      if( zPos && skip_ws(zPos)==zEnd ){
+        p = cJSON_ParseWithLength(out.z, out.n);
+      }
+    }
+  }
+  if( out.z!=aSpace ) sqlite3_free(out.z);
+  if( p ){
+    *pzErr = 0;
+    return p;
+  }
+  /* Not for the shortcut, or out of memory: the whole text, as always. */
+  return kustomer_json_parse(z, n, pzErr);
+}
+
+void kustomer_json_string_body(sqlite3_str *p, const char *z, size_t n){
   static const char hex[] = "0123456789abcdef";
   size_t i, iStart = 0;
-  sqlite3_str_appendchar(p, 1, '"');
   for(i=0; i<n; i++){
     unsigned char c = (unsigned char)z[i];
     const char *zEsc;
     char aBuf[6];
-    if( c>=0x20 && c!='"' && c!='\\' ) continue;
+    if( aJsonByte[c]<JB_QUOTE ) continue;
     if( i>iStart ) sqlite3_str_append(p, &z[iStart], (int)(i-iStart));
     iStart = i+1;
     switch( c ){
@@ -134,10 +475,47 @@ void kustomer_json_string(sqlite3_str *p, const char *z, size_t n){
         sqlite3_str_append(p, aBuf, 6);
         continue;
     }
-    sqlite3_str_appendall(p, zEsc);
+    sqlite3_str_append(p, zEsc, 2);
   }
   if( n>iStart ) sqlite3_str_append(p, &z[iStart], (int)(n-iStart));
+}
+
+/*
+** Append zPre, the string literal of the n bytes z, then zPost (each of
+** zPre and zPost at most one byte).  Most strings are short and need no
+** escape: they go in one append, not three.
+*/
+static void json_string_between(sqlite3_str *p, const char *zPre,
+                                const char *z, size_t n, const char *zPost){
+  char aBuf[128];
+  size_t nPre = strlen(zPre), nPost = strlen(zPost), i;
+  if( n+nPre+nPost+2<=sizeof(aBuf) ){
+    char *zOut = &aBuf[nPre+1];
+    for(i=0; i<n && aJsonByte[(unsigned char)z[i]]<JB_QUOTE; i++){
+      zOut[i] = z[i];
+    }
+    if( i==n ){
+      memcpy(aBuf, zPre, nPre);
+      aBuf[nPre] = '"';
+      zOut[n] = '"';
+      memcpy(&zOut[n+1], zPost, nPost);
+      sqlite3_str_append(p, aBuf, (int)(nPre+n+nPost+2));
+      return;
+    }
+  }
+  sqlite3_str_append(p, zPre, (int)nPre);
   sqlite3_str_appendchar(p, 1, '"');
+  kustomer_json_string_body(p, z, n);
+  sqlite3_str_appendchar(p, 1, '"');
+  sqlite3_str_append(p, zPost, (int)nPost);
+}
+
+void kustomer_json_string(sqlite3_str *p, const char *z, size_t n){
+  json_string_between(p, "", z, n, "");
+}
+
+void kustomer_json_key(sqlite3_str *p, int bComma, const char *z, size_t n){
+  json_string_between(p, bComma ? "," : "", z, n, ":");
 }
 
 void kustomer_json_number(sqlite3_str *p, double r){
@@ -154,12 +532,14 @@ const cJSON *kustomer_json_member(const cJSON *pObj, const char *zKey){
   const cJSON *pChild;
   if( !cJSON_IsObject(pObj) ) return 0;
   for(pChild=pObj->child; pChild; pChild=pChild->next){
-    if( pChild->string && strcmp(pChild->string, zKey)==0 ) pFound = pChild;
+    if( pChild->string && pChild->string[0]==zKey[0]
+     && strcmp(pChild->string, zKey)==0 ) pFound = pChild;
   }
   return pFound;
 }
 
-/* Objects this small are checked for duplicate keys pairwise. */
+/* Objects this small are checked for duplicate keys pairwise (first bytes
+** compared before whole keys: duplicates are rare). */
 #define SMALL_OBJECT 16
 
 /*
@@ -174,7 +554,8 @@ int kustomer_first_same(int n, const char *const *azKey, int *aFirst){
       int j;
       aFirst[i] = i;
       for(j=0; j<i; j++){
-        if( aFirst[j]==j && strcmp(azKey[i], azKey[j])==0 ){
+        if( aFirst[j]==j && azKey[i][0]==azKey[j][0]
+         && strcmp(azKey[i], azKey[j])==0 ){
           aFirst[i] = j;
           break;
         }
@@ -210,9 +591,7 @@ int kustomer_first_same(int n, const char *const *azKey, int *aFirst){
 
 static void json_member_write(sqlite3_str *p, int bFirst, const cJSON *pKey,
                               const cJSON *pVal){
-  if( !bFirst ) sqlite3_str_appendchar(p, 1, ',');
-  kustomer_json_string(p, pKey->string, strlen(pKey->string));
-  sqlite3_str_appendchar(p, 1, ':');
+  kustomer_json_key(p, !bFirst, pKey->string, strlen(pKey->string));
   kustomer_json_value(p, pVal);
 }
 
@@ -224,12 +603,13 @@ static void json_object_write_small(sqlite3_str *p, const cJSON *pObj){
   sqlite3_str_appendchar(p, 1, '{');
   for(pC=pObj->child; pC; pC=pC->next){
     const cJSON *pLast = pC;
+    const char c0 = pC->string[0];
     for(pD=pObj->child; pD!=pC; pD=pD->next){
-      if( strcmp(pD->string, pC->string)==0 ) break;
+      if( pD->string[0]==c0 && strcmp(pD->string, pC->string)==0 ) break;
     }
     if( pD!=pC ) continue;
     for(pD=pC->next; pD; pD=pD->next){
-      if( strcmp(pD->string, pC->string)==0 ) pLast = pD;
+      if( pD->string[0]==c0 && strcmp(pD->string, pC->string)==0 ) pLast = pD;
     }
     json_member_write(p, bFirst, pC, pLast);
     bFirst = 0;

@@ -49,9 +49,33 @@ int kustomer_fmt_number(double r, char *zBuf);
 */
 cJSON *kustomer_json_parse(const char *z, int n, char **pzErr);
 
+/*
+** Parse an object's text as kustomer_json_parse() does, keeping only the
+** members aKeep lists (ended by a NULL zKey), in text order, duplicates
+** included.  A kept member with aSub whose value is an object keeps in turn
+** only the members aSub lists.  A member whose key has an escape or a '.'
+** is always kept (a dotted path may name it).  Whether the text is valid,
+** and the error if not, are exactly kustomer_json_parse()'s.  As for that
+** function, z[n] must be a NUL (sqlite3_value_text() puts one there).
+*/
+typedef struct KJsonKeep KJsonKeep;
+struct KJsonKeep {
+  const char *zKey;         /* a member's key; NULL ends the list */
+  const KJsonKeep *aSub;    /* members of its object to keep; NULL: all */
+};
+cJSON *kustomer_json_parse_some(const char *z, int n, const KJsonKeep *aKeep,
+                                char **pzErr);
+
 /* Append a JSON string literal for n bytes of UTF-8, escaped as
 ** JSON.stringify escapes. */
 void kustomer_json_string(sqlite3_str *p, const char *z, size_t n);
+
+/* The same without the quotes, to build a string literal in parts. */
+void kustomer_json_string_body(sqlite3_str *p, const char *z, size_t n);
+
+/* Append an object member's key and colon ("key":), after a comma if
+** bComma. */
+void kustomer_json_key(sqlite3_str *p, int bComma, const char *z, size_t n);
 
 /* Append a number as JSON.stringify does (non-finite values as null). */
 void kustomer_json_number(sqlite3_str *p, double r);
@@ -148,6 +172,10 @@ void kustomer_error_clear(KError *pErr);
 ** reference's error for a missing or unsupported type. */
 int kustomer_event_type(const cJSON *pEvent, KError *pErr);
 
+/* Parse an event's text for the transformation: kustomer_json_parse()
+** without the members that no transformation or check reads. */
+cJSON *kustomer_event_parse(const char *z, int n, char **pzErr);
+
 /*
 ** Meta: the plan for turning a properties object into Kustomer's meta,
 ** one item per member of the object, in input order.  A member is not sent
@@ -217,7 +245,8 @@ int kustomer_identify_write(sqlite3_str *p, const cJSON *pEvent,
 
 /*
 ** Append the whole request envelope for an event.  zCustomerId (may be
-** NULL) is the id of an existing customer for identify.
+** NULL) is the id of an existing customer for identify.  On any result
+** but SQLITE_OK the text appended to p is incomplete: discard it.
 */
 int kustomer_request_write(sqlite3_str *p, const cJSON *pEvent,
                            const KSettings *pSet, const char *zCustomerId,
@@ -274,6 +303,9 @@ struct KHttpResp {
   char *zHeaders;           /* JSON object of the headers, lower-case names */
   int nHeader;              /* number of headers received */
   int eNet;                 /* KNET_* when no HTTP response came back */
+  int nConnects;            /* new connections the transfer opened: libcurl
+                            ** silently resends a request once on a fresh
+                            ** connection when a kept-alive one died */
   char *zErr;               /* curl's message for a transport failure */
 };
 
@@ -288,6 +320,23 @@ int kustomer_http_check_url(const char *zUrl, char **pzErr);
 ** HTTP status, or a transport failure in eNet/zErr); SQLITE_NOMEM. */
 int kustomer_http_do(KHttp *p, const KHttpReq *pReq, KHttpResp *pResp);
 void kustomer_http_resp_clear(KHttpResp *p);
+
+/* Concurrent transfers (libcurl's multi interface) with kept-alive
+** connections, at most nConn at once. */
+typedef struct KHttpMulti KHttpMulti;
+int kustomer_multi_new(KHttpMulti **ppOut, int nConn);
+void kustomer_multi_free(KHttpMulti *p);
+int kustomer_multi_running(KHttpMulti *p);
+
+/* Start a transfer named iTag.  SQLITE_OK; SQLITE_DONE when the URL was
+** refused (then *pRefused says why, eNet KNET_REFUSED_URL); NOMEM. */
+int kustomer_multi_start(KHttpMulti *p, const KHttpReq *pReq,
+                         sqlite3_int64 iTag, KHttpResp *pRefused);
+
+/* Wait up to msWait for a transfer to finish.  1: *piTag and *pResp are
+** set (clear pResp after use); 0: none finished yet; <0: -SQLITE_NOMEM. */
+int kustomer_multi_next(KHttpMulti *p, int msWait, sqlite3_int64 *piTag,
+                        KHttpResp *pResp);
 
 /* ---- vtab.c: what the table-valued functions share --------------------- */
 int kustomer_tvf_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo,
@@ -310,10 +359,38 @@ struct KProblem {
 };
 const KProblem *kustomer_meta_item_problem(const KMetaItem *pItem);
 
+/* ---- outbox.c and flush.c: durable delivery ----------------------------- */
+
+/* The arguments of a kustomer_outbox table, as stored in <name>_config. */
+typedef struct KOutboxConfig KOutboxConfig;
+struct KOutboxConfig {
+  char *zSettings;          /* settings JSON (never holds apiKey) */
+  double rateLimit;         /* requests allowed per rate window */
+  double budget;            /* share of rateLimit this outbox may use */
+  int maxAttempts;          /* attempts before a row is failed */
+  double rateWindow;        /* seconds; 60 for Kustomer */
+  int concurrency;          /* requests in flight at once */
+  int progress;             /* draw a progress bar on a terminal */
+};
+
+/* Read and check an outbox's configuration. */
+int kustomer_outbox_config_read(sqlite3 *db, const char *zDb,
+                                const char *zName, KOutboxConfig *p,
+                                char **pzErr);
+void kustomer_outbox_config_clear(KOutboxConfig *p);
+
+/* The request envelope stored for an event (no Authorization header), or
+** the reason the event cannot be sent.  One of the two is set. */
+int kustomer_outbox_request(const KSettings *pSet, const char *zEvent,
+                            int nEvent, char **pzRequest, char **pzError);
+
 /* ---- registration (one function per module, called from the entry) ----- */
 int kustomer_register_functions(sqlite3 *db);
 int kustomer_register_meta_each(sqlite3 *db);
 int kustomer_register_check(sqlite3 *db);
+int kustomer_register_session(sqlite3 *db);
 int kustomer_register_network(sqlite3 *db);
+int kustomer_register_outbox(sqlite3 *db);
+int kustomer_register_flush(sqlite3 *db);
 
 #endif /* KUSTOMER_H */

@@ -56,8 +56,12 @@ static int is_container(const cJSON *p){
 static const cJSON *member_n(const cJSON *p, const char *z, size_t n){
   const cJSON *pC, *pFound = 0;
   if( cJSON_IsObject(p) ){
+    /* Most keys differ from the one sought in their first byte: compare
+    ** that before calling strncmp. */
+    char c0 = n ? z[0] : 0;
     for(pC=p->child; pC; pC=pC->next){
-      if( strncmp(pC->string, z, n)==0 && pC->string[n]==0 ) pFound = pC;
+      if( pC->string[0]==c0 && strncmp(pC->string, z, n)==0
+       && pC->string[n]==0 ) pFound = pC;
     }
   }else if( cJSON_IsArray(p) ){
     size_t i;
@@ -79,13 +83,18 @@ static const cJSON *member_n(const cJSON *p, const char *z, size_t n){
 ** is retried joined with the following ones ("a.b" found by path a.b.c).
 ** NULL means undefined.
 */
+static const cJSON *path_walk(const cJSON*, const char*);
 static const cJSON *path_get(const cJSON *pRoot, const char *zPath){
-  const cJSON *p = pRoot;
-  const char *z = zPath;
   const cJSON *pFound;
-  if( !is_container(p) ) return 0;
-  pFound = member_n(p, zPath, strlen(zPath));
+  if( !is_container(pRoot) ) return 0;
+  pFound = member_n(pRoot, zPath, strlen(zPath));
   if( pFound ) return pFound;
+  return path_walk(pRoot, zPath);
+}
+
+/* The segment by segment part of path_get(), from the container p. */
+static const cJSON *path_walk(const cJSON *p, const char *z){
+  const cJSON *pFound;
   while( 1 ){
     const char *zEnd = strchr(z, '.');
     if( zEnd==0 ) zEnd = z + strlen(z);
@@ -103,11 +112,81 @@ static const cJSON *path_get(const cJSON *pRoot, const char *zPath){
   }
 }
 
+/*
+** An event and where most of its paths start: traits, context,
+** context.traits and properties, each looked up once per event.  When no
+** key of the event or of its context has a dot, path_get()'s whole-path
+** and joined-segment lookups cannot match there, and a path under one of
+** these is the plain walk from it.
+*/
+typedef struct EventPaths EventPaths;
+struct EventPaths {
+  const cJSON *pRoot;
+  int bPlain;               /* no dotted key in the event or its context */
+  const cJSON *pTraits;
+  const cJSON *pContext;
+  const cJSON *pCtxTraits;
+  const cJSON *pProps;
+};
+
+static int has_dotted_key(const cJSON *pObj){
+  const cJSON *pC;
+  if( !cJSON_IsObject(pObj) ) return 0;
+  for(pC=pObj->child; pC; pC=pC->next){
+    if( strchr(pC->string, '.') ) return 1;
+  }
+  return 0;
+}
+
+static void event_paths_init(EventPaths *pE, const cJSON *pRoot){
+  memset(pE, 0, sizeof(*pE));
+  pE->pRoot = pRoot;
+  if( !cJSON_IsObject(pRoot) || has_dotted_key(pRoot) ) return;
+  pE->pTraits = kustomer_json_member(pRoot, "traits");
+  pE->pContext = kustomer_json_member(pRoot, "context");
+  pE->pProps = kustomer_json_member(pRoot, "properties");
+  if( has_dotted_key(pE->pContext) ) return;
+  pE->pCtxTraits = member_n(pE->pContext, "traits", 6);
+  pE->bPlain = 1;
+}
+
+/* path_get() from the container p, which a path prefix led to. */
+static const cJSON *path_from(const cJSON *p, const char *zRest){
+  return is_container(p) ? path_walk(p, zRest) : 0;
+}
+
+/* path_get() on an event, by the shortest way it allows. */
+static const cJSON *event_path(const EventPaths *pE, const char *zPath){
+  if( pE->bPlain ){
+    switch( zPath[0] ){
+      case 't':
+        if( strncmp(zPath, "traits.", 7)==0 ){
+          return path_from(pE->pTraits, &zPath[7]);
+        }
+        break;
+      case 'p':
+        if( strncmp(zPath, "properties.", 11)==0 ){
+          return path_from(pE->pProps, &zPath[11]);
+        }
+        break;
+      case 'c':
+        if( strncmp(zPath, "context.traits.", 15)==0 ){
+          return path_from(pE->pCtxTraits, &zPath[15]);
+        }
+        if( strncmp(zPath, "context.", 8)==0 ){
+          return path_from(pE->pContext, &zPath[8]);
+        }
+        break;
+    }
+  }
+  return path_get(pE->pRoot, zPath);
+}
+
 /* First acceptable value along a NULL-terminated list of paths (3.2). */
-static const cJSON *first_acceptable(const cJSON *pRoot,
+static const cJSON *first_acceptable(const EventPaths *pE,
                                      const char *const *azPath){
   for(; *azPath; azPath++){
-    const cJSON *p = path_get(pRoot, *azPath);
+    const cJSON *p = event_path(pE, *azPath);
     if( kustomer_acceptable(p) ) return p;
   }
   return 0;
@@ -141,6 +220,27 @@ static const char *const azWebsite[] = {
 static const char *const azAddress[] = {
   "traits.address", "context.traits.address", 0
 };
+
+/*
+** The members of an event that anything here or in check.c reads: the
+** first segment of every path and member lookup in this file, and of
+** context the second.  The rest of an event (context.app, context.page,
+** timestamps, integrations, ...) is most of its bytes and is left out of
+** the parse.  A path added here must keep this list complete.
+*/
+static const KJsonKeep aContextKeep[] = {
+  { "traits", 0 }, { "sessionId", 0 }, { "externalId", 0 }, { "locale", 0 },
+  { 0, 0 }
+};
+static const KJsonKeep aEventKeep[] = {
+  { "type", 0 }, { "event", 0 }, { "name", 0 }, { "userId", 0 },
+  { "anonymousId", 0 }, { "traits", 0 }, { "properties", 0 },
+  { "context", aContextKeep }, { 0, 0 }
+};
+
+cJSON *kustomer_event_parse(const char *z, int n, char **pzErr){
+  return kustomer_json_parse_some(z, n, aEventKeep, pzErr);
+}
 
 /* ---- JavaScript whitespace (the \s class and String.prototype.trim) ---- */
 
@@ -304,7 +404,7 @@ static const char *const azExcluded[] = {
 static int is_excluded(const char *zKey){
   const char *const *az;
   for(az=azExcluded; *az; az++){
-    if( strcmp(zKey, *az)==0 ) return 1;
+    if( zKey[0]==(*az)[0] && strcmp(zKey, *az)==0 ) return 1;
   }
   return 0;
 }
@@ -314,12 +414,23 @@ static int ends_with(const char *z, size_t n, const char *zSuffix){
   return n>=k && memcmp(&z[n-k], zSuffix, k)==0;
 }
 
+/* Whether the JavaScript string of an array may start with a digit, as a
+** date does: its first element that is not an array decides. */
+static int array_may_be_date(const cJSON *v){
+  const cJSON *p = v->child;
+  while( p && cJSON_IsArray(p) ) p = p->child;
+  if( p==0 ) return 0;
+  if( cJSON_IsNumber(p) ) return 1;
+  return cJSON_IsString(p) && p->valuestring[0]>='0'
+      && p->valuestring[0]<='9';
+}
+
 /* Whether the JavaScript string conversion of v looks like an ISO date. */
 static int value_is_date(const cJSON *v){
   if( cJSON_IsString(v) ){
     return kustomer_is_iso_date(v->valuestring, strlen(v->valuestring));
   }
-  if( cJSON_IsArray(v) ){
+  if( cJSON_IsArray(v) && array_may_be_date(v) ){
     sqlite3_str *p = sqlite3_str_new(0);
     int bDate;
     kustomer_js_string(p, v);
@@ -335,12 +446,13 @@ static int value_is_date(const cJSON *v){
 /* Set the advanced transformation's key and conversion for one item. */
 static int meta_advanced_key(KMetaItem *pItem){
   const cJSON *v = pItem->pSrc;
+  const char *zSrc = v->string;
+  size_t nSrc = strlen(zSrc);
   const char *zSuffix = 0;
-  sqlite3_str *p = sqlite3_str_new(0);
+  sqlite3_str *p;
   int n;
   char *z;
 
-  js_dashify(p, v->string, strlen(v->string));
   if( cJSON_IsNumber(v) ){
     zSuffix = "Num";
   }else if( value_is_date(v) ){
@@ -352,6 +464,27 @@ static int meta_advanced_key(KMetaItem *pItem){
   }else if( cJSON_IsObject(v) ){
     pItem->eConv = KCONV_OBJJSON;
   }
+
+  /* Most keys have no whitespace to change, so the key is the source key,
+  ** or the source key and a suffix. */
+  if( !kustomer_has_space(zSrc, nSrc) ){
+    size_t k;
+    if( zSuffix==0 || ends_with(zSrc, nSrc, zSuffix) ){
+      pItem->zKey = zSrc;
+      return SQLITE_OK;
+    }
+    k = strlen(zSuffix);
+    z = sqlite3_malloc64(nSrc+k+1);
+    if( z==0 ) return SQLITE_NOMEM;
+    memcpy(z, zSrc, nSrc);
+    memcpy(&z[nSrc], zSuffix, k+1);
+    pItem->zKey = z;
+    pItem->bOwnKey = 1;
+    return SQLITE_OK;
+  }
+
+  p = sqlite3_str_new(0);
+  js_dashify(p, zSrc, nSrc);
   if( zSuffix && sqlite3_str_errcode(p)==SQLITE_OK ){
     n = sqlite3_str_length(p);
     if( !ends_with(sqlite3_str_value(p), (size_t)n, zSuffix) ){
@@ -452,8 +585,14 @@ int kustomer_meta_plan(const cJSON *pProps, int bAdvanced, int bDropEmail,
       m++;
     }
   }
-  rc = kustomer_first_same(m, azKey, aFirst);
-  if( rc ) goto done;
+  if( bAdvanced ){
+    rc = kustomer_first_same(m, azKey, aFirst);
+    if( rc ) goto done;
+  }else{
+    /* Keys sent as they are, once each after the pass above: no two of
+    ** them can collide. */
+    for(i=0; i<m; i++) aFirst[i] = i;
+  }
   for(i=0; i<m; i++) aLast[aFirst[i]] = i;
   iPrev = -1;
   for(i=0; i<m; i++){
@@ -529,9 +668,7 @@ int kustomer_meta_write(sqlite3_str *p, const KMeta *pMeta){
   sqlite3_str_appendchar(p, 1, '{');
   for(i=pMeta->iFirst; i>=0; i=pMeta->aItem[i].iNext){
     const KMetaItem *pItem = &pMeta->aItem[i];
-    if( i!=pMeta->iFirst ) sqlite3_str_appendchar(p, 1, ',');
-    kustomer_json_string(p, pItem->zKey, strlen(pItem->zKey));
-    sqlite3_str_appendchar(p, 1, ':');
+    kustomer_json_key(p, i!=pMeta->iFirst, pItem->zKey, strlen(pItem->zKey));
     rc = kustomer_meta_write_value(p, pItem);
     if( rc ) break;
   }
@@ -547,11 +684,12 @@ static const char *const azPageName[] = {
 
 /*
 ** The event name of a track/page/screen event.  A track event's name that
-** is not a string is passed through untouched (unless the advanced
-** transformation needs a string): then *ppRaw is set and nothing is
-** appended to p.  Otherwise the name's text is appended to p.
+** is sent as given (a string without the advanced transformation, or a
+** value of another type unless the advanced transformation needs a string)
+** is set in *ppRaw and nothing is appended to p.  Otherwise the name's text
+** is appended to p.
 */
-static int event_name(sqlite3_str *p, const cJSON *pEvent, int eType,
+static int event_name(sqlite3_str *p, const EventPaths *pE, int eType,
                       const KSettings *pSet, const cJSON **ppRaw,
                       KError *pErr){
   sqlite3_str *pTmp;
@@ -561,7 +699,7 @@ static int event_name(sqlite3_str *p, const cJSON *pEvent, int eType,
 
   *ppRaw = 0;
   if( eType==KTYPE_TRACK ){
-    pName = kustomer_json_member(pEvent, "event");
+    pName = kustomer_json_member(pE->pRoot, "event");
     if( !kustomer_acceptable(pName) ){
       return event_error(pErr, "Missing required value from \"event\"");
     }
@@ -578,7 +716,7 @@ static int event_name(sqlite3_str *p, const cJSON *pEvent, int eType,
     if( pSet->bAdvanced ){
       js_dashify(p, pName->valuestring, strlen(pName->valuestring));
     }else{
-      sqlite3_str_appendall(p, pName->valuestring);
+      *ppRaw = pName;
     }
     return SQLITE_OK;
   }
@@ -589,7 +727,7 @@ static int event_name(sqlite3_str *p, const cJSON *pEvent, int eType,
     sqlite3_str_appendall(p, zPrefix);
     return SQLITE_OK;
   }
-  pName = first_acceptable(pEvent, azPageName);
+  pName = first_acceptable(pE, azPageName);
   if( pName==0 ){
     sqlite3_str_appendall(p, zPrefix);
     return SQLITE_OK;
@@ -618,13 +756,24 @@ static int event_name(sqlite3_str *p, const cJSON *pEvent, int eType,
 int kustomer_event_name_write(sqlite3_str *p, const cJSON *pEvent, int eType,
                               const KSettings *pSet, KError *pErr){
   const cJSON *pRaw;
-  int rc = event_name(p, pEvent, eType, pSet, &pRaw, pErr);
-  if( rc==SQLITE_OK && pRaw ) kustomer_json_value(p, pRaw);
+  EventPaths ev;
+  int rc;
+  event_paths_init(&ev, pEvent);
+  rc = event_name(p, &ev, eType, pSet, &pRaw, pErr);
+  if( rc==SQLITE_OK && pRaw ){
+    if( cJSON_IsString(pRaw) ){
+      sqlite3_str_appendall(p, pRaw->valuestring);
+    }else{
+      kustomer_json_value(p, pRaw);
+    }
+  }
   return rc;
 }
 
 const cJSON *kustomer_user_id(const cJSON *pEvent){
-  return first_acceptable(pEvent, azUserId);
+  EventPaths ev;
+  event_paths_init(&ev, pEvent);
+  return first_acceptable(&ev, azUserId);
 }
 
 /* ---- Track, page, screen (5) ------------------------------------------- */
@@ -636,10 +785,6 @@ static const char *const azSessionId[] = {
 static const char *const azTrackingId[] = {
   "properties.kustomerTrackingId", "properties.kustomer_tracking_id", 0
 };
-
-static void write_key(sqlite3_str *p, const char *zKey){
-  sqlite3_str_appendf(p, "\"%s\":", zKey);
-}
 
 static void write_value_or_null(sqlite3_str *p, const cJSON *pVal){
   if( pVal ){
@@ -655,10 +800,12 @@ int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
   const cJSON *pProps = kustomer_json_member(pEvent, "properties");
   int bDropEmail = pSet->bIdentityEmail && pSet->bDisableEmail;
   KMeta meta;
+  EventPaths ev;
   int rc;
   sqlite3_str *pName = sqlite3_str_new(0);
 
-  rc = event_name(pName, pEvent, eType, pSet, &pRaw, pErr);
+  event_paths_init(&ev, pEvent);
+  rc = event_name(pName, &ev, eType, pSet, &pRaw, pErr);
   if( rc==SQLITE_OK ) rc = sqlite3_str_errcode(pName);
   if( rc!=SQLITE_OK ){
     sqlite3_free(sqlite3_str_finish(pName));
@@ -672,10 +819,10 @@ int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
   }
 
   sqlite3_str_appendall(p, "{\"identity\":{\"externalId\":");
-  write_value_or_null(p, first_acceptable(pEvent, azUserId));
+  write_value_or_null(p, first_acceptable(&ev, azUserId));
   if( pSet->bIdentityEmail ){
     sqlite3_str_appendall(p, ",\"email\":");
-    write_value_or_null(p, first_acceptable(pEvent, azEmail));
+    write_value_or_null(p, first_acceptable(&ev, azEmail));
   }
   sqlite3_str_appendall(p, "},\"event\":{\"name\":");
   if( pRaw ){
@@ -684,11 +831,11 @@ int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
   }else{
     flush_json_string(p, pName);
   }
-  if( (pVal = first_acceptable(pEvent, azSessionId))!=0 ){
+  if( (pVal = first_acceptable(&ev, azSessionId))!=0 ){
     sqlite3_str_appendall(p, ",\"sessionId\":");
     kustomer_json_value(p, pVal);
   }
-  if( (pVal = first_acceptable(pEvent, azTrackingId))!=0 ){
+  if( (pVal = first_acceptable(&ev, azTrackingId))!=0 ){
     sqlite3_str_appendall(p, ",\"trackingId\":");
     kustomer_json_value(p, pVal);
   }
@@ -759,7 +906,8 @@ static void write_derived(sqlite3_str *p, const Derived *pD){
   if( pD->zText ){
     kustomer_json_string(p, pD->zText, (size_t)pD->nText);
   }else{
-    sqlite3_str_appendf(p, "[{\"type\":\"home\",\"%s\":", pD->zType);
+    sqlite3_str_appendall(p, "[{\"type\":\"home\"");
+    kustomer_json_key(p, 1, pD->zType, strlen(pD->zType));
     kustomer_json_value(p, pD->pVal);
     sqlite3_str_append(p, "}]", 2);
   }
@@ -767,10 +915,10 @@ static void write_derived(sqlite3_str *p, const Derived *pD){
 
 /* The address text of locations (4.3 step 5), appended to p; returns
 ** whether there is one. */
-static int address_text(sqlite3_str *p, const cJSON *pEvent){
+static int address_text(sqlite3_str *p, const EventPaths *pE){
   static const char *const azPart[] = { "street", "city", "state",
                                         "postalCode" };
-  const cJSON *pAddr = first_acceptable(pEvent, azAddress);
+  const cJSON *pAddr = first_acceptable(pE, azAddress);
   const cJSON *apPart[4];
   int i, bAny = 0;
   if( !kustomer_js_truthy(pAddr) ) return 0;
@@ -798,20 +946,22 @@ int kustomer_identify_write(sqlite3_str *p, const cJSON *pEvent,
   Derived aDer[3];          /* name, emails, phones */
   Derived *apOver[N_IDENTIFY_MAP];
   sqlite3_str *pName = 0, *pAddr;
+  EventPaths ev;
   int i, bFirst = 1, rc = SQLITE_OK;
   (void)pSet;
 
+  event_paths_init(&ev, pEvent);
   memset(aDer, 0, sizeof(aDer));
   memset(apOver, 0, sizeof(apOver));
   for(i=0; i<N_IDENTIFY_MAP; i++){
     if( i==IDMAP_EXTID ){
-      apVal[i] = first_acceptable(pEvent, azUserId);
+      apVal[i] = first_acceptable(&ev, azUserId);
     }else if( aIdentifyMap[i].azPath[1]==0 ){
       /* A single path: the raw value, kept only when acceptable. */
-      apVal[i] = path_get(pEvent, aIdentifyMap[i].azPath[0]);
+      apVal[i] = event_path(&ev, aIdentifyMap[i].azPath[0]);
       if( !kustomer_acceptable(apVal[i]) ) apVal[i] = 0;
     }else{
-      apVal[i] = first_acceptable(pEvent, aIdentifyMap[i].azPath);
+      apVal[i] = first_acceptable(&ev, aIdentifyMap[i].azPath);
     }
   }
   if( apVal[IDMAP_EXTID]==0 ){
@@ -820,8 +970,8 @@ int kustomer_identify_write(sqlite3_str *p, const cJSON *pEvent,
 
   /* name = firstName + " " + lastName when no truthy name was mapped. */
   if( !kustomer_js_truthy(apVal[IDMAP_NAME]) ){
-    const cJSON *pFirst = first_acceptable(pEvent, azFirstName);
-    const cJSON *pLast = first_acceptable(pEvent, azLastName);
+    const cJSON *pFirst = first_acceptable(&ev, azFirstName);
+    const cJSON *pLast = first_acceptable(&ev, azLastName);
     if( kustomer_js_truthy(pFirst) && kustomer_js_truthy(pLast) ){
       pName = sqlite3_str_new(0);
       kustomer_js_string(pName, pFirst);
@@ -834,13 +984,13 @@ int kustomer_identify_write(sqlite3_str *p, const cJSON *pEvent,
       apOver[IDMAP_NAME] = &aDer[0];
     }
   }
-  pEmail = first_acceptable(pEvent, azEmail);
+  pEmail = first_acceptable(&ev, azEmail);
   if( !kustomer_js_truthy(apVal[IDMAP_EMAILS]) && kustomer_js_truthy(pEmail) ){
     aDer[1].zType = "email";
     aDer[1].pVal = pEmail;
     apOver[IDMAP_EMAILS] = &aDer[1];
   }
-  pPhone = first_acceptable(pEvent, azPhone);
+  pPhone = first_acceptable(&ev, azPhone);
   if( !kustomer_js_truthy(apVal[IDMAP_PHONES]) && kustomer_js_truthy(pPhone) ){
     aDer[2].zType = "phone";
     aDer[2].pVal = pPhone;
@@ -852,9 +1002,9 @@ int kustomer_identify_write(sqlite3_str *p, const cJSON *pEvent,
   sqlite3_str_appendchar(p, 1, '{');
   for(i=0; i<N_IDENTIFY_MAP; i++){
     if( apVal[i]==0 ) continue;
-    if( !bFirst ) sqlite3_str_appendchar(p, 1, ',');
+    kustomer_json_key(p, !bFirst, aIdentifyMap[i].zKey,
+                      strlen(aIdentifyMap[i].zKey));
     bFirst = 0;
-    write_key(p, aIdentifyMap[i].zKey);
     if( apOver[i] ){
       write_derived(p, apOver[i]);
       apOver[i] = 0;
@@ -864,19 +1014,19 @@ int kustomer_identify_write(sqlite3_str *p, const cJSON *pEvent,
   }
   for(i=0; i<N_IDENTIFY_MAP; i++){
     if( apOver[i] ){
-      sqlite3_str_appendchar(p, 1, ',');
-      write_key(p, aIdentifyMap[i].zKey);
+      kustomer_json_key(p, 1, aIdentifyMap[i].zKey,
+                        strlen(aIdentifyMap[i].zKey));
       write_derived(p, apOver[i]);
     }
   }
-  pWebsite = first_acceptable(pEvent, azWebsite);
+  pWebsite = first_acceptable(&ev, azWebsite);
   if( kustomer_js_truthy(pWebsite) ){
     sqlite3_str_appendall(p, ",\"urls\":[{\"url\":");
     kustomer_json_value(p, pWebsite);
     sqlite3_str_append(p, "}]", 2);
   }
   pAddr = sqlite3_str_new(0);
-  if( address_text(pAddr, pEvent) ){
+  if( address_text(pAddr, &ev) ){
     sqlite3_str_appendall(p, ",\"locations\":[{\"type\":\"home\",\"address\":");
     rc = flush_json_string(p, pAddr);
     sqlite3_str_append(p, "}]", 2);
@@ -930,65 +1080,61 @@ int kustomer_request_write(sqlite3_str *p, const cJSON *pEvent,
                            const KSettings *pSet, const char *zCustomerId,
                            KError *pErr){
   int eType = kustomer_event_type(pEvent, pErr);
-  int rc;
-  sqlite3_str *pBody, *pUrl;
+  int rc = SQLITE_OK;
   const cJSON *pKid;
 
   if( eType<0 ) return eType;
-  pBody = sqlite3_str_new(0);
-  if( eType==KTYPE_IDENTIFY ){
-    rc = kustomer_identify_write(pBody, pEvent, pSet, pErr);
-  }else{
-    rc = kustomer_tracking_write(pBody, pEvent, eType, pSet, pErr);
-  }
-  if( rc==SQLITE_OK ) rc = sqlite3_str_errcode(pBody);
-  if( rc!=SQLITE_OK ){
-    sqlite3_free(sqlite3_str_finish(pBody));
-    return rc;
-  }
-
-  sqlite3_str_appendall(p, "{\"version\":\"1\",\"type\":\"REST\",\"method\":");
-  pUrl = sqlite3_str_new(0);
-  sqlite3_str_appendall(pUrl, pSet->zBase);
+  /* Everything goes straight into p, the body too: on an error the caller
+  ** discards p.  The endpoint's path parts need no JSON escaping. */
+  pKid = 0;
   if( eType!=KTYPE_IDENTIFY ){
-    sqlite3_str_appendall(p, "\"POST\"");
-    sqlite3_str_appendall(pUrl, "/v1/tracking/identityEvent");
-  }else if( kustomer_js_truthy(pKid = kustomer_id_of(pEvent)) ){
+    zCustomerId = 0;
+  }else{
+    pKid = kustomer_id_of(pEvent);
+    if( !kustomer_js_truthy(pKid) ) pKid = 0;
+    if( pKid || (zCustomerId && zCustomerId[0]==0) ) zCustomerId = 0;
+  }
+  if( pKid || zCustomerId ){
+    sqlite3_str_appendall(p, "{\"version\":\"1\",\"type\":\"REST\","
+                             "\"method\":\"PUT\",\"endpoint\":\"");
+  }else{
+    sqlite3_str_appendall(p, "{\"version\":\"1\",\"type\":\"REST\","
+                             "\"method\":\"POST\",\"endpoint\":\"");
+  }
+  kustomer_json_string_body(p, pSet->zBase, strlen(pSet->zBase));
+  if( eType!=KTYPE_IDENTIFY ){
+    sqlite3_str_appendall(p, "/v1/tracking/identityEvent");
+  }else if( pKid ){
     sqlite3_str *pTmp = sqlite3_str_new(0);
-    sqlite3_str_appendall(p, "\"PUT\"");
-    sqlite3_str_appendall(pUrl, "/v1/customers/");
+    sqlite3_str_appendall(p, "/v1/customers/");
     kustomer_js_string(pTmp, pKid);
     rc = sqlite3_str_errcode(pTmp);
-    kustomer_path_segment(pUrl, sqlite3_str_value(pTmp),
-                       (size_t)sqlite3_str_length(pTmp));
+    kustomer_path_segment(p, sqlite3_str_value(pTmp),
+                          (size_t)sqlite3_str_length(pTmp));
     sqlite3_free(sqlite3_str_finish(pTmp));
-    sqlite3_str_appendall(pUrl, "?replace=false");
-  }else if( zCustomerId && zCustomerId[0] ){
-    sqlite3_str_appendall(p, "\"PUT\"");
-    sqlite3_str_appendall(pUrl, "/v1/customers/");
-    kustomer_path_segment(pUrl, zCustomerId, strlen(zCustomerId));
-    sqlite3_str_appendall(pUrl, "?replace=false");
+    sqlite3_str_appendall(p, "?replace=false");
+  }else if( zCustomerId ){
+    sqlite3_str_appendall(p, "/v1/customers/");
+    kustomer_path_segment(p, zCustomerId, strlen(zCustomerId));
+    sqlite3_str_appendall(p, "?replace=false");
   }else{
-    sqlite3_str_appendall(p, "\"POST\"");
-    sqlite3_str_appendall(pUrl, "/v1/customers");
+    sqlite3_str_appendall(p, "/v1/customers");
   }
-  sqlite3_str_appendall(p, ",\"endpoint\":");
-  if( rc==SQLITE_OK ){
-    rc = flush_json_string(p, pUrl);
-  }else{
-    sqlite3_free(sqlite3_str_finish(pUrl));
-  }
-  sqlite3_str_appendall(p, ",\"headers\":{\"Content-Type\":"
+  sqlite3_str_appendall(p, "\",\"headers\":{\"Content-Type\":"
                            "\"application/json\"");
   if( pSet->zAuth ){
     sqlite3_str_appendall(p, ",\"Authorization\":");
     kustomer_json_string(p, pSet->zAuth, strlen(pSet->zAuth));
   }
   sqlite3_str_appendall(p, "},\"params\":{},\"body\":{\"JSON\":");
-  sqlite3_str_append(p, sqlite3_str_value(pBody), sqlite3_str_length(pBody));
+  if( rc!=SQLITE_OK ) return rc;
+  if( eType==KTYPE_IDENTIFY ){
+    rc = kustomer_identify_write(p, pEvent, pSet, pErr);
+  }else{
+    rc = kustomer_tracking_write(p, pEvent, eType, pSet, pErr);
+  }
   sqlite3_str_appendall(p, ",\"JSON_ARRAY\":{},\"XML\":{},\"FORM\":{}},"
                            "\"files\":{},\"userId\":\"\"}");
-  sqlite3_free(sqlite3_str_finish(pBody));
   return rc;
 }
 
@@ -1001,8 +1147,10 @@ static const char *const azUserIdOnly[] = {
 
 int kustomer_identify_lookups(const cJSON *pEvent, const cJSON *apVal[3]){
   const cJSON *pAnon = kustomer_json_member(pEvent, "anonymousId");
-  apVal[0] = first_acceptable(pEvent, azEmail);
-  apVal[1] = first_acceptable(pEvent, azUserIdOnly);
+  EventPaths ev;
+  event_paths_init(&ev, pEvent);
+  apVal[0] = first_acceptable(&ev, azEmail);
+  apVal[1] = first_acceptable(&ev, azUserIdOnly);
   apVal[2] = pAnon;
   return kustomer_js_truthy(kustomer_id_of(pEvent));
 }

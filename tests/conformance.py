@@ -41,7 +41,7 @@ import traceback
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENTRY = "sqlite3_kustomer_init"
-SKIP_REASON = "needs lookups over HTTP"
+SKIP_REASON = "needs lookups over HTTP: run by tests/test_network.py against the fake"
 
 
 # --------------------------------------------------------------------------

@@ -154,5 +154,12 @@ run_suite "surface" surface_test
 # 4. Conformance vectors.
 run_suite "tests/conformance.py" run_python tests/conformance.py "$so"
 
+# 5. The fake Kustomer API itself (it does not load the extension).
+run_suite "tests/test_fake_kustomer.py" "$PYTHON" tests/test_fake_kustomer.py
+
+# 6. The network functions and the outbox against the fake.
+run_suite "tests/test_network.py" run_python tests/test_network.py "$so"
+run_suite "tests/test_outbox.py" run_python tests/test_outbox.py "$so"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

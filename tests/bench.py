@@ -1,0 +1,290 @@
+#!/usr/bin/python3
+"""Benchmark: the extension's functions against SQLite's own json().
+
+    make bench                  # N = 1,000,000 events
+    make bench N=20000          # the smoke test CI runs
+    /usr/bin/python3 tests/bench.py --n 20000 [--so dist/kustomer.so] [--reps 5]
+
+Events come from tests/gen_events.py with --flawed 0 (60% track, 20% page,
+10% screen, 10% identify, about 1.6 KB each).  They are generated once into
+build/bench/events-n<N>-s<SEED>-<generator digest>.ndjson and reused by
+later runs.  Each run loads them into a new file database under
+build/bench/ (a file, not :memory:, so that what the process holds beyond
+its own needs is SQLite's page cache) with one executemany, then times each
+query below.
+
+Every timed query is a single SQL statement whose aggregate runs inside
+SQLite, so Python's per-row overhead is outside the timing.  Queries are
+repeated --reps times, interleaved so that a slow moment of the machine
+falls on all of them alike, and the median is reported.  The "vs json"
+column is the time divided by the time of json(payload) over the same rows:
+SQLite's own parse and re-serialisation of the events is the yardstick.
+
+Memory: kustomer_request() runs in separate child processes over the first
+N/10 rows and over all N rows; their peak RSS (VmHWM) must not grow
+with N beyond SQLite's page cache.  The bench exits with status 1 if it
+does.
+
+Debian's /usr/bin/python3 is needed: its sqlite3 module can load
+extensions, which other builds (pyenv's, for one) often cannot.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.path.join(ROOT, "build", "bench")
+
+SETTINGS = '{"apiKey":"bench-key"}'
+SETTINGS_ADV = '{"apiKey":"bench-key","advancedTransform":true}'
+
+# Allowed growth of peak RSS from N/10 to N rows beyond the page cache:
+# malloc's arenas and SQLite's lookaside settle at slightly different sizes.
+RSS_SLACK_KB = 4096
+
+# (label, SQL, row set, yardstick label).  Row sets: "all" or "tracking"
+# (track, page and screen events: what kustomer_tracking() accepts).
+QUERIES = [
+    ("sum(length(payload))",
+     "SELECT sum(length(payload)) FROM events", "all", "json(payload)"),
+    ("json(payload)",
+     "SELECT sum(length(json(payload))) FROM events", "all", None),
+    ("kustomer_request(payload, settings)",
+     "SELECT sum(length(kustomer_request(payload, '%s'))) FROM events"
+     % SETTINGS, "all", "json(payload)"),
+    ("kustomer_request, advancedTransform",
+     "SELECT sum(length(kustomer_request(payload, '%s'))) FROM events"
+     % SETTINGS_ADV, "all", "json(payload)"),
+    ("json(payload) track/page/screen",
+     "SELECT sum(length(json(payload))) FROM events WHERE type<>'identify'",
+     "tracking", None),
+    ("kustomer_tracking(payload)",
+     "SELECT sum(length(kustomer_tracking(payload))) FROM events "
+     "WHERE type<>'identify'", "tracking", "json(payload) track/page/screen"),
+    ("kustomer_check (count of rows)",
+     "SELECT count(*) FROM events, kustomer_check(events.payload)",
+     "all", "json(payload)"),
+]
+
+# Targets of the project's performance issue: (label, at most this ratio).
+TARGETS = [
+    ("kustomer_request(payload, settings)", 1.5),
+    ("kustomer_request, advancedTransform", 1.5),
+    ("kustomer_tracking(payload)", 1.2),
+]
+
+# The query whose memory is watched, over the first ? rows.
+RSS_SQL = ("SELECT sum(length(kustomer_request(payload, '%s'))) FROM events "
+           "WHERE id<=?" % SETTINGS_ADV)
+
+
+def connect(path, so, readonly=False):
+    uri = "file:%s%s" % (path, "?mode=ro" if readonly else "")
+    con = sqlite3.connect(uri, uri=True, isolation_level=None)
+    con.enable_load_extension(True)
+    # The entry point is named: a copy of the library under another file
+    # name (an older build, to compare with) loads too.
+    con.execute("SELECT load_extension(?, 'sqlite3_kustomer_init')", (so,))
+    con.enable_load_extension(False)
+    return con
+
+
+def events_file(n, seed):
+    """The generated events, made on first use and kept under build/.  The
+    name also has a digest of the generator, so that a changed generator
+    does not reuse events made by the old one."""
+    gen = os.path.join(ROOT, "tests", "gen_events.py")
+    with open(gen, "rb") as f:
+        digest = hashlib.sha1(f.read()).hexdigest()[:8]
+    path = os.path.join(WORK, "events-n%d-s%d-%s.ndjson" % (n, seed, digest))
+    if os.path.exists(path):
+        return path
+    tmp = path + ".tmp%d" % os.getpid()
+    sys.stderr.write("generating %d events into %s ...\n" % (n, path))
+    t0 = time.perf_counter()
+    with open(tmp, "wb") as f:
+        subprocess.run([sys.executable, gen,
+                        "--n", str(n), "--seed", str(seed), "--flawed", "0"],
+                       stdout=f, stderr=subprocess.DEVNULL, check=True)
+    os.replace(tmp, path)
+    sys.stderr.write("  generated in %.1f s\n" % (time.perf_counter() - t0))
+    return path
+
+
+def event_type(line):
+    """The message type; the generator writes "type" first."""
+    if line.startswith('{"type":"'):
+        return line[9:line.index('"', 9)]
+    return json.loads(line).get("type")
+
+
+def load(db, so, src):
+    """Load the NDJSON file into events(id, type, payload).  Returns the
+    row count and input bytes of all rows and of the tracking rows."""
+    stats = {"all": [0, 0], "tracking": [0, 0]}
+
+    def rows():
+        with open(src, "rb") as f:
+            for raw in f:
+                raw = raw.rstrip(b"\n")
+                line = raw.decode("utf-8")
+                t = event_type(line)
+                stats["all"][0] += 1
+                stats["all"][1] += len(raw)
+                if t != "identify":
+                    stats["tracking"][0] += 1
+                    stats["tracking"][1] += len(raw)
+                yield (t, line)
+
+    con = connect(db, so)
+    con.execute("PRAGMA journal_mode=OFF")
+    con.execute("PRAGMA synchronous=OFF")
+    con.execute("CREATE TABLE events(id INTEGER PRIMARY KEY, type TEXT, "
+                "payload TEXT)")
+    con.execute("BEGIN")
+    con.executemany("INSERT INTO events(type, payload) VALUES(?, ?)", rows())
+    con.execute("COMMIT")
+    con.close()
+    return {k: tuple(v) for k, v in stats.items()}
+
+
+def peak_rss_kb():
+    """Peak RSS of this process in KB.  VmHWM, not ru_maxrss: Linux keeps
+    ru_maxrss across execve, so a child would report its parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def child_rss(db, so, limit):
+    """Peak RSS in KB of a fresh process that runs RSS_SQL over the first
+    limit rows (limit 0: the process, the extension and an open db)."""
+    out = subprocess.run([sys.executable, os.path.abspath(__file__),
+                          "--rss-child", db, "--so", so, "--n", str(limit)],
+                         stdout=subprocess.PIPE, check=True, text=True)
+    return int(out.stdout.split()[0])
+
+
+def rss_child_main(db, so, limit):
+    con = connect(db, so, readonly=True)
+    if limit > 0:
+        con.execute(RSS_SQL, (limit,)).fetchone()
+    print(peak_rss_kb())
+    return 0
+
+
+def fmt_int(x):
+    return "{:,}".format(int(round(x)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n", type=int, default=1000000, help="number of events")
+    ap.add_argument("--seed", type=int, default=1, help="generator seed")
+    ap.add_argument("--reps", type=int, default=0,
+                    help="repetitions (default: 5, or 3 from 500,000 events)")
+    ap.add_argument("--so", default=os.path.join(ROOT, "dist", "kustomer.so"),
+                    help="the extension to load")
+    ap.add_argument("--rss-child", metavar="DB", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    so = os.path.abspath(a.so)
+    if a.rss_child:
+        return rss_child_main(a.rss_child, so, a.n)
+    if a.n < 10:
+        ap.error("--n must be at least 10")
+    reps = a.reps or (3 if a.n >= 500000 else 5)
+
+    os.makedirs(WORK, exist_ok=True)
+    src = events_file(a.n, a.seed)
+    db = os.path.join(WORK, "bench-%d.db" % os.getpid())
+    try:
+        t0 = time.perf_counter()
+        stats = load(db, so, src)
+        t_load = time.perf_counter() - t0
+        return run(a, so, db, stats, reps, t_load)
+    finally:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            if os.path.exists(db + suffix):
+                os.remove(db + suffix)
+
+
+def run(a, so, db, stats, reps, t_load):
+    n_all, bytes_all = stats["all"]
+    con = connect(db, so)
+    version = con.execute("SELECT sqlite_version()").fetchone()[0]
+    cache_kb = con.execute("PRAGMA cache_size").fetchone()[0]
+    page_size = con.execute("PRAGMA page_size").fetchone()[0]
+    cache_kb = -cache_kb if cache_kb < 0 else cache_kb * page_size // 1024
+
+    # One untimed pass brings the file into the OS cache, so that the first
+    # repetition of the first query is not the only one that reads the disk.
+    con.execute(QUERIES[0][1]).fetchone()
+    times = {q[0]: [] for q in QUERIES}
+    results = {}
+    for _ in range(reps):
+        for label, sql, _rows, _yard in QUERIES:
+            t0 = time.perf_counter()
+            results[label] = con.execute(sql).fetchone()[0]
+            times[label].append(time.perf_counter() - t0)
+    con.close()
+    peak_kb = peak_rss_kb()
+
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print("kustomer bench: %s events (seed %d, flawed 0), %s bytes/event on "
+          "average, %.1f MB; SQLite %s; median of %d; loaded in %.1f s"
+          % (fmt_int(n_all), a.seed, fmt_int(bytes_all / n_all),
+             bytes_all / 1e6, version, reps, t_load))
+    print()
+    print("%-38s %9s %11s %9s %8s %8s"
+          % ("query", "time s", "events/s", "us/event", "MB/s", "vs json"))
+    for label, _sql, rowset, yard in QUERIES:
+        n, nbytes = stats[rowset]
+        t = med[label]
+        ratio = t / med[yard] if yard else 1.0
+        print("%-38s %9.3f %11s %9.2f %8.1f %7.2fx"
+              % (label, t, fmt_int(n / t), t * 1e6 / n, nbytes / 1e6 / t,
+                 ratio))
+    print()
+    print("rows: %s events, of which %s track/page/screen; kustomer_check: "
+          "%s rows" % (fmt_int(n_all), fmt_int(stats["tracking"][0]),
+                       fmt_int(results["kustomer_check (count of rows)"])))
+    print("vs json: time / time of json(payload) over the same rows")
+    yardstick = {q[0]: q[3] for q in QUERIES}
+    for label, limit in TARGETS:
+        r = med[label] / med[yardstick[label]]
+        print("target %-38s <= %.1fx json: %.2fx %s"
+              % (label, limit, r, "met" if r <= limit else "NOT MET"))
+    print("peak RSS of this process: %.1f MB" % (peak_kb / 1024))
+
+    # Memory growth, each figure from a process of its own.
+    n10 = max(1, n_all // 10)
+    base = child_rss(db, so, 0)
+    r10 = child_rss(db, so, n10)
+    rn = child_rss(db, so, n_all)
+    grow = rn - r10
+    ok = grow <= cache_kb + RSS_SLACK_KB
+    print("peak RSS of kustomer_request (advancedTransform) in a process of "
+          "its own:")
+    print("  no rows %.1f MB; first %s rows %.1f MB; all %s rows %.1f MB; "
+          "growth %+.1f MB (page cache %.1f MB): %s"
+          % (base / 1024, fmt_int(n10), r10 / 1024, fmt_int(n_all),
+             rn / 1024, grow / 1024, cache_kb / 1024,
+             "ok" if ok else "GROWS WITH N"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+-- The outbox table offline: storage, shadow tables, commands.  Delivery is
+-- tested against the fake Kustomer API by tests/test_outbox.py.
+create virtual table out using kustomer_outbox(settings='{"apiKeyEnv":"KUSTOMER_API_KEY","advancedTransform":true}', rate_limit=1000, budget=0.8, max_attempts=5);
+select 'shadow-tables-created', (select group_concat(name, ' ') from (select name from sqlite_master where name like 'out%' order by name)), 'out out_config out_data out_sends';
+select 'due-index-created', (select count(*) from sqlite_master where type='index' and tbl_name='out_data' and name like 'kustomer_outbox_%_due'), 1;
+select 'config-stored', (select group_concat(k || '=' || v, ' ') from (select k, v from out_config where k in ('rate_limit','budget','max_attempts','rate_window','concurrency') order by k)), 'budget=0.8 concurrency=4 max_attempts=5 rate_limit=1000 rate_window=60';
+insert into out(event) values ('{"type":"track","event":"Order Completed","userId":"u1","properties":{"total":9.5}}');
+insert into out(event) values ('{"type":"identify","userId":"u2","traits":{"email":"u2@x.com"}}');
+insert into out(event) values ('{"type":"alias","userId":"u3"}');
+insert into out(event) values ('{not json');
+insert into out(id, event) values (100, '{"type":"page","name":"Home","anonymousId":"a1"}');
+select 'insert-statuses', (select group_concat(id || ':' || status, ' ') from out), '1:pending 2:pending 3:invalid 4:invalid 100:pending';
+select 'invalid-keeps-reason', (select error from out where id=3), 'Event type alias is not supported';
+select 'invalid-malformed-reason', (select error from out where id=4), 'Event is not valid JSON (error at offset 2)';
+select 'invalid-has-no-request', (select count(*) from out where status='invalid' and request is null), 2;
+select 'request-transformed', (select json_extract(request, '$.body.JSON.event.name') || ' ' || json_extract(request, '$.body.JSON.event.meta.totalNum') from out where id=1), 'Order-Completed 9.5';
+select 'request-has-no-key', (select count(*) from out where request like '%Authorization%' or request like '%Bearer%'), 0;
+select 'request-is-json-subtype', (select json_object('r', request) from out where id=100) like '{"r":{"version":"1"%';
+select 'event-kept-verbatim', (select event from out where id=1), '{"type":"track","event":"Order Completed","userId":"u1","properties":{"total":9.5}}';
+select 'enqueued-at-iso', (select count(*) from out where enqueued_at like '____-__-__T__:__:__.___Z'), 5;
+select 'columns', (select group_concat(name, ',') from pragma_table_info('out')), 'id,event,request,status,attempts,http_status,error,kustomer_id,enqueued_at,sent_at,next_attempt_at';
+select 'lookup-by-id', (select status from out where id=100), 'pending';
+select 'lookup-by-status', (select count(*) from out where status='pending'), 3;
+delete from out where id=4;
+select 'delete', (select count(*) from out), 4;
+-- the retry command puts failed rows back to pending
+update out_data set status='failed', attempts=5, error='HTTP 503 (after 5 attempts)' where id=1;
+insert into out(out) values ('retry');
+select 'retry-command', (select status || ' ' || attempts || ' ' || ifnull(error, '-') from out where id=1), 'pending 0 -';
+select 'retry-leaves-invalid', (select status from out where id=3), 'invalid';
+-- rolled back with the caller's transaction: nothing is sent at INSERT
+begin;
+insert into out(event) values ('{"type":"track","event":"E","userId":"u"}');
+rollback;
+select 'insert-rolls-back', (select count(*) from out), 4;
+-- rename and drop carry the shadow tables
+alter table out rename to out2;
+select 'renamed', (select group_concat(name, ' ') from (select name from sqlite_master where name like 'out%' order by name)), 'out2 out2_config out2_data out2_sends';
+select 'renamed-readable', (select count(*) from out2), 4;
+insert into out2(event) values ('{"type":"screen","name":"S","userId":"u"}');
+select 'renamed-writable', (select count(*) from out2_data), 5;
+drop table out2;
+select 'dropped', (select count(*) from sqlite_master where name like 'out%' or name like 'kustomer_outbox_%'), 0;
