@@ -31,6 +31,7 @@
 ** run inside a transaction: what is sent cannot be rolled back.
 */
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -548,9 +549,11 @@ static void pipeline_collect(Flush *f, int msWait){
     if( rc==0 ) break;
     if( nDone==0 ) flush_begin(f);
     nDone++;
-    /* Once every slot has its connection, a new one means libcurl may have
-    ** sent the request again on it: count that request too. */
-    if( resp.nConnects>0 && f->nConnects>=f->cfg.concurrency ){
+    /* A transfer that opened a connection after the first may have been
+    ** sent again on it by libcurl (its kept-alive one had died): count it
+    ** twice.  That over-counts the few new connections that were not
+    ** resends, which only errs on the safe side of the budget. */
+    if( resp.nConnects>0 && f->nConnects>0 ){
       limiter_record(f, now_seconds());
     }
     f->nConnects += resp.nConnects;
@@ -1017,7 +1020,7 @@ done:
   return nRow;
 }
 
-/* ---- Progress ------------------------------------------------------------ */
+/* ---- Progress ------------------------------------------------------- */
 
 static void progress_draw(Flush *f, int bLast){
   double t = now_seconds() - f->tStart;
@@ -1037,7 +1040,7 @@ static void progress_draw(Flush *f, int bLast){
   fflush(stderr);
 }
 
-/* ---- The SQL function ----------------------------------------------------- */
+/* ---- The SQL function ------------------------------------------------ */
 
 static int count_status(Flush *f, const char *zStatus){
   sqlite3_stmt *p = 0;
@@ -1139,7 +1142,7 @@ static void flush_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   const char *zKey;
   double tLimit = -1;
   sqlite3_str *pOut;
-  int rc;
+  int rc, bOther = 0;
 
   memset(&f, 0, sizeof(f));
   f.db = sqlite3_context_db_handle(ctx);
@@ -1231,15 +1234,39 @@ static void flush_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   f.tDeadline = tLimit>0 ? f.tStart + tLimit : 1e300;
   srand((unsigned)(f.tStart*1000));
 
-  /* A killed flush left 'sending' rows: they go back to pending (their
-  ** requests may or may not have arrived).  Old sends leave the window. */
-  zSql = sqlite3_mprintf(
-      "BEGIN IMMEDIATE;"
-      "UPDATE \"%w_data\" SET status='pending' WHERE status='sending';"
-      "DELETE FROM \"%w_sends\" WHERE t < %.17g;"
-      "COMMIT;", f.zName, f.zName, f.tStart - f.cfg.rateWindow);
-  if( zSql ) flush_exec(&f, zSql);
-  sqlite3_free(zSql);
+  /* One flush at a time: another one's 'sending' rows are in flight.  Its
+  ** process id is kept in <name>_config while it runs; a killed flush
+  ** leaves a dead one behind. */
+  flush_begin(&f);
+  {
+    sqlite3_stmt *p = 0;
+    zSql = sqlite3_mprintf("SELECT v FROM \"%w_config\" WHERE k='flushing'",
+                           f.zName);
+    if( zSql && sqlite3_prepare_v2(f.db, zSql, -1, &p, 0)==SQLITE_OK
+     && sqlite3_step(p)==SQLITE_ROW ){
+      int pid = sqlite3_column_int(p, 0);
+      if( pid>0 && pid!=(int)getpid() && kill((pid_t)pid, 0)==0 ){
+        flush_fatal(&f, sqlite3_mprintf("kustomer_flush(): %s is being "
+                    "flushed by process %d", f.zName, pid));
+        bOther = 1;
+      }
+    }
+    sqlite3_finalize(p);
+    sqlite3_free(zSql);
+  }
+  if( f.zFatal==0 ){
+    /* A killed flush left 'sending' rows: they go back to pending (their
+    ** requests may or may not have arrived).  Old sends leave the window. */
+    zSql = sqlite3_mprintf(
+        "INSERT OR REPLACE INTO \"%w_config\"(k, v) VALUES('flushing', %d);"
+        "UPDATE \"%w_data\" SET status='pending' WHERE status='sending';"
+        "DELETE FROM \"%w_sends\" WHERE t < %.17g;",
+        f.zName, (int)getpid(), f.zName, f.zName,
+        f.tStart - f.cfg.rateWindow);
+    if( zSql ) flush_exec(&f, zSql);
+    sqlite3_free(zSql);
+  }
+  flush_commit(&f);
   {
     sqlite3_stmt *p = 0;
     zSql = sqlite3_mprintf("SELECT t FROM \"%w_sends\" ORDER BY t",
@@ -1289,6 +1316,12 @@ static void flush_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   /* Requests in flight when the flush stops are waited for. */
   while( kustomer_multi_running(f.pMulti) && f.rc==SQLITE_OK ){
     pipeline_collect(&f, 100);
+  }
+  if( !bOther ){
+    zSql = sqlite3_mprintf("DELETE FROM \"%w_config\" WHERE k='flushing'",
+                           f.zName);
+    if( zSql ) sqlite3_exec(f.db, zSql, 0, 0, 0);
+    sqlite3_free(zSql);
   }
   progress_draw(&f, 1);
 

@@ -32,8 +32,7 @@ static void version_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   sqlite3_result_text(ctx, KUSTOMER_VERSION, -1, SQLITE_STATIC);
 }
 
-/* Report an error message built with sqlite3_mprintf (takes ownership). */
-static void result_error(sqlite3_context *ctx, char *zMsg){
+void kustomer_result_error(sqlite3_context *ctx, char *zMsg){
   if( zMsg ){
     sqlite3_result_error(ctx, zMsg, -1);
     sqlite3_free(zMsg);
@@ -50,8 +49,7 @@ static void result_code(sqlite3_context *ctx, int rc){
   }
 }
 
-/* Hand the finished string to SQLite as the result. */
-static void result_str(sqlite3_context *ctx, sqlite3_str *p, int bJson){
+void kustomer_result_str(sqlite3_context *ctx, sqlite3_str *p, int bJson){
   int rc = sqlite3_str_errcode(p);
   int n = sqlite3_str_length(p);
   char *z = sqlite3_str_finish(p);
@@ -73,14 +71,13 @@ static const char *type_name(int eType){
   }
 }
 
-/* The {"statusCode":N,"error":...} object of kustomer_request(). */
-static void result_event_error(sqlite3_context *ctx, int status,
-                               const char *zMsg){
+void kustomer_result_event_error(sqlite3_context *ctx, int status,
+                                 const char *zMsg){
   sqlite3_str *p = sqlite3_str_new(0);
   sqlite3_str_appendf(p, "{\"statusCode\":%d,\"error\":", status);
   kustomer_json_string(p, zMsg, strlen(zMsg));
   sqlite3_str_appendchar(p, 1, '}');
-  result_str(ctx, p, 1);
+  kustomer_result_str(ctx, p, 1);
 }
 
 static void transform_func(sqlite3_context *ctx, int argc,
@@ -108,17 +105,20 @@ static void transform_func(sqlite3_context *ctx, int argc,
 
   if( sqlite3_value_type(argv[0])==SQLITE_NULL ) return;
   if( sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
-    result_error(ctx, sqlite3_mprintf("%s(): argument 1 (%s) must be JSON "
-                 "text, got %s", zFunc, zArgName,
-                 type_name(sqlite3_value_type(argv[0]))));
+    kustomer_result_error(ctx,
+        sqlite3_mprintf("%s(): argument 1 (%s) must be JSON "
+                        "text, got %s", zFunc, zArgName,
+                        type_name(sqlite3_value_type(argv[0]))));
     return;
   }
   if( eFunc==KFN_REQUEST && argc>2
    && sqlite3_value_type(argv[2])!=SQLITE_NULL ){
     int t = sqlite3_value_type(argv[2]);
     if( t!=SQLITE_TEXT && t!=SQLITE_INTEGER ){
-      result_error(ctx, sqlite3_mprintf("%s(): argument 3 (customer_id) must "
-                   "be text or an integer, got %s", zFunc, type_name(t)));
+      kustomer_result_error(ctx,
+          sqlite3_mprintf("%s(): argument 3 (customer_id) must "
+                          "be text or an integer, got %s", zFunc,
+                          type_name(t)));
       return;
     }
     zCustomerId = (const char*)sqlite3_value_text(argv[2]);
@@ -150,13 +150,13 @@ static void transform_func(sqlite3_context *ctx, int argc,
     }else if( eFunc==KFN_REQUEST ){
       char *zMsg = sqlite3_mprintf("Event %s", zErr);
       if( zMsg ){
-        result_event_error(ctx, 400, zMsg);
+        kustomer_result_event_error(ctx, 400, zMsg);
         sqlite3_free(zMsg);
       }else{
         sqlite3_result_error_nomem(ctx);
       }
     }else{
-      result_error(ctx, sqlite3_mprintf("%s(): argument 1 (%s) %s",
+      kustomer_result_error(ctx, sqlite3_mprintf("%s(): argument 1 (%s) %s",
                                         zFunc, zArgName, zErr));
     }
     goto done;
@@ -185,15 +185,17 @@ static void transform_func(sqlite3_context *ctx, int argc,
       rc = eType;
     }else if( eFunc==KFN_IDENTIFY ){
       if( eType!=KTYPE_IDENTIFY ){
-        result_error(ctx, sqlite3_mprintf("%s(): event type is not identify",
-                                          zFunc));
+        kustomer_result_error(ctx,
+            sqlite3_mprintf("%s(): event type is not identify",
+                            zFunc));
         goto done;
       }
       rc = kustomer_identify_write(pOut, pDoc, pSet, &err);
     }else if( eType==KTYPE_IDENTIFY ){
       if( eFunc==KFN_EVENT_NAME ) goto done;   /* no event name: NULL */
-      result_error(ctx, sqlite3_mprintf("%s(): event type is identify, not "
-                                        "track, page or screen", zFunc));
+      kustomer_result_error(ctx,
+          sqlite3_mprintf("%s(): event type is identify, not "
+                          "track, page or screen", zFunc));
       goto done;
     }else if( eFunc==KFN_TRACKING ){
       rc = kustomer_tracking_write(pOut, pDoc, eType, pSet, &err);
@@ -204,14 +206,14 @@ static void transform_func(sqlite3_context *ctx, int argc,
 
   if( rc==KUSTOMER_EVENT_ERROR ){
     if( eFunc==KFN_REQUEST ){
-      result_event_error(ctx, err.status, err.zMsg);
+      kustomer_result_event_error(ctx, err.status, err.zMsg);
     }else{
-      result_error(ctx, sqlite3_mprintf("%s(): %s", zFunc, err.zMsg));
+      kustomer_result_error(ctx, sqlite3_mprintf("%s(): %s", zFunc, err.zMsg));
     }
   }else if( rc!=SQLITE_OK ){
     result_code(ctx, rc);
   }else{
-    result_str(ctx, pOut, eFunc!=KFN_EVENT_NAME);
+    kustomer_result_str(ctx, pOut, eFunc!=KFN_EVENT_NAME);
     pOut = 0;
   }
 

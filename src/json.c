@@ -717,7 +717,8 @@ int kustomer_js_truthy(const cJSON *pVal){
   switch( pVal->type & 0xff ){
     case cJSON_NULL:
     case cJSON_False:  return 0;
-    case cJSON_Number: return pVal->valuedouble!=0.0 && !isnan(pVal->valuedouble);
+    case cJSON_Number:
+      return pVal->valuedouble!=0.0 && !isnan(pVal->valuedouble);
     case cJSON_String: return pVal->valuestring[0]!=0;
     default:           return 1;
   }

@@ -106,6 +106,20 @@ int kustomer_acceptable(const cJSON *pVal);
 ** null, true, false, integer, real, text, array, object. */
 const char *kustomer_json_type(const cJSON *pVal);
 
+/* ---- functions.c: results shared by the SQL functions ------------------- */
+
+/* Report an error message built with sqlite3_mprintf (takes ownership;
+** NULL means out of memory). */
+void kustomer_result_error(sqlite3_context *ctx, char *zMsg);
+
+/* Hand a finished string to SQLite as the result (with the JSON subtype
+** when bJson), or report its error code (NOMEM, TOOBIG). */
+void kustomer_result_str(sqlite3_context *ctx, sqlite3_str *p, int bJson);
+
+/* The {"statusCode":N,"error":"..."} result of a per-event failure. */
+void kustomer_result_event_error(sqlite3_context *ctx, int status,
+                                 const char *zMsg);
+
 /* ---- settings.c: destination settings ----------------------------------- */
 
 typedef struct KSettings KSettings;

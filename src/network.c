@@ -16,33 +16,6 @@
 #include "kustomer.h"
 SQLITE_EXTENSION_INIT3
 
-static void result_error(sqlite3_context *ctx, char *zMsg){
-  if( zMsg ){
-    sqlite3_result_error(ctx, zMsg, -1);
-    sqlite3_free(zMsg);
-  }else{
-    sqlite3_result_error_nomem(ctx);
-  }
-}
-
-/* Hand a finished JSON string to SQLite as the result. */
-static void result_json(sqlite3_context *ctx, sqlite3_str *p){
-  int rc = sqlite3_str_errcode(p);
-  int n = sqlite3_str_length(p);
-  char *z = sqlite3_str_finish(p);
-  if( rc ){
-    sqlite3_free(z);
-    if( rc==SQLITE_TOOBIG ){
-      sqlite3_result_error_toobig(ctx);
-    }else{
-      sqlite3_result_error_nomem(ctx);
-    }
-    return;
-  }
-  sqlite3_result_text(ctx, z, n, sqlite3_free);
-  sqlite3_result_subtype(ctx, KUSTOMER_JSON_SUBTYPE);
-}
-
 /*
 ** The Authorization value to send: settings.apiKey, else the variable
 ** named by settings.apiKeyEnv.  Returns a string to free with auth_free(),
@@ -224,21 +197,12 @@ static void lookup_error(sqlite3_context *ctx, const KHttpResp *pResp){
     sqlite3_result_error_nomem(ctx);
     sqlite3_free(sqlite3_str_finish(pOut));
   }else{
-    result_json(ctx, pOut);
+    kustomer_result_str(ctx, pOut, 1);
   }
   sqlite3_free(sqlite3_str_finish(pErr));
   sqlite3_free(sqlite3_str_finish(pMsg));
   sqlite3_free(zNet);
   cJSON_Delete(pDoc);
-}
-
-static void result_event_error(sqlite3_context *ctx, int status,
-                               const char *zMsg){
-  sqlite3_str *p = sqlite3_str_new(0);
-  sqlite3_str_appendf(p, "{\"statusCode\":%d,\"error\":", status);
-  kustomer_json_string(p, zMsg, strlen(zMsg));
-  sqlite3_str_appendchar(p, 1, '}');
-  result_json(ctx, p);
 }
 
 /*
@@ -267,7 +231,7 @@ static int identify_lookups(sqlite3_context *ctx, KHttp *pHttp,
     if( zAuth==0 ){
       zAuth = auth_value(pSet, "kustomer_process", &zErr);
       if( zAuth==0 ){
-        result_error(ctx, zErr);
+        kustomer_result_error(ctx, zErr);
         return SQLITE_ERROR;
       }
     }
@@ -300,7 +264,8 @@ static int identify_lookups(sqlite3_context *ctx, KHttp *pHttp,
       break;
     }
     if( resp.eNet==KNET_REFUSED_URL ){
-      result_error(ctx, sqlite3_mprintf("kustomer_process(): %s", resp.zErr));
+      kustomer_result_error(ctx,
+          sqlite3_mprintf("kustomer_process(): %s", resp.zErr));
       rc = SQLITE_ERROR;
     }else if( resp.eNet==0 && resp.status==404 ){
       /* not found: try the next value */
@@ -351,7 +316,7 @@ static void process_func(sqlite3_context *ctx, int argc,
 
   if( sqlite3_value_type(argv[0])==SQLITE_NULL ) return;
   if( sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
-    result_error(ctx, sqlite3_mprintf("kustomer_process(): argument 1 "
+    kustomer_result_error(ctx, sqlite3_mprintf("kustomer_process(): argument 1 "
                                       "(event) must be JSON text"));
     return;
   }
@@ -367,7 +332,7 @@ static void process_func(sqlite3_context *ctx, int argc,
   if( pDoc==0 ){
     if( zErr ){
       char *zMsg = sqlite3_mprintf("Event %s", zErr);
-      if( zMsg ) result_event_error(ctx, 400, zMsg);
+      if( zMsg ) kustomer_result_event_error(ctx, 400, zMsg);
       else sqlite3_result_error_nomem(ctx);
       sqlite3_free(zMsg);
     }else{
@@ -393,7 +358,7 @@ static void process_func(sqlite3_context *ctx, int argc,
       zAuth = auth_value(pSet, "kustomer_process", &zErr);
       if( zAuth==0 ){
         sqlite3_free(sqlite3_str_finish(pOut));
-        result_error(ctx, zErr);
+        kustomer_result_error(ctx, zErr);
         zErr = 0;
         goto done;
       }
@@ -404,13 +369,13 @@ static void process_func(sqlite3_context *ctx, int argc,
     auth_free(zAuth);
     if( rc==KUSTOMER_EVENT_ERROR ){
       sqlite3_free(sqlite3_str_finish(pOut));
-      result_event_error(ctx, err.status, err.zMsg);
+      kustomer_result_event_error(ctx, err.status, err.zMsg);
     }else if( rc!=SQLITE_OK ){
       sqlite3_free(sqlite3_str_finish(pOut));
       if( rc==SQLITE_TOOBIG ) sqlite3_result_error_toobig(ctx);
       else sqlite3_result_error_nomem(ctx);
     }else{
-      result_json(ctx, pOut);
+      kustomer_result_str(ctx, pOut, 1);
     }
   }
 
@@ -443,7 +408,7 @@ static void send_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   memset(&resp, 0, sizeof(resp));
   if( sqlite3_value_type(argv[0])==SQLITE_NULL ) return;
   if( sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
-    result_error(ctx, sqlite3_mprintf("kustomer_send(): argument 1 "
+    kustomer_result_error(ctx, sqlite3_mprintf("kustomer_send(): argument 1 "
                                       "(request) must be JSON text"));
     return;
   }
@@ -459,8 +424,9 @@ static void send_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   }
   pReq = kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
   if( pReq==0 ){
-    result_error(ctx, zErr ? sqlite3_mprintf("kustomer_send(): argument 1 "
-                 "(request) %s", zErr) : 0);
+    kustomer_result_error(ctx,
+        zErr ? sqlite3_mprintf("kustomer_send(): argument 1 "
+                               "(request) %s", zErr) : 0);
     goto done;
   }
   pMethod = kustomer_json_member(pReq, "method");
@@ -468,20 +434,22 @@ static void send_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   if( !cJSON_IsString(pMethod) || !cJSON_IsString(pUrl) ){
     const cJSON *pE = kustomer_json_member(pReq, "error");
     if( cJSON_IsString(pE) ){
-      result_error(ctx, sqlite3_mprintf("kustomer_send(): argument 1 is a "
-                   "failed transformation, not a request: %s",
-                   pE->valuestring));
+      kustomer_result_error(ctx,
+          sqlite3_mprintf("kustomer_send(): argument 1 is a "
+                          "failed transformation, not a request: %s",
+                          pE->valuestring));
     }else{
-      result_error(ctx, sqlite3_mprintf("kustomer_send(): argument 1 "
+      kustomer_result_error(ctx, sqlite3_mprintf("kustomer_send(): argument 1 "
                    "(request) needs string members \"method\" and "
                    "\"endpoint\""));
     }
     goto done;
   }
   if( !is_empty_object(kustomer_json_member(pReq, "params")) ){
-    result_error(ctx, sqlite3_mprintf("kustomer_send(): request params are "
-                                      "not supported: put them in the "
-                                      "endpoint"));
+    kustomer_result_error(ctx,
+        sqlite3_mprintf("kustomer_send(): request params are "
+                        "not supported: put them in the "
+                        "endpoint"));
     goto done;
   }
 
@@ -489,7 +457,7 @@ static void send_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   if( pSet ){
     zAuth = auth_value(pSet, "kustomer_send", &zErr);
     if( zAuth==0 ){
-      result_error(ctx, zErr);
+      kustomer_result_error(ctx, zErr);
       zErr = 0;
       goto done;
     }
@@ -529,14 +497,15 @@ static void send_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   if( rc ){
     sqlite3_result_error_nomem(ctx);
   }else if( resp.eNet ){
-    result_error(ctx, sqlite3_mprintf("kustomer_send(): %s", resp.zErr));
+    kustomer_result_error(ctx,
+        sqlite3_mprintf("kustomer_send(): %s", resp.zErr));
   }else{
     sqlite3_str *pOut = sqlite3_str_new(0);
     sqlite3_str_appendf(pOut, "{\"status\":%ld,\"headers\":%s,\"body\":",
                         resp.status, resp.zHeaders);
     append_body(pOut, &resp, 0);
     sqlite3_str_appendchar(pOut, 1, '}');
-    result_json(ctx, pOut);
+    kustomer_result_str(ctx, pOut, 1);
   }
 
 done:

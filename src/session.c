@@ -100,16 +100,6 @@ static const char *type_name(int eType){
   }
 }
 
-/* Report an error message built with sqlite3_mprintf (takes ownership). */
-static void result_error(sqlite3_context *ctx, char *zMsg){
-  if( zMsg ){
-    sqlite3_result_error(ctx, zMsg, -1);
-    sqlite3_free(zMsg);
-  }else{
-    sqlite3_result_error_nomem(ctx);
-  }
-}
-
 /* Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
 ** days_from_civil), exact for every year ISO text can hold. */
 static sqlite3_int64 days_from_civil(int y, int m, int d){
@@ -252,9 +242,10 @@ static int session_time(sqlite3_context *ctx, sqlite3_value *pVal,
       break;
     }
     default:
-      result_error(ctx, sqlite3_mprintf("%s(): argument 1 (timestamp) must "
-                   "be text or a number, got %s", SESSION_FUNC,
-                   type_name(eType)));
+      kustomer_result_error(ctx,
+          sqlite3_mprintf("%s(): argument 1 (timestamp) must "
+                          "be text or a number, got %s", SESSION_FUNC,
+                          type_name(eType)));
       return -1;
   }
   if( !bOk ){
@@ -272,8 +263,9 @@ static int session_time(sqlite3_context *ctx, sqlite3_value *pVal,
       while( n>0 && (((unsigned char)z[n]) & 0xc0)==0x80 ) n--;
       zMore = "...";
     }
-    result_error(ctx, sqlite3_mprintf("%s(): cannot read '%.*q%s' as a "
-                 "timestamp", SESSION_FUNC, n, z, zMore));
+    kustomer_result_error(ctx,
+        sqlite3_mprintf("%s(): cannot read '%.*q%s' as a "
+                        "timestamp", SESSION_FUNC, n, z, zMore));
     return -1;
   }
   return 1;
@@ -289,16 +281,18 @@ static double session_gap(sqlite3_context *ctx, int argc,
   eType = sqlite3_value_type(argv[1]);
   if( eType==SQLITE_NULL ) return SESSION_DEFAULT_GAP*60000.0;
   if( eType!=SQLITE_INTEGER && eType!=SQLITE_FLOAT ){
-    result_error(ctx, sqlite3_mprintf("%s(): argument 2 (gap_minutes) must "
-                 "be a positive number, got %s", SESSION_FUNC,
-                 type_name(eType)));
+    kustomer_result_error(ctx,
+        sqlite3_mprintf("%s(): argument 2 (gap_minutes) must "
+                        "be a positive number, got %s", SESSION_FUNC,
+                        type_name(eType)));
     return -1.0;
   }
   r = sqlite3_value_double(argv[1]);
   if( !(r>0.0) ){
-    result_error(ctx, sqlite3_mprintf("%s(): argument 2 (gap_minutes) must "
-                 "be a positive number, got %s", SESSION_FUNC,
-                 (const char*)sqlite3_value_text(argv[1])));
+    kustomer_result_error(ctx,
+        sqlite3_mprintf("%s(): argument 2 (gap_minutes) must "
+                        "be a positive number, got %s", SESSION_FUNC,
+                        (const char*)sqlite3_value_text(argv[1])));
     return -1.0;
   }
   return r*60000.0;
@@ -313,9 +307,10 @@ static int session_text_arg(sqlite3_context *ctx, int argc,
   if( argc<=iArg ) return 1;
   eType = sqlite3_value_type(argv[iArg]);
   if( eType==SQLITE_FLOAT || eType==SQLITE_BLOB ){
-    result_error(ctx, sqlite3_mprintf("%s(): argument %d (%s) must be text "
-                 "or an integer, got %s", SESSION_FUNC, iArg+1, zName,
-                 type_name(eType)));
+    kustomer_result_error(ctx,
+        sqlite3_mprintf("%s(): argument %d (%s) must be text "
+                        "or an integer, got %s", SESSION_FUNC, iArg+1, zName,
+                        type_name(eType)));
     return 0;
   }
   return 1;
