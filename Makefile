@@ -6,6 +6,9 @@
 #   make test       install what is missing, build, run every test suite
 #   make asan       the test suites against an ASan+UBSan build
 #   make valgrind   the test suites under valgrind memcheck
+#   make bench      speed against SQLite's json(), memory, delivery figures
+#   make fuzz       the libFuzzer targets, FUZZ_SECONDS each (default 60)
+#   make fake-kustomer  a local stand-in for Kustomer's API
 #   make deps       install the Debian packages the project needs
 #   make clean
 
@@ -56,7 +59,7 @@ build/asan/test_jsnum: tests/unit/test_jsnum.c src/jsnum.c src/kustomer.h | chec
 
 # Install whatever Debian packages are missing (as root, or with sudo).
 deps:
-	@missing=""; for p in $(BUILD_PKGS) $(TEST_PKGS); do \
+	@missing=""; for p in $(BUILD_PKGS) $(TEST_PKGS) $(EXTRA_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -104,3 +107,32 @@ clean:
 bench: deps
 	@$(MAKE) --no-print-directory $(SO)
 	@/usr/bin/python3 tests/bench.py --n $(or $(N),1000000) --so $(SO)
+
+# make fuzz [FUZZ_SECONDS=60]: build the libFuzzer targets (clang) into
+# build/fuzz/, write their seed corpora, run each for FUZZ_SECONDS; see
+# tests/fuzz/run.sh.
+.PHONY: fuzz
+FUZZ_CC    ?= clang
+FUZZ_FLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fno-omit-frame-pointer \
+              -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+              -Isrc -Itests/fuzz
+FUZZ_EXT    = tests/fuzz/fuzz_common.c tests/fuzz/fuzz_common.h $(SRC) $(HDR)
+
+build/fuzz/fuzz_functions: tests/fuzz/fuzz_functions.c $(FUZZ_EXT) | check-deps
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_functions.c tests/fuzz/fuzz_common.c $(SRC) -lsqlite3 $(LIBS)
+
+build/fuzz/fuzz_json: tests/fuzz/fuzz_json.c $(FUZZ_EXT) | check-deps
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_json.c tests/fuzz/fuzz_common.c $(SRC) -lsqlite3 $(LIBS)
+
+build/fuzz/fuzz_jsnum: tests/fuzz/fuzz_jsnum.c src/jsnum.c src/kustomer.h
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_jsnum.c src/jsnum.c -lm
+
+fuzz:
+	@$(MAKE) --no-print-directory deps EXTRA_PKGS="clang libclang-rt-14-dev"
+	@command -v $(FUZZ_CC) >/dev/null || { echo "error: $(FUZZ_CC) not found: install clang and libclang-rt-14-dev (sudo apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
+	@$(MAKE) --no-print-directory build/fuzz/fuzz_functions build/fuzz/fuzz_json build/fuzz/fuzz_jsnum
+	@/usr/bin/python3 tests/fuzz/seeds.py build/fuzz/corpus >/dev/null
+	@FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) tests/fuzz/run.sh
