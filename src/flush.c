@@ -639,8 +639,6 @@ static int flush_request(Flush *f, const char *zMethod, const char *zUrl,
 ** *pbFailed says whether a lookup failed (5xx, dropped, ...) rather than
 ** found nothing. */
 static char *customer_lookup(Flush *f, sqlite3_int64 iRow, int *pbFailed){
-  static const char *const azPrefix[3] = { "email=", "externalId=",
-                                           "externalId=" };
   const cJSON *apVal[3];
   char *zEvent = 0, *zErr = 0, *zFound = 0;
   cJSON *pEvent;
@@ -664,15 +662,8 @@ static char *customer_lookup(Flush *f, sqlite3_int64 iRow, int *pbFailed){
     KHttpResp resp;
     if( !kustomer_js_truthy(apVal[i]) ) continue;
     pKey = sqlite3_str_new(0);
-    sqlite3_str_appendall(pKey, azPrefix[i]);
-    {
-      sqlite3_str *pV = sqlite3_str_new(0);
-      kustomer_js_string(pV, apVal[i]);
-      kustomer_path_segment(pKey, sqlite3_str_value(pV) ?
-                            sqlite3_str_value(pV) : "",
-                            (size_t)sqlite3_str_length(pV));
-      sqlite3_free(sqlite3_str_finish(pV));
-    }
+    sqlite3_str_appendall(pKey, kustomer_aLookupPrefix[i]);
+    kustomer_path_segment_value(pKey, apVal[i]);
     zKey = sqlite3_str_finish(pKey);
     if( zKey==0 ) break;
     zHit = cache_get(f, zKey);
@@ -902,14 +893,7 @@ static int bulk_round(Flush *f){
       if( pExt ){
         sqlite3_str *pK = sqlite3_str_new(0);
         sqlite3_str_appendall(pK, "externalId=");
-        {
-          sqlite3_str *pV = sqlite3_str_new(0);
-          kustomer_js_string(pV, pExt);
-          kustomer_path_segment(pK, sqlite3_str_value(pV) ?
-                                sqlite3_str_value(pV) : "",
-                                (size_t)sqlite3_str_length(pV));
-          sqlite3_free(sqlite3_str_finish(pV));
-        }
+        kustomer_path_segment_value(pK, pExt);
         zExt = sqlite3_str_finish(pK);
       }
     }

@@ -277,6 +277,13 @@ int kustomer_identify_lookups(const cJSON *pEvent, const cJSON *apVal[3]);
 /* Append v as an RFC 3986 path segment (DEVIATIONS D4). */
 void kustomer_path_segment(sqlite3_str *p, const char *z, size_t n);
 
+/* The same for the JavaScript string of a value; returns SQLITE_OK or the
+** error of the temporary string (NOMEM, TOOBIG). */
+int kustomer_path_segment_value(sqlite3_str *p, const cJSON *pVal);
+
+/* "email=", "externalId=", "externalId=": the lookups' path prefixes. */
+extern const char *const kustomer_aLookupPrefix[3];
+
 /* The generic userId lookup (userId ... anonymousId), NULL if none. */
 const cJSON *kustomer_user_id(const cJSON *pEvent);
 

@@ -214,8 +214,6 @@ static void lookup_error(sqlite3_context *ctx, const KHttpResp *pResp){
 static int identify_lookups(sqlite3_context *ctx, KHttp *pHttp,
                             const cJSON *pEvent, const KSettings *pSet,
                             char **pzId){
-  static const char *const azPrefix[3] = { "email=", "externalId=",
-                                           "externalId=" };
   const cJSON *apVal[3];
   char *zAuth = 0, *zErr = 0;
   int i, rc = SQLITE_OK;
@@ -223,7 +221,7 @@ static int identify_lookups(sqlite3_context *ctx, KHttp *pHttp,
   *pzId = 0;
   if( kustomer_identify_lookups(pEvent, apVal) ) return SQLITE_OK;
   for(i=0; i<3 && rc==SQLITE_OK && *pzId==0; i++){
-    sqlite3_str *pUrl, *pVal;
+    sqlite3_str *pUrl;
     KHttpReq req;
     KHttpResp resp;
     char *zUrl;
@@ -235,16 +233,10 @@ static int identify_lookups(sqlite3_context *ctx, KHttp *pHttp,
         return SQLITE_ERROR;
       }
     }
-    pVal = sqlite3_str_new(0);
-    kustomer_js_string(pVal, apVal[i]);
     pUrl = sqlite3_str_new(0);
     sqlite3_str_appendf(pUrl, "%s/v1/customers/%s", pSet->zBase,
-                        azPrefix[i]);
-    kustomer_path_segment(pUrl, sqlite3_str_value(pVal) ?
-                          sqlite3_str_value(pVal) : "",
-                          (size_t)sqlite3_str_length(pVal));
-    rc = sqlite3_str_errcode(pVal);
-    sqlite3_free(sqlite3_str_finish(pVal));
+                        kustomer_aLookupPrefix[i]);
+    rc = kustomer_path_segment_value(pUrl, apVal[i]);
     zUrl = sqlite3_str_finish(pUrl);
     if( rc || zUrl==0 ){
       sqlite3_free(zUrl);

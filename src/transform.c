@@ -1062,6 +1062,26 @@ void kustomer_path_segment(sqlite3_str *p, const char *z, size_t n){
   }
 }
 
+int kustomer_path_segment_value(sqlite3_str *p, const cJSON *pVal){
+  sqlite3_str *pTmp = sqlite3_str_new(0);
+  int rc;
+  kustomer_js_string(pTmp, pVal);
+  rc = sqlite3_str_errcode(pTmp);
+  if( rc==SQLITE_OK ){
+    kustomer_path_segment(p, sqlite3_str_value(pTmp) ?
+                          sqlite3_str_value(pTmp) : "",
+                          (size_t)sqlite3_str_length(pTmp));
+  }
+  sqlite3_free(sqlite3_str_finish(pTmp));
+  return rc;
+}
+
+/* The path prefixes of identify's lookups, in kustomer_identify_lookups()'s
+** order. */
+const char *const kustomer_aLookupPrefix[3] = {
+  "email=", "externalId=", "externalId="
+};
+
 /* The id of the first context.externalId entry of type kustomerId (3.7). */
 static const cJSON *kustomer_id_of(const cJSON *pEvent){
   const cJSON *pList = path_get(pEvent, "context.externalId");
@@ -1105,13 +1125,8 @@ int kustomer_request_write(sqlite3_str *p, const cJSON *pEvent,
   if( eType!=KTYPE_IDENTIFY ){
     sqlite3_str_appendall(p, "/v1/tracking/identityEvent");
   }else if( pKid ){
-    sqlite3_str *pTmp = sqlite3_str_new(0);
     sqlite3_str_appendall(p, "/v1/customers/");
-    kustomer_js_string(pTmp, pKid);
-    rc = sqlite3_str_errcode(pTmp);
-    kustomer_path_segment(p, sqlite3_str_value(pTmp),
-                          (size_t)sqlite3_str_length(pTmp));
-    sqlite3_free(sqlite3_str_finish(pTmp));
+    rc = kustomer_path_segment_value(p, pKid);
     sqlite3_str_appendall(p, "?replace=false");
   }else if( zCustomerId ){
     sqlite3_str_appendall(p, "/v1/customers/");
