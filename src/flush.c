@@ -48,12 +48,12 @@ SQLITE_EXTENSION_INIT3
 typedef struct InFlight InFlight;
 struct InFlight {
   sqlite3_int64 iRow;       /* its row; 0 for a free slot */
+  int bIdentify;            /* a customer request: the reply has its id */
 };
 
 typedef struct Flush Flush;
 struct Flush {
   sqlite3 *db;
-  sqlite3_context *ctx;
   const char *zName;
   KOutboxConfig cfg;
   KSettings *pSet;
@@ -342,8 +342,8 @@ static int row_attempts(Flush *f, sqlite3_int64 iRow){
 }
 
 /*
-** Decide a row's fate from the response to its request.  Returns 1 when
-** the flush must stop (key refused).
+** Decide a row's fate from the response to its request.  A refused key
+** also stops the flush (f->zFatal).
 */
 static void row_outcome(Flush *f, sqlite3_int64 iRow, const KHttpResp *r,
                         int bIdentify){
@@ -521,6 +521,7 @@ static int pipeline_start(Flush *f){
        : kustomer_multi_start(f->pMulti, &req, iSlot, &refused);
     if( rc==SQLITE_OK ){
       f->aFly[iSlot].iRow = aRow[i];
+      f->aFly[iSlot].bIdentify = aEnv[i].bIdentify;
     }else{
       if( rc==SQLITE_DONE ){
         flush_fatal(f, sqlite3_mprintf("kustomer_flush(): %s", refused.zErr));
@@ -539,7 +540,7 @@ static int pipeline_start(Flush *f){
 static void pipeline_collect(Flush *f, int msWait){
   int nDone = 0;
   for(;;){
-    sqlite3_int64 iTag;
+    sqlite3_int64 iTag, iRow;
     KHttpResp resp;
     int rc = kustomer_multi_next(f->pMulti, nDone ? 0 : msWait, &iTag, &resp);
     if( rc<0 ){
@@ -557,14 +558,9 @@ static void pipeline_collect(Flush *f, int msWait){
       limiter_record(f, now_seconds());
     }
     f->nConnects += resp.nConnects;
-    {
-      sqlite3_int64 iRow = f->aFly[iTag].iRow;
-      char *zReq = row_request(f, iRow);
-      int bIdentify = zReq && strstr(zReq, "/v1/customers")!=0;
-      sqlite3_free(zReq);
-      f->aFly[iTag].iRow = 0;
-      row_outcome(f, iRow, &resp, bIdentify);
-    }
+    iRow = f->aFly[iTag].iRow;
+    f->aFly[iTag].iRow = 0;
+    row_outcome(f, iRow, &resp, f->aFly[iTag].bIdentify);
     kustomer_http_resp_clear(&resp);
   }
   if( nDone ) flush_commit(f);
@@ -1130,7 +1126,6 @@ static void flush_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
 
   memset(&f, 0, sizeof(f));
   f.db = sqlite3_context_db_handle(ctx);
-  f.ctx = ctx;
   if( sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
     sqlite3_result_error(ctx, "kustomer_flush(): argument 1 must be the "
                          "name of a kustomer_outbox table", -1);
