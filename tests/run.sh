@@ -16,7 +16,11 @@
 #
 # Suites, in order: the unit test binaries $KUSTOMER_UNIT_DIR/test_* that exist, each
 # tests/sql/*.sql and tests/sql/*.err (tests/run_sql.sh), the surface test
-# (tests/surface.sql against tests/surface.expected), tests/conformance.py.
+# (tests/surface.sql against tests/surface.expected), tests/conformance.py,
+# the fake Kustomer API's own tests, the network and outbox tests against it,
+# and last tests/check_secrets.py, which searches every error message, stored row,
+# request and output line the others left in $KUSTOMER_TEST_ARTIFACTS for
+# the test API keys.
 #
 # Every suite prints "ok <name>" / "FAIL <name>: <detail>" lines; they are
 # shown as they come and counted.  A suite that is killed by a signal, or
@@ -44,6 +48,9 @@ UNIT_TESTS=(
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kustomer-tests.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT
+# What the suites leave for the secrets scan (tests/ktap.py, tests/check_secrets.py).
+export KUSTOMER_TEST_ARTIFACTS=$tmp/artifacts
+mkdir -p "$KUSTOMER_TEST_ARTIFACTS"
 passed=0
 failed=0
 
@@ -75,6 +82,7 @@ run_suite() {
   printf '# %s\n' "$name"
   "$@" 2>&1 | tee "$tmp/suite.out"
   rc=${PIPESTATUS[0]}
+  cat "$tmp/suite.out" >>"$KUSTOMER_TEST_ARTIFACTS/output.txt"
   nok=$(grep -c '^ok ' "$tmp/suite.out")
   nfail=$(grep -c '^FAIL ' "$tmp/suite.out")
   if [ "$rc" -ge 128 ]; then
@@ -160,6 +168,9 @@ run_suite "tests/test_fake_kustomer.py" "$PYTHON" tests/test_fake_kustomer.py
 # 6. The network functions and the outbox against the fake.
 run_suite "tests/test_network.py" run_python tests/test_network.py "$so"
 run_suite "tests/test_outbox.py" run_python tests/test_outbox.py "$so"
+
+# 7. Last: the API key in no error, stored row, request or output above.
+run_suite "tests/check_secrets.py" "$PYTHON" tests/check_secrets.py "$KUSTOMER_TEST_ARTIFACTS"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

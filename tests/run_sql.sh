@@ -232,6 +232,9 @@ run_err_case() {  # $1 expected message, $2 statement, $3 setup, $4 line
     return
   fi
   msg=$(cli_message "$tmp/err")
+  # kept for the suite-wide secrets scan (tests/check_secrets.py)
+  [ -z "${KUSTOMER_TEST_ARTIFACTS:-}" ] ||
+    printf '%s\n' "$msg" >>"$KUSTOMER_TEST_ARTIFACTS/errors.txt"
   alt=$msg
   [[ $msg =~ ^(.*)\ \([0-9]+\)$ ]] && alt=${BASH_REMATCH[1]}
   if [ "$msg" = "$expected" ] || [ "$alt" = "$expected" ]; then

@@ -30,8 +30,11 @@ ROOT = os.path.dirname(HERE)
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "conformance")
 sys.path.insert(0, HERE)
 import conformance as conf  # noqa: E402  (JS-exact JSON helpers)
+import ktap  # noqa: E402  (kept for tests/check_secrets.py)
 
-KEY = "test-key-5e3cr3t-do-not-log"
+# Every test key holds "5e3cr3t", which tests/check_secrets.py also looks for.
+KEY = ktap.key("test-key-5e3cr3t-do-not-log")
+WRONG_KEY = ktap.key("wrong-key-5e3cr3t")
 FAILED = 0
 
 
@@ -71,6 +74,7 @@ class Fake(object):
             return json.loads(r.read() or b"null")
 
     def reset(self, lookups=None, **config):
+        self.keep_record()
         self.ctl("POST", "/_fake/reset")
         cfg = {"rate_limit": 0, "fail_every": 0, "drop_every": 0,
                "slow_ms": 0, "api_key": None, "throttle_every": 0}
@@ -81,7 +85,16 @@ class Fake(object):
     def requests(self):
         return self.ctl("GET", "/_fake/requests")
 
+    def keep_record(self):
+        """Hand what the fake recorded to the secrets scan."""
+        if ktap.DIR is not None and self.proc.poll() is None:
+            ktap.fake_requests(self.requests())
+
     def stop(self):
+        try:
+            self.keep_record()
+        except OSError:
+            pass
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(5)
@@ -90,7 +103,7 @@ class Fake(object):
 
 
 def connect(so):
-    db = sqlite3.connect(":memory:")
+    db = ktap.connect(":memory:")
     db.enable_load_extension(True)
     db.load_extension(so)
     return db
@@ -288,7 +301,7 @@ def t_send(db, fake):
     report("send: Kustomer's 400 is data",
            r["status"] == 400 and r["body"]["errors"][0]["code"]
            == "bad_request", r)
-    r = json.loads(send(db, req, json.dumps({"apiKey": "wrong-key"})))
+    r = json.loads(send(db, req, json.dumps({"apiKey": WRONG_KEY})))
     report("send: 401 is data, settings key overrides the envelope's",
            r["status"] == 401, r)
     os.environ["KUSTOMER_TEST_KEY"] = KEY

@@ -32,8 +32,10 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 from test_network import Fake, report  # noqa: E402
 import test_network  # noqa: E402
+import ktap  # noqa: E402
 
-KEY = "outbox-key-5e3cr3t"
+KEY = ktap.key("outbox-key-5e3cr3t")
+OTHER_KEY = ktap.key("another-key-5e3cr3t")
 # Under valgrind everything is some 30 times slower: the suite runs on a
 # share of the events (KUSTOMER_TEST_SCALE, default 1).
 SCALE = float(os.environ.get("KUSTOMER_TEST_SCALE", "1"))
@@ -48,7 +50,7 @@ def events(n, seed):
 
 
 def open_db(so, path):
-    db = sqlite3.connect(path, isolation_level=None, timeout=30)
+    db = ktap.connect(path, isolation_level=None, timeout=30)
     db.enable_load_extension(True)
     db.load_extension(so)
     return db
@@ -292,7 +294,7 @@ def t_bulk(so, fake, tmp):
 
 
 def t_unauthorized(so, fake, tmp):
-    fake.reset(api_key="another-key")
+    fake.reset(api_key=OTHER_KEY)
     db = open_db(so, os.path.join(tmp, "auth.db"))
     make_outbox(db, fake, "out")
     db.executemany("insert into out(event) values (?)",
