@@ -710,7 +710,7 @@ static void row_to_update(Flush *f, sqlite3_int64 iRow, const char *zId){
   if( pEvent==0 ) return;
   set.zAuth = 0;
   p = sqlite3_str_new(0);
-  if( kustomer_request_write(p, pEvent, &set, zId, &err)==SQLITE_OK ){
+  if( kustomer_request_write(p, pEvent, &set, zId, 0, &err)==SQLITE_OK ){
     zReq = sqlite3_str_finish(p);
   }else{
     sqlite3_free(sqlite3_str_finish(p));

@@ -91,9 +91,11 @@ static void transform_func(sqlite3_context *ctx, int argc,
   char *zErr = 0;
   const char *zCustomerId = 0;
   KError err = {0, 0};
+  KJsonRaw propsRaw;
   sqlite3_str *pOut = 0;
   int rc = SQLITE_OK, eType = 0;
 
+  propsRaw.eState = KRAW_NONE;    /* set by kustomer_event_parse_lean() */
   switch( eFunc ){
     case KFN_EVENT_NAME: zFunc = "kustomer_event_name"; break;
     case KFN_META:       zFunc = "kustomer_meta"; zArgName = "properties";
@@ -140,6 +142,9 @@ static void transform_func(sqlite3_context *ctx, int argc,
     ** few members of an event that the transformation uses. */
     if( eFunc==KFN_META ){
       pDoc = kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
+    }else if( (eFunc==KFN_REQUEST || eFunc==KFN_TRACKING) && !pSet->bAdvanced ){
+      pDoc = kustomer_event_parse_lean(z, sqlite3_value_bytes(argv[0]),
+                                       &propsRaw, &zErr);
     }else{
       pDoc = kustomer_event_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
     }
@@ -178,7 +183,8 @@ static void transform_func(sqlite3_context *ctx, int argc,
     }
     kustomer_meta_free(&meta);
   }else if( eFunc==KFN_REQUEST ){
-    rc = kustomer_request_write(pOut, pDoc, pSet, zCustomerId, &err);
+    rc = kustomer_request_write(pOut, pDoc, pSet, zCustomerId, &propsRaw,
+                                &err);
   }else{
     eType = kustomer_event_type(pDoc, &err);
     if( eType<0 ){
@@ -198,7 +204,7 @@ static void transform_func(sqlite3_context *ctx, int argc,
                           "track, page or screen", zFunc));
       goto done;
     }else if( eFunc==KFN_TRACKING ){
-      rc = kustomer_tracking_write(pOut, pDoc, eType, pSet, &err);
+      rc = kustomer_tracking_write(pOut, pDoc, eType, pSet, &propsRaw, &err);
     }else{
       rc = kustomer_event_name_write(pOut, pDoc, eType, pSet, &err);
     }

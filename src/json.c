@@ -5,7 +5,9 @@
 ** accept silently or lose (invalid UTF-8, a \u0000 escape, which cJSON
 ** truncates at, and nesting deep enough to matter).  Events are first
 ** scanned so that cJSON parses only the members that are read
-** (kustomer_json_parse_some), with the same outcome.  Output never goes
+** (kustomer_json_parse_some), with the same outcome; an object that would
+** be written back as it came (properties, mostly) can be validated in that
+** scan and later copied from the text, never parsed.  Output never goes
 ** through cJSON's printer, whose numbers lose precision: it is written into
 ** an sqlite3_str with JavaScript's number and string rules, so that the
 ** bytes match what RudderStack's JavaScript transformer emits.
@@ -364,11 +366,261 @@ typedef struct ScanOut ScanOut;
 struct ScanOut {
   char *z;
   size_t n;
+  ScanPos zRaw;             /* the bRaw member's value */
+  size_t nRaw;
+  int nRawSeen;             /* its occurrences */
+  int bRawOdd;              /* a key kept for its escape or '.' beside it */
+  KJsonRaw *pRaw;           /* the caller's, or NULL */
+  int bRawChecked;          /* raw_top() took the bRaw member */
 };
 
 static void scan_out(ScanOut *pOut, const void *z, size_t n){
   memcpy(&pOut->z[pOut->n], z, n);
   pOut->n += n;
+}
+
+/* ---- Writing a value from its text -------------------------------------
+**
+** Most properties objects are written back exactly as they came: a parse
+** and a re-serialisation of them only copies their tokens.  The raw_*
+** functions below check text for that while they validate it as strictly
+** as the scan above, so that the scan can take a properties object in the
+** same single pass (scan_raw_member()), and cJSON never sees it.  Like the
+** scan, they return NULL for anything unusual: the caller then takes the
+** ordinary way.
+*/
+
+/* Keys of the objects open during a raw walk, innermost last. */
+#define RAW_MAX_KEYS 256
+typedef struct RawKeys RawKeys;
+struct RawKeys {
+  ScanPos az[RAW_MAX_KEYS];
+  size_t an[RAW_MAX_KEYS];
+  int n;
+  int bRewrite;             /* whitespace, or a number to rewrite */
+  KJsonRaw *pRec;           /* records the members of the next object */
+  ScanPos zEnd;             /* end of the text */
+};
+
+static int raw_is_ws(unsigned c){
+  return c==' ' || c=='\n' || c=='\r' || c=='\t';
+}
+
+static ScanPos raw_skip_ws(ScanPos z, RawKeys *pK){
+  if( raw_is_ws(*z) ){
+    pK->bRewrite = 1;
+    z = skip_ws(z);
+  }
+  return z;
+}
+
+/* Past a valid string at z whose escapes are those JSON.stringify
+** writes. */
+static ScanPos raw_string(ScanPos z, ScanPos zEnd){
+  z++;
+  while( 1 ){
+    unsigned c;
+    while( aJsonByte[*z]==JB_PLAIN ) z++;
+    c = *z;
+    if( c=='"' ) return z+1;
+    if( c>=0x80 ){
+      int k = utf8_len(z, (size_t)(zEnd-z));
+      if( k==0 ) return 0;
+      z += k;
+      continue;
+    }
+    if( c!='\\' ) return 0;       /* a control character, or the end */
+    c = z[1];
+    if( c!='"' && c!='\\' && c!='b' && c!='f' && c!='n' && c!='r'
+     && c!='t' ) return 0;
+    z += 2;
+  }
+}
+
+/*
+** A valid number at z, as JavaScript would print the double it reads as:
+** its sign, integer digits and fraction digits (trailing zeros dropped:
+** 389.0 is 389).  Up to 15 significant digits a decimal reads as a double
+** that no other such decimal reads as, so JavaScript's shortest round trip
+** gives back these digits.  Returns the end of the number's text, or NULL
+** if JavaScript would print it otherwise (an exponent, more digits, below
+** 1e-6) or it is not one.  *pbRewrite is set if the text differs from the
+** printed form.
+*/
+typedef struct RawNum RawNum;
+struct RawNum {
+  int bNeg;                 /* print a '-' */
+  ScanPos zInt, zFrac;      /* integer digits, fraction digits */
+  size_t nInt, nFrac;
+};
+static ScanPos raw_number(ScanPos z, RawNum *pNum, int *pbRewrite){
+  int nSig, nLead = 0, bNegText = *z=='-';
+  size_t nFracText;
+  ScanPos zStart = z, zEnd;
+  pNum->bNeg = bNegText;
+  if( bNegText ) z++;
+  pNum->zInt = z;
+  while( is_digit(*z) ) z++;
+  pNum->nInt = (size_t)(z-pNum->zInt);
+  if( pNum->nInt==0 || (pNum->zInt[0]=='0' && pNum->nInt>1) ) return 0;
+  pNum->zFrac = z;
+  pNum->nFrac = 0;
+  if( *z=='.' ){
+    pNum->zFrac = ++z;
+    while( is_digit(*z) ) z++;
+    pNum->nFrac = (size_t)(z-pNum->zFrac);
+    if( pNum->nFrac==0 ) return 0;
+  }
+  if( *z=='e' || *z=='E' ) return 0;
+  zEnd = z;
+  if( zEnd-zStart>63 ) return 0;    /* as scan_number() */
+  nFracText = pNum->nFrac;
+  while( pNum->nFrac>0 && pNum->zFrac[pNum->nFrac-1]=='0' ) pNum->nFrac--;
+  if( pNum->zInt[0]=='0' ){
+    while( (size_t)nLead<pNum->nFrac && pNum->zFrac[nLead]=='0' ) nLead++;
+    if( nLead>5 ) return 0;         /* below 1e-6: JavaScript writes 1e-7 */
+    nSig = (int)pNum->nFrac - nLead;
+    if( nSig==0 ) pNum->bNeg = 0;   /* -0 is written 0 */
+  }else{
+    nSig = (int)(pNum->nInt + pNum->nFrac);
+  }
+  if( nSig>15 ) return 0;
+  if( pNum->bNeg!=bNegText || pNum->nFrac!=nFracText ) *pbRewrite = 1;
+  return zEnd;
+}
+
+static void raw_number_write(sqlite3_str *p, const RawNum *pNum){
+  if( pNum->bNeg ) sqlite3_str_appendchar(p, 1, '-');
+  sqlite3_str_append(p, (const char*)pNum->zInt, (int)pNum->nInt);
+  if( pNum->nFrac ){
+    sqlite3_str_appendchar(p, 1, '.');
+    sqlite3_str_append(p, (const char*)pNum->zFrac, (int)pNum->nFrac);
+  }
+}
+
+static ScanPos raw_value(ScanPos z, RawKeys *pK, int iDepth);
+
+/* An object at depth iDepth; its members are recorded in pK->pRec if
+** that is set. */
+static ScanPos raw_object(ScanPos z, RawKeys *pK, int iDepth){
+  int iFirst = pK->n, i;
+  KJsonRaw *pRec = pK->pRec;
+  pK->pRec = 0;
+  if( iDepth>KUSTOMER_MAX_DEPTH ) return 0;
+  z = raw_skip_ws(z+1, pK);
+  if( *z=='}' ) return z+1;
+  while( 1 ){
+    ScanPos zKey = z, zVal;
+    size_t nKey;
+    if( *z!='"' ) return 0;
+    z = raw_string(z, pK->zEnd);
+    if( z==0 ) return 0;
+    nKey = (size_t)(z-zKey);
+    /* Written as JSON.stringify writes it, a key has one spelling. */
+    for(i=iFirst; i<pK->n; i++){
+      if( pK->an[i]==nKey && memcmp(pK->az[i], zKey, nKey)==0 ) return 0;
+    }
+    if( pK->n>=RAW_MAX_KEYS ) return 0;
+    pK->az[pK->n] = zKey;
+    pK->an[pK->n] = nKey;
+    pK->n++;
+    z = raw_skip_ws(z, pK);
+    if( *z!=':' ) return 0;
+    zVal = raw_skip_ws(z+1, pK);
+    z = raw_value(zVal, pK, iDepth);
+    if( z==0 ) return 0;
+    if( pRec ){
+      if( pRec->nMember>=KRAW_MEMBERS ) return 0;
+      pRec->aMember[pRec->nMember].zKey = (const char*)zKey;
+      pRec->aMember[pRec->nMember].nKey = (int)nKey;
+      pRec->aMember[pRec->nMember].zVal = (const char*)zVal;
+      pRec->aMember[pRec->nMember].nVal = (int)(z-zVal);
+      pRec->nMember++;
+    }
+    z = raw_skip_ws(z, pK);
+    if( *z=='}' ) break;
+    if( *z!=',' ) return 0;
+    z = raw_skip_ws(z+1, pK);
+  }
+  pK->n = iFirst;
+  return z+1;
+}
+
+/* A value inside a container at depth iDepth, as scan_value(). */
+static ScanPos raw_value(ScanPos z, RawKeys *pK, int iDepth){
+  RawNum num;
+  switch( *z ){
+    case '"': return raw_string(z, pK->zEnd);
+    case 't': return scan_word(z, pK->zEnd, "true", 4);
+    case 'f': return scan_word(z, pK->zEnd, "false", 5);
+    case 'n': return scan_word(z, pK->zEnd, "null", 4);
+    case '{': return raw_object(z, pK, iDepth+1);
+    case '[':
+      if( iDepth+1>KUSTOMER_MAX_DEPTH ) return 0;
+      z = raw_skip_ws(z+1, pK);
+      if( *z==']' ) return z+1;
+      while( 1 ){
+        z = raw_value(z, pK, iDepth+1);
+        if( z==0 ) return 0;
+        z = raw_skip_ws(z, pK);
+        if( *z==']' ) return z+1;
+        if( *z!=',' ) return 0;
+        z = raw_skip_ws(z+1, pK);
+      }
+    default:  return raw_number(z, &num, &pK->bRewrite);
+  }
+}
+
+/* raw_object() on pRaw's text, recording its members in pRaw.  The end,
+** or NULL. */
+static ScanPos raw_top(ScanPos z, ScanPos zEnd, int iDepth, KJsonRaw *pRaw){
+  RawKeys k;
+  k.n = 0;
+  k.bRewrite = 0;
+  k.pRec = pRaw;
+  k.zEnd = zEnd;
+  pRaw->nMember = 0;
+  z = raw_object(z, &k, iDepth);
+  pRaw->bRewrite = k.bRewrite;
+  return z;
+}
+
+int kustomer_json_raw_ok(KJsonRaw *pRaw){
+  ScanPos z = (ScanPos)pRaw->z, zEnd = z+pRaw->n;
+  if( pRaw->eState!=KRAW_TEXT || *z!='{' ) return 0;
+  return raw_top(z, zEnd, 1, pRaw)==zEnd;
+}
+
+/* Stands in for scan_object_keep() below for the object at z, at depth
+** iDepth, of a member with bRaw: raw_top() validates it, checks that it
+** can be written from its text and records its members in pOut->pRaw, in
+** one pass; the members aSub lists are then copied from the record. */
+static ScanPos scan_raw_member(ScanPos z, ScanPos zEnd, int iDepth,
+                               const KJsonKeep *aSub, ScanOut *pOut){
+  KJsonRaw *pRaw = pOut->pRaw;
+  ScanPos zAfter = raw_top(z, zEnd, iDepth, pRaw);
+  int i, bFirst = 1;
+  if( zAfter==0 ){
+    pRaw->nMember = 0;
+    pRaw->bRewrite = 0;
+    return 0;
+  }
+  scan_out(pOut, "{", 1);
+  for(i=0; i<pRaw->nMember; i++){
+    const struct KJsonRawMember *pM = &pRaw->aMember[i];
+    const KJsonKeep *pSub;
+    if( !scan_keep(aSub, (ScanPos)pM->zKey+1, (size_t)pM->nKey-2, &pSub) ){
+      continue;
+    }
+    if( !bFirst ) scan_out(pOut, ",", 1);
+    bFirst = 0;
+    scan_out(pOut, pM->zKey, (size_t)pM->nKey);
+    scan_out(pOut, ":", 1);
+    scan_out(pOut, pM->zVal, (size_t)pM->nVal);
+  }
+  scan_out(pOut, "}", 1);
+  pOut->bRawChecked = 1;
+  return zAfter;
 }
 
 /*
@@ -377,7 +629,7 @@ static void scan_out(ScanOut *pOut, const void *z, size_t n){
 */
 static ScanPos scan_object_keep(ScanPos z, ScanPos zEnd, int iDepth,
                                 const KJsonKeep *aKeep, ScanOut *pOut){
-  int bFirst = 1;
+  int bFirst = 1, bOdd = 0, bHasRaw = 0;
   if( iDepth>KUSTOMER_MAX_DEPTH ) return 0;
   scan_out(pOut, "{", 1);
   z = skip_ws(z+1);
@@ -393,13 +645,27 @@ static ScanPos scan_object_keep(ScanPos z, ScanPos zEnd, int iDepth,
       z = skip_ws(z);
       if( *z!=':' ) return 0;
       zVal = z = skip_ws(z+1);
+      if( bKeep && pKeep==0 ) bOdd = 1;
+      if( pKeep && pKeep->bRaw ){
+        bHasRaw = 1;
+        pOut->nRawSeen++;
+        pOut->zRaw = zVal;
+      }
       if( bKeep ){
         if( !bFirst ) scan_out(pOut, ",", 1);
         bFirst = 0;
         scan_out(pOut, zKey, (size_t)(zVal-zKey));
-        if( pKeep && pKeep->aSub && *zVal=='{' ){
+        ScanPos zRawEnd = 0;
+        if( pKeep && pKeep->bRaw && pOut->pRaw && *zVal=='{' ){
+          zRawEnd = scan_raw_member(z, zEnd, iDepth+1, pKeep->aSub, pOut);
+        }
+        if( zRawEnd ){
+          z = zRawEnd;
+          pOut->nRaw = (size_t)(z-zVal);
+        }else if( pKeep && pKeep->aSub && *zVal=='{' ){
           z = scan_object_keep(z, zEnd, iDepth+1, pKeep->aSub, pOut);
           if( z==0 ) return 0;
+          if( pKeep->bRaw ) pOut->nRaw = (size_t)(z-zVal);
         }else{
           z = scan_value(z, zEnd, iDepth);
           if( z==0 ) return 0;
@@ -415,20 +681,29 @@ static ScanPos scan_object_keep(ScanPos z, ScanPos zEnd, int iDepth,
       z = skip_ws(z+1);
     }
   }
+  if( bHasRaw && bOdd ) pOut->bRawOdd = 1;
   scan_out(pOut, "}", 1);
   return z+1;
 }
 
 cJSON *kustomer_json_parse_some(const char *z, int n, const KJsonKeep *aKeep,
-                                char **pzErr){
+                                KJsonRaw *pRaw, char **pzErr){
   char aSpace[4096];
   ScanPos zText = (ScanPos)z;
   ScanPos zEnd = zText + n;
   ScanPos zPos;
   ScanOut out;
   cJSON *p = 0;
-  out.z = 0;
-  out.n = 0;
+  memset(&out, 0, sizeof(out));
+  if( pRaw ){
+    pRaw->z = 0;
+    pRaw->n = 0;
+    pRaw->eState = KRAW_NONE;
+    pRaw->bRewrite = 0;
+    pRaw->bChecked = 0;
+    pRaw->nMember = 0;
+  }
+  out.pRaw = pRaw;
   if( n>0 && n<=KUSTOMER_MAX_JSON ){
     out.z = n<=(int)sizeof(aSpace) ? aSpace : sqlite3_malloc(n);
   }
@@ -444,10 +719,72 @@ cJSON *kustomer_json_parse_some(const char *z, int n, const KJsonKeep *aKeep,
   if( out.z!=aSpace ) sqlite3_free(out.z);
   if( p ){
     *pzErr = 0;
+    if( pRaw && out.nRawSeen>0 ){
+      if( out.nRawSeen>1 || out.bRawOdd ){
+        pRaw->eState = KRAW_REPARSE;
+      }else if( out.nRaw>0 ){
+        pRaw->eState = KRAW_TEXT;
+        pRaw->z = (const char*)out.zRaw;
+        pRaw->n = (int)out.nRaw;
+        pRaw->bChecked = out.bRawChecked;
+      }
+    }
     return p;
   }
   /* Not for the shortcut, or out of memory: the whole text, as always. */
   return kustomer_json_parse(z, n, pzErr);
+}
+
+/* Append n bytes of text that passed raw_ok, without whitespace between
+** tokens and with numbers as JavaScript prints them. */
+static void raw_write(sqlite3_str *p, ScanPos z, size_t n, int bRewrite){
+  ScanPos zEnd = z+n, zRun = z;
+  if( !bRewrite ){
+    sqlite3_str_append(p, (const char*)z, (int)n);
+    return;
+  }
+  while( z<zEnd ){
+    unsigned c = *z;
+    if( c=='"' ){
+      z = raw_string(z, zEnd);
+    }else if( c=='-' || is_digit(c) ){
+      RawNum num;
+      int bNum = 0;
+      ScanPos zNum = z;
+      z = raw_number(z, &num, &bNum);
+      if( bNum ){
+        if( zNum>zRun ){
+          sqlite3_str_append(p, (const char*)zRun, (int)(zNum-zRun));
+        }
+        raw_number_write(p, &num);
+        zRun = z;
+      }
+    }else if( raw_is_ws(c) ){
+      if( z>zRun ) sqlite3_str_append(p, (const char*)zRun, (int)(z-zRun));
+      z = skip_ws(z);
+      zRun = z;
+    }else{
+      z++;
+    }
+  }
+  if( zEnd>zRun ) sqlite3_str_append(p, (const char*)zRun, (int)(zEnd-zRun));
+}
+
+void kustomer_json_raw_object(sqlite3_str *p, const KJsonRaw *pRaw,
+                              int (*xSkip)(const char*, size_t, void*),
+                              void *pArg){
+  int bFirst = 1, i;
+  sqlite3_str_appendchar(p, 1, '{');
+  for(i=0; i<pRaw->nMember; i++){
+    const struct KJsonRawMember *pM = &pRaw->aMember[i];
+    if( xSkip(pM->zKey+1, (size_t)pM->nKey-2, pArg) ) continue;
+    if( !bFirst ) sqlite3_str_appendchar(p, 1, ',');
+    bFirst = 0;
+    sqlite3_str_append(p, pM->zKey, pM->nKey);
+    sqlite3_str_appendchar(p, 1, ':');
+    raw_write(p, (ScanPos)pM->zVal, (size_t)pM->nVal, pRaw->bRewrite);
+  }
+  sqlite3_str_appendchar(p, 1, '}');
 }
 
 void kustomer_json_string_body(sqlite3_str *p, const char *z, size_t n){

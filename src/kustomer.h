@@ -62,9 +62,65 @@ typedef struct KJsonKeep KJsonKeep;
 struct KJsonKeep {
   const char *zKey;         /* a member's key; NULL ends the list */
   const KJsonKeep *aSub;    /* members of its object to keep; NULL: all */
+  int bRaw;                 /* report its value's text (KJsonRaw) */
+};
+
+/*
+** The text of the top-level member whose KJsonKeep has bRaw (pRaw may be
+** NULL when none has), so that a caller can write it out from the text
+** instead of from a parse of it all.  eState says what the parse returned
+** holds of it:
+**   KRAW_NONE     all of it (absent, not an object, or the whole text was
+**                 parsed): z is NULL
+**   KRAW_TEXT     an object, its only occurrence, at z (n bytes): the tree
+**                 holds only the members aSub lists
+**   KRAW_REPARSE  the member is there more than once, or a key with an
+**                 escape or a '.' sits beside it: parse again in full
+*/
+#define KRAW_NONE    0
+#define KRAW_TEXT    1
+#define KRAW_REPARSE 2
+#define KRAW_MEMBERS 48
+typedef struct KJsonRaw KJsonRaw;
+struct KJsonRaw {
+  const char *z;
+  int n;
+  int eState;
+  int bChecked;             /* the parse made kustomer_json_raw_ok()'s
+                            ** check, and it passed (else call it) */
+  int nMember;              /* members recorded by that check (it fails
+                            ** for more than KRAW_MEMBERS) */
+  struct KJsonRawMember {
+    const char *zKey;       /* at its opening quote */
+    const char *zVal;
+    int nKey, nVal;         /* nKey counts the quotes */
+  } aMember[KRAW_MEMBERS];
+  int bRewrite;             /* set by kustomer_json_raw_ok(): the text has
+                            ** whitespace between tokens, or a number
+                            ** JavaScript prints otherwise (389.0) */
 };
 cJSON *kustomer_json_parse_some(const char *z, int n, const KJsonKeep *aKeep,
-                                char **pzErr);
+                                KJsonRaw *pRaw, char **pzErr);
+
+/*
+** Whether the text of a KRAW_TEXT value, copied without the whitespace
+** between its tokens and with trailing fraction zeros and the sign of -0
+** dropped, is exactly what kustomer_json_value() writes for its parse:
+** every string and key written as JSON.stringify would (no \u or \/
+** escape), every number printed by JavaScript as its digits (no exponent,
+** at most 15 significant digits, not below 1e-6), and no object with a
+** repeated key.  Sets pRaw->bRewrite.
+*/
+int kustomer_json_raw_ok(KJsonRaw *pRaw);
+
+/*
+** Append the members of the KRAW_TEXT object pRaw (one that passed
+** kustomer_json_raw_ok()) as kustomer_json_value() would, braces included,
+** leaving out those whose key (n bytes, as written) xSkip says to.
+*/
+void kustomer_json_raw_object(sqlite3_str *p, const KJsonRaw *pRaw,
+                              int (*xSkip)(const char*, size_t, void*),
+                              void *pArg);
 
 /* Append a JSON string literal for n bytes of UTF-8, escaped as
 ** JSON.stringify escapes. */
@@ -190,6 +246,17 @@ int kustomer_event_type(const cJSON *pEvent, KError *pErr);
 ** without the members that no transformation or check reads. */
 cJSON *kustomer_event_parse(const char *z, int n, char **pzErr);
 
+/* The same for the request and tracking bodies without the advanced
+** transformation: when pProps->eState is KRAW_TEXT the tree holds only the
+** members of properties that lookups read, and meta is written from the
+** text, which kustomer_json_raw_ok() has accepted. */
+cJSON *kustomer_event_parse_lean(const char *z, int n, KJsonRaw *pProps,
+                                 char **pzErr);
+
+/* Append meta from the text of properties (see above). */
+void kustomer_meta_write_raw(sqlite3_str *p, const KJsonRaw *pProps,
+                             int bDropEmail);
+
 /*
 ** Meta: the plan for turning a properties object into Kustomer's meta,
 ** one item per member of the object, in input order.  A member is not sent
@@ -251,7 +318,8 @@ int kustomer_event_name_write(sqlite3_str *p, const cJSON *pEvent, int eType,
 
 /* Append the {identity, event} body of a track/page/screen event. */
 int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
-                            const KSettings *pSet, KError *pErr);
+                            const KSettings *pSet, const KJsonRaw *pPropsRaw,
+                            KError *pErr);
 
 /* Append the customer body of an identify event. */
 int kustomer_identify_write(sqlite3_str *p, const cJSON *pEvent,
@@ -264,7 +332,7 @@ int kustomer_identify_write(sqlite3_str *p, const cJSON *pEvent,
 */
 int kustomer_request_write(sqlite3_str *p, const cJSON *pEvent,
                            const KSettings *pSet, const char *zCustomerId,
-                           KError *pErr);
+                           const KJsonRaw *pPropsRaw, KError *pErr);
 
 /*
 ** The values identify's customer lookups use, in the reference's order

@@ -357,7 +357,7 @@ static void process_func(sqlite3_context *ctx, int argc,
       set.zAuth = zAuth;
     }
     kustomer_error_clear(&err);
-    rc = kustomer_request_write(pOut, pDoc, &set, zId, &err);
+    rc = kustomer_request_write(pOut, pDoc, &set, zId, 0, &err);
     auth_free(zAuth);
     if( rc==KUSTOMER_EVENT_ERROR ){
       sqlite3_free(sqlite3_str_finish(pOut));

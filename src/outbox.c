@@ -579,7 +579,7 @@ int kustomer_outbox_request(const KSettings *pSet, const char *zEvent,
     return *pzError ? SQLITE_OK : SQLITE_NOMEM;
   }
   pOut = sqlite3_str_new(0);
-  rc = kustomer_request_write(pOut, pDoc, &set, 0, &err);
+  rc = kustomer_request_write(pOut, pDoc, &set, 0, 0, &err);
   cJSON_Delete(pDoc);
   if( rc==KUSTOMER_EVENT_ERROR ){
     sqlite3_free(sqlite3_str_finish(pOut));

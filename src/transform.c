@@ -229,17 +229,64 @@ static const char *const azAddress[] = {
 ** the parse.  A path added here must keep this list complete.
 */
 static const KJsonKeep aContextKeep[] = {
-  { "traits", 0 }, { "sessionId", 0 }, { "externalId", 0 }, { "locale", 0 },
-  { 0, 0 }
+  { "traits", 0, 0 }, { "sessionId", 0, 0 }, { "externalId", 0, 0 },
+  { "locale", 0, 0 }, { 0, 0, 0 }
 };
 static const KJsonKeep aEventKeep[] = {
-  { "type", 0 }, { "event", 0 }, { "name", 0 }, { "userId", 0 },
-  { "anonymousId", 0 }, { "traits", 0 }, { "properties", 0 },
-  { "context", aContextKeep }, { 0, 0 }
+  { "type", 0, 0 }, { "event", 0, 0 }, { "name", 0, 0 }, { "userId", 0, 0 },
+  { "anonymousId", 0, 0 }, { "traits", 0, 0 }, { "properties", 0, 0 },
+  { "context", aContextKeep, 0 }, { 0, 0, 0 }
 };
 
 cJSON *kustomer_event_parse(const char *z, int n, char **pzErr){
-  return kustomer_json_parse_some(z, n, aEventKeep, pzErr);
+  return kustomer_json_parse_some(z, n, aEventKeep, 0, pzErr);
+}
+
+/* The same for a track, page or screen event: of properties and traits
+** only the members a path for them names.  Meta is then written from the
+** text of properties (kustomer_meta_write_raw()). */
+static const KJsonKeep aTrackTraitsKeep[] = {
+  { "email", 0, 0 }, { "userId", 0, 0 }, { "id", 0, 0 }, { 0, 0, 0 }
+};
+static const KJsonKeep aTrackContextKeep[] = {
+  { "traits", aTrackTraitsKeep, 0 }, { "sessionId", 0, 0 }, { 0, 0, 0 }
+};
+static const KJsonKeep aPropsKeep[] = {
+  { "email", 0, 0 }, { "phone", 0, 0 }, { "website", 0, 0 },
+  { "event", 0, 0 }, { "name", 0, 0 },
+  { "kustomerSessionId", 0, 0 }, { "kustomer_session_id", 0, 0 },
+  { "kustomerTrackingId", 0, 0 }, { "kustomer_tracking_id", 0, 0 },
+  { 0, 0, 0 }
+};
+static const KJsonKeep aTrackKeep[] = {
+  { "type", 0, 0 }, { "event", 0, 0 }, { "name", 0, 0 }, { "userId", 0, 0 },
+  { "anonymousId", 0, 0 }, { "traits", aTrackTraitsKeep, 0 },
+  { "properties", aPropsKeep, 1 },
+  { "context", aTrackContextKeep, 0 }, { 0, 0, 0 }
+};
+
+cJSON *kustomer_event_parse_lean(const char *z, int n, KJsonRaw *pProps,
+                                 char **pzErr){
+  cJSON *p = kustomer_json_parse_some(z, n, aTrackKeep, pProps, pzErr);
+  const cJSON *pType;
+  if( p==0 ) return 0;
+  if( pProps->eState==KRAW_TEXT && !pProps->bChecked
+   && !kustomer_json_raw_ok(pProps) ){
+    pProps->eState = KRAW_REPARSE;
+  }
+  /* An identify reads much more of traits. */
+  pType = kustomer_json_member(p, "type");
+  if( cJSON_IsString(pType)
+   && sqlite3_stricmp(pType->valuestring, "identify")==0 ){
+    pProps->eState = KRAW_REPARSE;
+  }
+  if( pProps->eState==KRAW_REPARSE ){
+    cJSON_Delete(p);
+    pProps->eState = KRAW_NONE;
+    pProps->z = 0;
+    p = kustomer_event_parse(z, n, pzErr);
+  }
+  return p;
 }
 
 /* ---- JavaScript whitespace (the \s class and String.prototype.trim) ---- */
@@ -655,6 +702,21 @@ int kustomer_meta_write_value(sqlite3_str *p, const KMetaItem *pItem){
   }
 }
 
+/* Whether meta leaves out the member with the raw key z (n bytes). */
+static int meta_raw_skip(const char *z, size_t n, void *pArg){
+  const char *const *az;
+  if( *(int*)pArg && n==5 && memcmp(z, "email", 5)==0 ) return 1;
+  for(az=azExcluded; *az; az++){
+    if( z[0]==(*az)[0] && strlen(*az)==n && memcmp(z, *az, n)==0 ) return 1;
+  }
+  return 0;
+}
+
+void kustomer_meta_write_raw(sqlite3_str *p, const KJsonRaw *pProps,
+                             int bDropEmail){
+  kustomer_json_raw_object(p, pProps, meta_raw_skip, &bDropEmail);
+}
+
 int kustomer_meta_write(sqlite3_str *p, const KMeta *pMeta){
   int i, rc = SQLITE_OK;
   if( !cJSON_IsObject(pMeta->pProps) ){
@@ -795,7 +857,8 @@ static void write_value_or_null(sqlite3_str *p, const cJSON *pVal){
 }
 
 int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
-                            const KSettings *pSet, KError *pErr){
+                            const KSettings *pSet, const KJsonRaw *pPropsRaw,
+                            KError *pErr){
   const cJSON *pRaw, *pVal;
   const cJSON *pProps = kustomer_json_member(pEvent, "properties");
   int bDropEmail = pSet->bIdentityEmail && pSet->bDisableEmail;
@@ -803,6 +866,14 @@ int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
   EventPaths ev;
   int rc;
   sqlite3_str *pName = sqlite3_str_new(0);
+
+  /* The lean parse holds only some of an object's members: its text is
+  ** written instead. */
+  if( pPropsRaw && pPropsRaw->eState==KRAW_TEXT && !pSet->bAdvanced ){
+    pProps = 0;
+  }else{
+    pPropsRaw = 0;
+  }
 
   event_paths_init(&ev, pEvent);
   rc = event_name(pName, &ev, eType, pSet, &pRaw, pErr);
@@ -839,7 +910,10 @@ int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
     sqlite3_str_appendall(p, ",\"trackingId\":");
     kustomer_json_value(p, pVal);
   }
-  if( kustomer_meta_present(&meta) ){
+  if( pPropsRaw ){
+    sqlite3_str_appendall(p, ",\"meta\":");
+    kustomer_meta_write_raw(p, pPropsRaw, bDropEmail);
+  }else if( kustomer_meta_present(&meta) ){
     sqlite3_str_appendall(p, ",\"meta\":");
     rc = kustomer_meta_write(p, &meta);
   }
@@ -1098,7 +1172,7 @@ static const cJSON *kustomer_id_of(const cJSON *pEvent){
 
 int kustomer_request_write(sqlite3_str *p, const cJSON *pEvent,
                            const KSettings *pSet, const char *zCustomerId,
-                           KError *pErr){
+                           const KJsonRaw *pPropsRaw, KError *pErr){
   int eType = kustomer_event_type(pEvent, pErr);
   int rc = SQLITE_OK;
   const cJSON *pKid;
@@ -1146,7 +1220,7 @@ int kustomer_request_write(sqlite3_str *p, const cJSON *pEvent,
   if( eType==KTYPE_IDENTIFY ){
     rc = kustomer_identify_write(p, pEvent, pSet, pErr);
   }else{
-    rc = kustomer_tracking_write(p, pEvent, eType, pSet, pErr);
+    rc = kustomer_tracking_write(p, pEvent, eType, pSet, pPropsRaw, pErr);
   }
   sqlite3_str_appendall(p, ",\"JSON_ARRAY\":{},\"XML\":{},\"FORM\":{}},"
                            "\"files\":{},\"userId\":\"\"}");

@@ -4,7 +4,9 @@
 ** serialise to the same bytes (idempotence).  And
 ** kustomer_json_parse_some() must accept and reject exactly what
 ** kustomer_json_parse() does, with the same error, and keep the kept members
-** as they are.
+** as they are.  A properties object that kustomer_json_raw_ok() accepts
+** is written from its text exactly as from its parse, and the lean parse
+** of kustomer_request() gives the same request as the full one.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,17 +33,75 @@ static void fail(const char *zWhy, const char *zIn, int nIn,
   abort();
 }
 
-static const KJsonKeep aTraits[] = { {"email", 0}, {"name", 0}, {0, 0} };
-static const KJsonKeep aKeep[] = {
-  {"type", 0}, {"properties", 0}, {"context", aTraits}, {"userId", 0},
-  {0, 0}
+static const KJsonKeep aTraits[] = {
+  {"email", 0, 0}, {"name", 0, 0}, {0, 0, 0}
 };
+static const KJsonKeep aKeep[] = {
+  {"type", 0, 0}, {"properties", 0, 0}, {"context", aTraits, 0},
+  {"userId", 0, 0}, {0, 0, 0}
+};
+/* properties written from its text: the same bytes as from its parse */
+static const KJsonKeep aRawKeep[] = {
+  {"type", 0, 0}, {"properties", aTraits, 1}, {0, 0, 0}
+};
+
+static int skip_none(const char *z, size_t n, void *pArg){
+  (void)z; (void)n; (void)pArg;
+  return 0;
+}
+
+/* Settings for the lean-against-full comparison: plain, and dropping the
+** e-mail from meta. */
+static KSettings *apSet[2];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv){
+  static const char *azSet[2] = {
+    "{}", "{\"setIdentityEmail\":true,\"disableEmailAsTrackingProperty\":true}"
+  };
+  int i;
   (void)argc; (void)argv;
   (void)fuzz_open_db();   /* sets sqlite3_api; the db stays open */
+  for(i=0; i<2; i++){
+    char *zErr = 0;
+    if( kustomer_settings_parse(azSet[i], (int)strlen(azSet[i]), &apSet[i],
+                                &zErr) ){
+      fprintf(stderr, "fuzz_json: settings: %s\n", zErr ? zErr : "?");
+      abort();
+    }
+  }
   return 0;
+}
+
+/* The request for an event from the full parse, or from the lean one (meta
+** from the text of properties): "error <status> <message>" on an event
+** error. */
+static char *request_text(const char *zIn, int n, int bLean,
+                          const KSettings *pSet){
+  KJsonRaw raw;
+  KError err = {0, 0};
+  char *zErr = 0, *z;
+  sqlite3_str *s;
+  int rc;
+  cJSON *p = bLean ? kustomer_event_parse_lean(zIn, n, &raw, &zErr)
+                   : kustomer_event_parse(zIn, n, &zErr);
+  s = sqlite3_str_new(0);
+  if( p==0 ){
+    sqlite3_str_appendf(s, "parse error %s", zErr ? zErr : "(nomem)");
+  }else{
+    rc = kustomer_request_write(s, p, pSet, 0, bLean ? &raw : 0, &err);
+    if( rc!=SQLITE_OK ){
+      sqlite3_str_reset(s);
+      sqlite3_str_appendf(s, "error %d %d %s", rc, err.status,
+                          err.zMsg ? err.zMsg : "");
+    }
+  }
+  z = sqlite3_str_finish(s);
+  if( z==0 ){ fprintf(stderr, "fuzz_json: out of memory\n"); abort(); }
+  kustomer_error_clear(&err);
+  sqlite3_free(zErr);
+  cJSON_Delete(p);
+  return z;
 }
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
@@ -56,7 +116,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size){
   zIn[size] = 0;
 
   p = kustomer_json_parse(zIn, n, &zErr);
-  q = kustomer_json_parse_some(zIn, n, aKeep, &zErr2);
+  q = kustomer_json_parse_some(zIn, n, aKeep, 0, &zErr2);
   if( (p==0)!=(q==0) ){
     fail("parse and parse_some disagree on validity", zIn, n, zErr, zErr2);
   }
@@ -99,6 +159,41 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size){
           sqlite3_free(zOut2);
         }
       }
+    }
+  }
+  if( p ){
+    KJsonRaw raw;
+    char *zErr3 = 0;
+    cJSON *t = kustomer_json_parse_some(zIn, n, aRawKeep, &raw, &zErr3);
+    if( t==0 ) fail("parse_some with bRaw rejects", zIn, n, zErr3, 0);
+    if( raw.eState==KRAW_TEXT && kustomer_json_raw_ok(&raw) ){
+      const cJSON *a = kustomer_json_member(p, "properties");
+      sqlite3_str *s = sqlite3_str_new(0);
+      kustomer_json_raw_object(s, &raw, skip_none, 0);
+      nOut2 = sqlite3_str_length(s);
+      zOut2 = sqlite3_str_finish(s);
+      if( a==0 || zOut2==0 ) fail("raw text without a member", zIn, n, 0, 0);
+      zOut = serialise(a, &nOut);
+      if( nOut!=nOut2 || memcmp(zOut, zOut2, (size_t)nOut)!=0 ){
+        fail("properties written from its text differ", zIn, n, zOut, zOut2);
+      }
+      sqlite3_free(zOut);
+      sqlite3_free(zOut2);
+    }
+    sqlite3_free(zErr3);
+    cJSON_Delete(t);
+  }
+  /* The lean parse writes the same request as the full one. */
+  {
+    int i;
+    for(i=0; i<2; i++){
+      char *zA = request_text(zIn, n, 0, apSet[i]);
+      char *zB = request_text(zIn, n, 1, apSet[i]);
+      if( strcmp(zA, zB)!=0 ){
+        fail("lean and full parse give different requests", zIn, n, zA, zB);
+      }
+      sqlite3_free(zA);
+      sqlite3_free(zB);
     }
   }
   sqlite3_free(zErr);
