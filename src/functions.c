@@ -142,9 +142,10 @@ static void transform_func(sqlite3_context *ctx, int argc,
     ** few members of an event that the transformation uses. */
     if( eFunc==KFN_META ){
       pDoc = kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
-    }else if( (eFunc==KFN_REQUEST || eFunc==KFN_TRACKING) && !pSet->bAdvanced ){
+    }else if( eFunc==KFN_REQUEST || eFunc==KFN_TRACKING ){
       pDoc = kustomer_event_parse_lean(z, sqlite3_value_bytes(argv[0]),
-                                       &propsRaw, &zErr);
+                                       pSet->bAdvanced ? 0 : &propsRaw,
+                                       &zErr);
     }else{
       pDoc = kustomer_event_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
     }

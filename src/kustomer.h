@@ -246,10 +246,11 @@ int kustomer_event_type(const cJSON *pEvent, KError *pErr);
 ** without the members that no transformation or check reads. */
 cJSON *kustomer_event_parse(const char *z, int n, char **pzErr);
 
-/* The same for the request and tracking bodies without the advanced
-** transformation: when pProps->eState is KRAW_TEXT the tree holds only the
-** members of properties that lookups read, and meta is written from the
-** text, which kustomer_json_raw_ok() has accepted. */
+/* The same for the request and tracking bodies: of a track, page or
+** screen event only the traits members they read.  With pProps (not with
+** the advanced transformation), when pProps->eState is KRAW_TEXT the tree
+** holds only the members of properties that lookups read, and meta is
+** written from the text, which kustomer_json_raw_ok() has accepted. */
 cJSON *kustomer_event_parse_lean(const char *z, int n, KJsonRaw *pProps,
                                  char **pzErr);
 

@@ -264,26 +264,40 @@ static const KJsonKeep aTrackKeep[] = {
   { "properties", aPropsKeep, 1 },
   { "context", aTrackContextKeep, 0 }, { 0, 0, 0 }
 };
+static const KJsonKeep aTrackKeepProps[] = {   /* properties parsed whole */
+  { "type", 0, 0 }, { "event", 0, 0 }, { "name", 0, 0 }, { "userId", 0, 0 },
+  { "anonymousId", 0, 0 }, { "traits", aTrackTraitsKeep, 0 },
+  { "properties", 0, 0 },
+  { "context", aTrackContextKeep, 0 }, { 0, 0, 0 }
+};
 
 cJSON *kustomer_event_parse_lean(const char *z, int n, KJsonRaw *pProps,
                                  char **pzErr){
-  cJSON *p = kustomer_json_parse_some(z, n, aTrackKeep, pProps, pzErr);
+  cJSON *p;
   const cJSON *pType;
+  int bAgain = 0;
+  p = kustomer_json_parse_some(z, n, pProps ? aTrackKeep : aTrackKeepProps,
+                               pProps, pzErr);
   if( p==0 ) return 0;
-  if( pProps->eState==KRAW_TEXT && !pProps->bChecked
-   && !kustomer_json_raw_ok(pProps) ){
-    pProps->eState = KRAW_REPARSE;
+  if( pProps ){
+    if( pProps->eState==KRAW_REPARSE ) bAgain = 1;
+    if( pProps->eState==KRAW_TEXT && !pProps->bChecked
+     && !kustomer_json_raw_ok(pProps) ){
+      bAgain = 1;
+    }
   }
   /* An identify reads much more of traits. */
   pType = kustomer_json_member(p, "type");
   if( cJSON_IsString(pType)
    && sqlite3_stricmp(pType->valuestring, "identify")==0 ){
-    pProps->eState = KRAW_REPARSE;
+    bAgain = 1;
   }
-  if( pProps->eState==KRAW_REPARSE ){
+  if( bAgain ){
     cJSON_Delete(p);
-    pProps->eState = KRAW_NONE;
-    pProps->z = 0;
+    if( pProps ){
+      pProps->eState = KRAW_NONE;
+      pProps->z = 0;
+    }
     p = kustomer_event_parse(z, n, pzErr);
   }
   return p;

@@ -50,19 +50,21 @@ static int skip_none(const char *z, size_t n, void *pArg){
   return 0;
 }
 
-/* Settings for the lean-against-full comparison: plain, and dropping the
-** e-mail from meta. */
-static KSettings *apSet[2];
+/* Settings for the lean-against-full comparison: plain, dropping the
+** e-mail from meta, and the advanced transformation. */
+#define NSET 3
+static KSettings *apSet[NSET];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv){
-  static const char *azSet[2] = {
-    "{}", "{\"setIdentityEmail\":true,\"disableEmailAsTrackingProperty\":true}"
+  static const char *azSet[NSET] = {
+    "{}", "{\"setIdentityEmail\":true,\"disableEmailAsTrackingProperty\":true}",
+    "{\"advancedTransform\":true}"
   };
   int i;
   (void)argc; (void)argv;
   (void)fuzz_open_db();   /* sets sqlite3_api; the db stays open */
-  for(i=0; i<2; i++){
+  for(i=0; i<NSET; i++){
     char *zErr = 0;
     if( kustomer_settings_parse(azSet[i], (int)strlen(azSet[i]), &apSet[i],
                                 &zErr) ){
@@ -83,13 +85,14 @@ static char *request_text(const char *zIn, int n, int bLean,
   char *zErr = 0, *z;
   sqlite3_str *s;
   int rc;
-  cJSON *p = bLean ? kustomer_event_parse_lean(zIn, n, &raw, &zErr)
+  KJsonRaw *pRaw = (bLean && !pSet->bAdvanced) ? &raw : 0;
+  cJSON *p = bLean ? kustomer_event_parse_lean(zIn, n, pRaw, &zErr)
                    : kustomer_event_parse(zIn, n, &zErr);
   s = sqlite3_str_new(0);
   if( p==0 ){
     sqlite3_str_appendf(s, "parse error %s", zErr ? zErr : "(nomem)");
   }else{
-    rc = kustomer_request_write(s, p, pSet, 0, bLean ? &raw : 0, &err);
+    rc = kustomer_request_write(s, p, pSet, 0, pRaw, &err);
     if( rc!=SQLITE_OK ){
       sqlite3_str_reset(s);
       sqlite3_str_appendf(s, "error %d %d %s", rc, err.status,
@@ -186,7 +189,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size){
   /* The lean parse writes the same request as the full one. */
   {
     int i;
-    for(i=0; i<2; i++){
+    for(i=0; i<NSET; i++){
       char *zA = request_text(zIn, n, 0, apSet[i]);
       char *zB = request_text(zIn, n, 1, apSet[i]);
       if( strcmp(zA, zB)!=0 ){
