@@ -126,6 +126,10 @@ build/fuzz/fuzz_json: tests/fuzz/fuzz_json.c $(FUZZ_EXT) | check-deps
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_json.c tests/fuzz/fuzz_common.c $(SRC) -lsqlite3 $(LIBS)
 
+build/fuzz/fuzz_http: tests/fuzz/fuzz_http.c $(FUZZ_EXT) | check-deps
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -DFETCH_SLEEP_MAX=0.01 -o $@ tests/fuzz/fuzz_http.c tests/fuzz/fuzz_common.c $(SRC) -lsqlite3 $(LIBS) -lpthread
+
 build/fuzz/fuzz_jsnum: tests/fuzz/fuzz_jsnum.c src/jsnum.c src/kustomer.h
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_jsnum.c src/jsnum.c -lm
@@ -133,6 +137,6 @@ build/fuzz/fuzz_jsnum: tests/fuzz/fuzz_jsnum.c src/jsnum.c src/kustomer.h
 fuzz:
 	@$(MAKE) --no-print-directory deps EXTRA_PKGS="clang libclang-rt-14-dev"
 	@command -v $(FUZZ_CC) >/dev/null || { echo "error: $(FUZZ_CC) not found: install clang and libclang-rt-14-dev (sudo apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
-	@$(MAKE) --no-print-directory build/fuzz/fuzz_functions build/fuzz/fuzz_json build/fuzz/fuzz_jsnum
+	@$(MAKE) --no-print-directory build/fuzz/fuzz_functions build/fuzz/fuzz_json build/fuzz/fuzz_jsnum build/fuzz/fuzz_http
 	@/usr/bin/python3 tests/fuzz/seeds.py build/fuzz/corpus >/dev/null
 	@FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) tests/fuzz/run.sh

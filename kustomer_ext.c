@@ -23,6 +23,7 @@ static const struct {
   { "network functions",  kustomer_register_network },
   { "kustomer_outbox",    kustomer_register_outbox },
   { "kustomer_flush",     kustomer_register_flush },
+  { "kustomer_fetch",     kustomer_register_fetch },
 };
 
 int sqlite3_kustomer_init(sqlite3*, char**, const sqlite3_api_routines*);

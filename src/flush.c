@@ -86,6 +86,7 @@ struct Flush {
   char *zFatal;             /* stops the flush: an SQL error */
   int rc;                   /* first SQLite error */
   int nTxn;                 /* depth of flush_begin() */
+  int bTxnOpen;             /* its savepoint is open */
   int nConnects;            /* connections opened so far */
   int nEasyConnects;        /* the same for flush_request() */
 };
@@ -94,14 +95,6 @@ static double now_seconds(void){
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (double)ts.tv_sec + ts.tv_nsec/1e9;
-}
-
-static void sleep_seconds(double s){
-  struct timespec ts;
-  if( s<=0 ) return;
-  ts.tv_sec = (time_t)s;
-  ts.tv_nsec = (long)((s - (double)ts.tv_sec)*1e9);
-  nanosleep(&ts, 0);
 }
 
 static void flush_fatal(Flush *f, char *zMsg){
@@ -126,13 +119,37 @@ static int flush_exec(Flush *f, const char *zSql){
 }
 
 /* Transactions nest: the bulk flow looks customers up (and records those
-** requests) while its own results are being written. */
+** requests) while its own results are being written.  The outermost one
+** is a savepoint, which outside a transaction (kustomer_flush() refuses to
+** run inside one) begins one and commits it on release. */
 static void flush_begin(Flush *f){
-  if( f->nTxn++==0 ) flush_begin(f);
+  if( f->nTxn++==0 ){
+    int rc = sqlite3_exec(f->db, "SAVEPOINT kustomer_flush", 0, 0, 0);
+    f->bTxnOpen = rc==SQLITE_OK;
+    if( rc && f->rc==SQLITE_OK ){
+      f->rc = rc;
+      flush_fatal(f, sqlite3_mprintf("kustomer_flush(): %s",
+                                     sqlite3_errmsg(f->db)));
+    }
+  }
 }
 
 static void flush_commit(Flush *f){
-  if( f->nTxn>0 && --f->nTxn==0 ) flush_commit(f);
+  int rc;
+  if( f->nTxn==0 || --f->nTxn>0 || !f->bTxnOpen ) return;
+  f->bTxnOpen = 0;
+  rc = sqlite3_exec(f->db, "RELEASE kustomer_flush", 0, 0, 0);
+  if( rc ){
+    /* Not committed (the disk is full, say): the flush stops, and its
+    ** rows stay as the last commit left them, to be sent again. */
+    if( f->rc==SQLITE_OK ){
+      f->rc = rc;
+      flush_fatal(f, sqlite3_mprintf("kustomer_flush(): %s",
+                                     sqlite3_errmsg(f->db)));
+    }
+    sqlite3_exec(f->db, "ROLLBACK TO kustomer_flush", 0, 0, 0);
+    sqlite3_exec(f->db, "RELEASE kustomer_flush", 0, 0, 0);
+  }
 }
 
 static int flush_step(Flush *f, sqlite3_stmt *p){
@@ -200,13 +217,14 @@ static void limiter_record(Flush *f, double t){
 }
 
 /* Wait until a request may start, within the deadline.  0: go ahead. */
-static int limiter_acquire(Flush *f, int bIgnoreDeadline){
+static int limiter_acquire(Flush *f){
   for(;;){
     double t = now_seconds();
     double w = limiter_wait(f, t);
+    if( t>=f->tDeadline ) return 1;
     if( w<=0 ) return 0;
-    if( !bIgnoreDeadline && t + w > f->tDeadline ) return 1;
-    sleep_seconds(w < 0.25 ? w : 0.25);
+    if( t + w > f->tDeadline ) return 1;
+    kustomer_sleep(w < 0.25 ? w : 0.25);
   }
 }
 
@@ -599,13 +617,15 @@ static void cache_put(Flush *f, const char *zKey, const char *zVal){
   }
 }
 
-/* One request outside the pipeline, within the rate limit. */
+/* One request outside the pipeline, within the rate limit.  SQLITE_BUSY:
+** not sent, the flush's seconds are up or would be before the limiter (a
+** 429's reset, say) lets it start. */
 static int flush_request(Flush *f, const char *zMethod, const char *zUrl,
                          const char *zBody, int nBody, KHttpResp *pResp){
   KHttpReq req;
   int rc;
   memset(pResp, 0, sizeof(*pResp));
-  if( limiter_acquire(f, 1) ) return SQLITE_BUSY;
+  if( limiter_acquire(f) ) return SQLITE_BUSY;
   flush_begin(f);
   limiter_record(f, now_seconds());
   flush_commit(f);
@@ -632,13 +652,13 @@ static int flush_request(Flush *f, const char *zMethod, const char *zUrl,
 
 /* The id of an existing customer for an identify event, by the
 ** reference's lookups (cached for the flush); NULL if none, and then
-** *pbFailed says whether a lookup failed (5xx, dropped, ...) rather than
-** found nothing. */
+** *pbFailed says whether a lookup failed (5xx, dropped, ...: 1) or could
+** not be sent before the deadline (2) rather than found nothing. */
 static char *customer_lookup(Flush *f, sqlite3_int64 iRow, int *pbFailed){
   const cJSON *apVal[3];
   char *zEvent = 0, *zErr = 0, *zFound = 0;
   cJSON *pEvent;
-  int i;
+  int i, rc;
   *pbFailed = 0;
   sqlite3_bind_int64(f->pEvent, 1, iRow);
   if( sqlite3_step(f->pEvent)==SQLITE_ROW ){
@@ -669,7 +689,8 @@ static char *customer_lookup(Flush *f, sqlite3_int64 iRow, int *pbFailed){
       continue;
     }
     zUrl = sqlite3_mprintf("%s/v1/customers/%s", f->pSet->zBase, zKey);
-    if( zUrl && flush_request(f, "GET", zUrl, 0, 0, &resp)==SQLITE_OK ){
+    rc = zUrl ? flush_request(f, "GET", zUrl, 0, 0, &resp) : SQLITE_NOMEM;
+    if( rc==SQLITE_OK ){
       if( resp.eNet==0 && resp.status==200 ){
         zFound = response_id(&resp);
         if( zFound ) cache_put(f, zKey, zFound);
@@ -680,7 +701,7 @@ static char *customer_lookup(Flush *f, sqlite3_int64 iRow, int *pbFailed){
       }
       kustomer_http_resp_clear(&resp);
     }else{
-      *pbFailed = 1;
+      *pbFailed = rc==SQLITE_BUSY ? 2 : 1;
     }
     sqlite3_free(zUrl);
     sqlite3_free(zKey);
@@ -747,21 +768,33 @@ static int is_conflict(const char *z){
   return bHit;
 }
 
-/* Poll a bulk job until it completes; its batches response, or NULL. */
-static cJSON *bulk_wait(Flush *f, const char *zJob){
+/* Sleep s seconds, or less so as to wake by the deadline. */
+static void sleep_until_deadline(Flush *f, double s){
+  double tLeft = f->tDeadline - now_seconds();
+  kustomer_sleep(s < tLeft ? s : tLeft);
+}
+
+/* Poll a bulk job until it completes; its batches response, or NULL,
+** and then *pbStopped says whether the flush's seconds ran out first. */
+static cJSON *bulk_wait(Flush *f, const char *zJob, int *pbStopped){
   char *zUrl = sqlite3_mprintf("%s/v1/bulk/%s", f->pSet->zBase, zJob);
   double tPoll = f->cfg.rateWindow/120.0;
   double tGiveUp = now_seconds() + f->cfg.rateWindow*10;
   cJSON *pOut = 0;
+  int bDone = 0, bClipped = tGiveUp > f->tDeadline;
+  *pbStopped = 0;
   if( tPoll<0.02 ) tPoll = 0.02;
   if( tPoll>2 ) tPoll = 2;
+  if( bClipped ) tGiveUp = f->tDeadline;
   while( zUrl && now_seconds()<tGiveUp && f->zFatal==0 ){
     KHttpResp resp;
     cJSON *pDoc = 0;
     const cJSON *pStatus;
     char *zErr = 0;
-    int bDone = 0;
-    if( flush_request(f, "GET", zUrl, 0, 0, &resp) ) break;
+    if( flush_request(f, "GET", zUrl, 0, 0, &resp) ){
+      *pbStopped = 1;
+      break;
+    }
     /* 5xx, 429 and dropped connections: poll again. */
     if( resp.eNet==0 && resp.status==200 ){
       pDoc = kustomer_json_parse(resp.zBody, resp.nBody, &zErr);
@@ -788,19 +821,25 @@ static cJSON *bulk_wait(Flush *f, const char *zJob){
       int nTry;
       for(nTry=0; zBatches && pOut==0 && nTry<f->cfg.maxAttempts
                   && f->zFatal==0; nTry++){
-        if( flush_request(f, "GET", zBatches, 0, 0, &resp) ) break;
+        if( flush_request(f, "GET", zBatches, 0, 0, &resp) ){
+          *pbStopped = 1;
+          break;
+        }
         if( resp.eNet==0 && resp.status==200 ){
           pOut = kustomer_json_parse(resp.zBody, resp.nBody, &zErr);
           sqlite3_free(zErr);
         }
         kustomer_http_resp_clear(&resp);
-        if( pOut==0 ) sleep_seconds(tPoll);
+        if( pOut==0 ) sleep_until_deadline(f, tPoll);
       }
       sqlite3_free(zBatches);
       break;
     }
-    sleep_seconds(tPoll);
+    sleep_until_deadline(f, tPoll);
     if( tPoll < f->cfg.rateWindow/10.0 ) tPoll *= 1.5;
+  }
+  if( !bDone && bClipped && f->zFatal==0 && now_seconds()>=tGiveUp ){
+    *pbStopped = 1;
   }
   sqlite3_free(zUrl);
   return pOut;
@@ -841,8 +880,9 @@ static void bulk_item(Flush *f, const cJSON *pItem, int *pbHandled,
     if( zFound ){
       row_to_update(f, iRow, zFound);
     }else if( bFailed ){
-      row_retry(f, iRow, row_attempts(f, iRow), 1, 0,
-                "the customer exists but its lookup failed");
+      row_retry(f, iRow, row_attempts(f, iRow), bFailed==1, 0,
+                bFailed==1 ? "the customer exists but its lookup failed"
+                           : "not sent: the flush stopped");
     }else{
       row_failed(f, iRow, 400, zMsg ? zMsg : "bulk item failed");
     }
@@ -864,6 +904,9 @@ static int bulk_round(Flush *f){
   int nRow = 0, nBody, i;
   KHttpResp resp;
 
+  /* The limiter's wait (a 429's reset, say) is the main loop's to make,
+  ** within the deadline. */
+  if( limiter_wait(f, now_seconds())>0 ) return 0;
   memset(azExt, 0, sizeof(azExt));
   pBody = sqlite3_str_new(0);
   sqlite3_str_appendchar(pBody, 1, '[');
@@ -949,8 +992,9 @@ static int bulk_round(Flush *f){
   if( resp.eNet==0 && resp.status>=200 && resp.status<300 ){
     char *zJob = response_id(&resp);
     cJSON *pBatches;
+    int bStopped = 0;
     flush_commit(f);
-    pBatches = zJob ? bulk_wait(f, zJob) : 0;
+    pBatches = zJob ? bulk_wait(f, zJob, &bStopped) : 0;
     flush_begin(f);
     if( pBatches ){
       const cJSON *pData = kustomer_json_member(pBatches, "data");
@@ -978,7 +1022,14 @@ static int bulk_round(Flush *f){
       cJSON_Delete(pBatches);
     }
     for(i=0; i<nRow; i++){
-      if( !abHandled[i] ){
+      if( abHandled[i] ){
+        /* done */
+      }else if( bStopped ){
+        /* Kustomer may yet create it: sent again, it is then found as
+        ** existing and updated. */
+        row_retry(f, aRow[i], row_attempts(f, aRow[i]), 0, 0,
+                  "bulk job unfinished when the flush stopped");
+      }else{
         row_retry(f, aRow[i], row_attempts(f, aRow[i]), 1, 0,
                   zJob ? "bulk job gave no result for this row"
                        : "bulk response had no job id");
@@ -1146,6 +1197,19 @@ static void flush_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
                          -1);
     return;
   }
+  {
+    /* A statement that writes (INSERT ... SELECT kustomer_flush(...)) holds
+    ** its transaction open until it ends: nothing could be committed. */
+    sqlite3_stmt *pStmt = 0;
+    while( (pStmt = sqlite3_next_stmt(f.db, pStmt))!=0 ){
+      if( sqlite3_stmt_busy(pStmt) && !sqlite3_stmt_readonly(pStmt) ){
+        sqlite3_result_error(ctx, "kustomer_flush(): cannot run inside a "
+                             "statement that writes: call it from a SELECT "
+                             "of its own", -1);
+        return;
+      }
+    }
+  }
   rc = kustomer_outbox_config_read(f.db, "main", f.zName, &f.cfg, &zErr);
   if( rc ){
     if( zErr ){
@@ -1211,7 +1275,9 @@ static void flush_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   }
   f.tStart = now_seconds();
   f.tDeadline = tLimit>0 ? f.tStart + tLimit : 1e300;
-  srand((unsigned)(f.tStart*1000));
+  /* Through an integer: milliseconds since 1970 overflow an unsigned,
+  ** and converting an out-of-range double to one is undefined. */
+  srand((unsigned)(sqlite3_int64)(f.tStart*1000));
 
   /* One flush at a time: another one's 'sending' rows are in flight.  Its
   ** process id is kept in <name>_config while it runs; a killed flush
@@ -1289,17 +1355,21 @@ static void flush_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
       double w = limiter_wait(&f, t);
       double tWake = tNext > t + w ? tNext : t + w;
       if( tWake >= f.tDeadline ) break;
-      sleep_seconds(tWake - t > 0.25 ? 0.25 : tWake - t);
+      kustomer_sleep(tWake - t > 0.25 ? 0.25 : tWake - t);
     }
   }
   /* Requests in flight when the flush stops are waited for. */
   while( kustomer_multi_running(f.pMulti) && f.rc==SQLITE_OK ){
     pipeline_collect(&f, 100);
   }
+  /* Never leave the caller's connection inside a transaction. */
+  while( f.nTxn>0 ) flush_commit(&f);
   if( !bOther ){
     zSql = sqlite3_mprintf("DELETE FROM \"%w_config\" WHERE k='flushing'",
                            f.zName);
+    flush_begin(&f);
     if( zSql ) sqlite3_exec(f.db, zSql, 0, 0, 0);
+    flush_commit(&f);
     sqlite3_free(zSql);
   }
   progress_draw(&f, 1);

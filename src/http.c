@@ -9,7 +9,9 @@
 ** elsewhere.  Error texts carry curl's message, never a header value, so
 ** the API key cannot leak into them.
 */
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <curl/curl.h>
 #include "kustomer.h"
 SQLITE_EXTENSION_INIT3
@@ -133,9 +135,10 @@ static size_t header_cb(char *z, size_t sz, size_t n, void *pArg){
   i = iColon+1;
   while( i<len && (z[i]==' ' || z[i]=='\t') ) i++;
   if( p->nHdr++ ) sqlite3_str_appendchar(p->pHdr, 1, ',');
-  kustomer_json_string(p->pHdr, zName, strlen(zName));
+  /* A server's bytes need not be UTF-8; the JSON made of them must be. */
+  kustomer_json_string_lossy(p->pHdr, zName, strlen(zName));
   sqlite3_str_appendchar(p->pHdr, 1, ':');
-  kustomer_json_string(p->pHdr, &z[i], len-i);
+  kustomer_json_string_lossy(p->pHdr, &z[i], len-i);
   sqlite3_free(zName);
   return sqlite3_str_errcode(p->pHdr) ? 0 : sz*n;
 }
@@ -438,4 +441,13 @@ int kustomer_multi_next(KHttpMulti *p, int msWait, sqlite3_int64 *piTag,
     return rc==SQLITE_OK ? 1 : -rc;
   }
   return 0;
+}
+
+void kustomer_sleep(double s){
+  struct timespec ts;
+  if( !(s>0) ) return;
+  ts.tv_sec = (time_t)s;
+  ts.tv_nsec = (long)((s - (double)ts.tv_sec)*1e9);
+  if( ts.tv_nsec>999999999 ) ts.tv_nsec = 999999999;   /* rounding */
+  while( nanosleep(&ts, &ts)!=0 && errno==EINTR ){}
 }

@@ -851,6 +851,24 @@ void kustomer_json_string(sqlite3_str *p, const char *z, size_t n){
   json_string_between(p, "", z, n, "");
 }
 
+void kustomer_json_string_lossy(sqlite3_str *p, const char *z, size_t n){
+  const unsigned char *u = (const unsigned char*)z;
+  size_t i = 0, iStart = 0;
+  sqlite3_str_appendchar(p, 1, '"');
+  while( i<n ){
+    int k = u[i]<0x80 ? u[i]!=0 : utf8_len(&u[i], n-i);
+    if( k ){
+      i += (size_t)k;
+      continue;
+    }
+    kustomer_json_string_body(p, &z[iStart], i-iStart);
+    sqlite3_str_append(p, "\xEF\xBF\xBD", 3);
+    iStart = ++i;
+  }
+  kustomer_json_string_body(p, &z[iStart], n-iStart);
+  sqlite3_str_appendchar(p, 1, '"');
+}
+
 void kustomer_json_key(sqlite3_str *p, int bComma, const char *z, size_t n){
   json_string_between(p, bComma ? "," : "", z, n, ":");
 }

@@ -129,6 +129,10 @@ void kustomer_json_string(sqlite3_str *p, const char *z, size_t n);
 /* The same without the quotes, to build a string literal in parts. */
 void kustomer_json_string_body(sqlite3_str *p, const char *z, size_t n);
 
+/* A string literal for bytes from a server, which need not be UTF-8: each
+** byte that does not start a valid sequence, and NUL, becomes U+FFFD. */
+void kustomer_json_string_lossy(sqlite3_str *p, const char *z, size_t n);
+
 /* Append an object member's key and colon ("key":), after a comma if
 ** bComma. */
 void kustomer_json_key(sqlite3_str *p, int bComma, const char *z, size_t n);
@@ -411,6 +415,10 @@ int kustomer_http_check_url(const char *zUrl, char **pzErr);
 int kustomer_http_do(KHttp *p, const KHttpReq *pReq, KHttpResp *pResp);
 void kustomer_http_resp_clear(KHttpResp *p);
 
+/* Sleep s seconds (nothing when s<=0), resuming after signals: the waits
+** between attempts and for rate limits. */
+void kustomer_sleep(double s);
+
 /* Concurrent transfers (libcurl's multi interface) with kept-alive
 ** connections, at most nConn at once. */
 typedef struct KHttpMulti KHttpMulti;
@@ -482,5 +490,6 @@ int kustomer_register_session(sqlite3 *db);
 int kustomer_register_network(sqlite3 *db);
 int kustomer_register_outbox(sqlite3 *db);
 int kustomer_register_flush(sqlite3 *db);
+int kustomer_register_fetch(sqlite3 *db);
 
 #endif /* KUSTOMER_H */

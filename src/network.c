@@ -48,40 +48,6 @@ static void auth_free(char *z){
   }
 }
 
-/* Append n bytes of text as a JSON string; invalid UTF-8 from a server
-** becomes U+FFFD rather than output that is not UTF-8. */
-static void append_text_string(sqlite3_str *p, const char *z, int n){
-  sqlite3_str *pTmp = sqlite3_str_new(0);
-  const unsigned char *u = (const unsigned char*)z;
-  int i = 0;
-  while( i<n ){
-    int k = 0;
-    unsigned c = u[i];
-    if( c<0x80 ){
-      k = c ? 1 : 0;
-    }else if( c>=0xC2 && c<0xE0 ){
-      k = (i+1<n && (u[i+1]&0xC0)==0x80) ? 2 : 0;
-    }else if( c>=0xE0 && c<0xF0 ){
-      k = (i+2<n && (u[i+1]&0xC0)==0x80 && (u[i+2]&0xC0)==0x80
-           && !(c==0xE0 && u[i+1]<0xA0) && !(c==0xED && u[i+1]>=0xA0)) ? 3:0;
-    }else if( c>=0xF0 && c<0xF5 ){
-      k = (i+3<n && (u[i+1]&0xC0)==0x80 && (u[i+2]&0xC0)==0x80
-           && (u[i+3]&0xC0)==0x80 && !(c==0xF0 && u[i+1]<0x90)
-           && !(c==0xF4 && u[i+1]>=0x90)) ? 4 : 0;
-    }
-    if( k ){
-      sqlite3_str_append(pTmp, &z[i], k);
-      i += k;
-    }else{
-      sqlite3_str_appendall(pTmp, "\xEF\xBF\xBD");
-      i++;
-    }
-  }
-  kustomer_json_string(p, sqlite3_str_value(pTmp) ? sqlite3_str_value(pTmp)
-                       : "", (size_t)sqlite3_str_length(pTmp));
-  sqlite3_free(sqlite3_str_finish(pTmp));
-}
-
 /* Append a response body: its JSON when it is JSON, else it as a string. */
 static void append_body(sqlite3_str *p, const KHttpResp *pResp,
                         cJSON **ppParsed){
@@ -94,7 +60,7 @@ static void append_body(sqlite3_str *p, const KHttpResp *pResp,
   if( pDoc ){
     kustomer_json_value(p, pDoc);
   }else{
-    append_text_string(p, pResp->zBody, pResp->nBody);
+    kustomer_json_string_lossy(p, pResp->zBody, (size_t)pResp->nBody);
   }
   if( ppParsed ){
     *ppParsed = pDoc;
@@ -179,7 +145,7 @@ static void lookup_error(sqlite3_context *ctx, const KHttpResp *pResp){
   }else if( pDoc ){
     kustomer_json_value(pErr, pDoc);
   }else{
-    append_text_string(pErr, pResp->zBody, pResp->nBody);
+    kustomer_json_string_lossy(pErr, pResp->zBody, (size_t)pResp->nBody);
   }
   sqlite3_str_appendf(pErr, ",\"status\":%d", status);
   if( pResp->nHeader>0 ){

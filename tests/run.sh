@@ -17,10 +17,10 @@
 # Suites, in order: the unit test binaries $KUSTOMER_UNIT_DIR/test_* that exist, each
 # tests/sql/*.sql and tests/sql/*.err (tests/run_sql.sh), the surface test
 # (tests/surface.sql against tests/surface.expected), tests/conformance.py,
-# the fake Kustomer API's own tests, the network and outbox tests against it,
-# and last tests/check_secrets.py, which searches every error message, stored row,
-# request and output line the others left in $KUSTOMER_TEST_ARTIFACTS for
-# the test API keys.
+# the fake Kustomer API's own tests, the network, fetch and outbox tests
+# against it, and last tests/check_secrets.py, which searches every error
+# message, stored row, request and output line the others left in
+# $KUSTOMER_TEST_ARTIFACTS for the test API keys.
 #
 # Every suite prints "ok <name>" / "FAIL <name>: <detail>" lines; they are
 # shown as they come and counted.  A suite that is killed by a signal, or
@@ -167,6 +167,7 @@ run_suite "tests/test_fake_kustomer.py" "$PYTHON" tests/test_fake_kustomer.py
 
 # 6. The network functions and the outbox against the fake.
 run_suite "tests/test_network.py" run_python tests/test_network.py "$so"
+run_suite "tests/test_fetch.py" run_python tests/test_fetch.py "$so"
 run_suite "tests/test_outbox.py" run_python tests/test_outbox.py "$so"
 
 # 7. Last: the API key in no error, stored row, request or output above.

@@ -9,7 +9,9 @@
   vector's output byte for byte (hosts mapped to the fake);
 - kustomer_send(): statuses, headers and bodies as data; refused
   connections, timeouts, dropped connections and refused URLs as SQL
-  errors; the API key in no error text.
+  errors; the API key in no error text;
+- a reply whose header bytes are not UTF-8 (from a raw socket, as the
+  fake cannot send one): the result is still UTF-8 JSON, with U+FFFD.
 
 Runs Debian's /usr/bin/python3 (its sqlite3 module can load extensions).
 Prints "ok <name>" / "FAIL <name>: <detail>" lines; exit status 1 on failure.
@@ -50,12 +52,13 @@ def report(name, ok, detail=""):
 class Fake(object):
     """The fake Kustomer API as a subprocess on a free loopback port."""
 
-    def __init__(self):
+    def __init__(self, *args):
+        """args: more command-line options for fake_kustomer.py."""
         self.dir = tempfile.mkdtemp(prefix="kfake")
         pf = os.path.join(self.dir, "port")
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "fake_kustomer.py"),
-             "--port", "0", "--port-file", pf],
+             "--port", "0", "--port-file", pf] + list(args),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for _ in range(200):
             if os.path.exists(pf):
@@ -374,6 +377,46 @@ def t_send(db, fake):
            not leaked and len(errors) >= 4, leaked)
 
 
+def raw_reply(reply):
+    """A one-shot loopback server: reads one request, writes reply bytes,
+    closes.  -> (base URL, thread)."""
+    import socket
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def serve():
+        conn, _ = srv.accept()
+        data = b""
+        conn.settimeout(5)
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        conn.sendall(reply)
+        conn.close()
+        srv.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return "http://127.0.0.1:%d" % srv.getsockname()[1], t
+
+
+def t_raw_headers(db):
+    base, t = raw_reply(b"HTTP/1.1 404 Not Found\r\nX-Bin: a\xff\xc3(b\r\n"
+                        b"Content-Length: 7\r\n\r\n{\"a\":1}")
+    req = json.dumps({"method": "GET", "endpoint": base + "/v1/customers/x"})
+    try:
+        r = json.loads(send(db, req, json.dumps({"apiKey": KEY,
+                                                 "timeoutMs": 3000})))
+        report("send: header bytes not UTF-8 become U+FFFD",
+               r["headers"].get("x-bin") == "a\ufffd\ufffd(b", r)
+    except (sqlite3.Error, ValueError) as e:
+        report("send: header bytes not UTF-8 become U+FFFD", False, str(e))
+    t.join(5)
+
+
 def main():
     so = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         ROOT, "dist", "kustomer.so")
@@ -384,6 +427,7 @@ def main():
         db = connect(so)
         t_conformance(db, fake)
         t_send(db, fake)
+        t_raw_headers(db)
         db.close()
     finally:
         fake.stop()

@@ -12,7 +12,12 @@
   only requests in flight at the kill sent twice;
 - bulk identify: 1,000 new customers in a few dozen requests, each row's
   customer id written back;
-- 401 stops the flush with an SQL error and leaves the rows pending.
+- 401 stops the flush with an SQL error and leaves the rows pending;
+- kustomer_flush(name, seconds) keeps to its seconds when a 429's reset is
+  a minute away or a bulk job never completes, and those rows keep their
+  attempts;
+- the flush commits its progress in transactions of its own, and refuses
+  to run inside a statement that writes.
 
 Prints "ok <name>" / "FAIL <name>: <detail>" lines; exit status 1 on failure.
 Only 127.0.0.1 is ever contacted.
@@ -309,9 +314,103 @@ def t_unauthorized(so, fake, tmp):
     st = Counter(r[0] for r in db.execute("select status from out"))
     report("401: the rows stay pending", st == Counter({"pending": 20}),
            dict(st))
+    report("401: no transaction left open", not db.in_transaction,
+           db.in_transaction)
     logged = [r for r in db.execute("select error from out") if r[0]]
     report("401: no stored text holds the key",
            not any(KEY in (r[0] or "") for r in logged), logged[:2])
+    db.close()
+
+
+def t_deadline(so, fake, tmp):
+    """Kustomer's 60 s window: a 429 (its reset ~60 s ahead) on the bulk
+    POST or on a poll, or a job that stays running, must not hold a
+    2-second flush (once it slept until the reset, or polled for 10
+    windows)."""
+    cases = [("a 429 on the bulk request", {"throttle_every": 1}),
+             ("a 429 on a poll", {"throttle_every": 2}),
+             ("a bulk job that never completes", {})]
+    for i, (name, cfg) in enumerate(cases):
+        fake.reset(api_key=KEY, rate_window=60, **cfg)
+        fake.ctl("POST", "/_fake/config", {"bulk_delay_polls": 100000})
+        db = open_db(so, os.path.join(tmp, "deadline%d.db" % i))
+        make_outbox(db, fake, "out", rate_window=60)
+        db.executemany("insert into out(event) values (?)",
+                       [(json.dumps({"type": "identify", "userId": "d%d" % j,
+                                     "traits": {"email": "d%d@x.com" % j}}),)
+                        for j in range(3)])
+        t0 = time.time()
+        summary = json.loads(db.execute("select kustomer_flush('out', 2)")
+                             .fetchone()[0])
+        secs = time.time() - t0
+        # 2 s, plus one request that was in flight (timeoutMs 2000)
+        report("deadline: %s: flush(out, 2) took %.1f s" % (name, secs),
+               secs < 4.5 and summary["pending"] == 3, summary)
+        rows = db.execute("select status, attempts, error from out").fetchall()
+        report("deadline: %s: rows pending, no attempt used" % name,
+               all(r[0] == "pending" and r[1] == 0 for r in rows), rows)
+        db.close()
+
+
+def t_transactions(so, fake, tmp):
+    """The flush commits its progress in transactions of its own: each
+    write inside one (a batch's marks are atomic, and a flush of many rows
+    does not pay a commit per statement), none left open, and a statement
+    that writes cannot run it (it could commit nothing until it ended)."""
+    fake.reset(api_key=KEY)
+    fake.ctl("POST", "/_fake/config", {"bulk_delay_polls": 1})
+    db = open_db(so, os.path.join(tmp, "txn.db"))
+    make_outbox(db, fake, "out")
+    n = max(40, int(400*SCALE))
+    rows = [json.dumps({"type": "identify", "userId": "t%d" % i,
+                        "traits": {"email": "t%d@x.com" % i}})
+            if i % 4 == 0 else
+            json.dumps({"type": "track", "event": "E", "userId": "t%d" % i})
+            for i in range(n)]
+    db.executemany("insert into out(event) values (?)", [(r,) for r in rows])
+    trace = []
+    db.set_trace_callback(trace.append)
+    summary = json.loads(db.execute("select kustomer_flush('out')")
+                         .fetchone()[0])
+    db.set_trace_callback(None)
+    depth, outside, commits, writes = 0, [], 0, 0
+    for sql in trace:
+        # statements run inside another one are traced as "-- <sql>"
+        sql = sql.strip()
+        if sql.startswith("-- "):
+            sql = sql[3:].lstrip()
+        word = sql.split(None, 1)[0].upper() if sql else ""
+        if word == "SAVEPOINT":
+            depth += 1
+        elif word == "RELEASE":
+            depth -= 1
+            commits += 1
+        elif word in ("INSERT", "UPDATE", "DELETE", "REPLACE"):
+            writes += 1
+            if depth <= 0:
+                outside.append(sql)
+    report("transactions: %d rows sent (%s)" % (n, summary),
+           summary["sent"] == n, summary)
+    report("transactions: each of %d writes inside the flush's own "
+           "transaction" % writes, writes >= n and not outside, outside[:3])
+    report("transactions: %d commits for %d rows" % (commits, n),
+           0 < commits < n / 2 and depth == 0, (commits, depth))
+    report("transactions: none left open after the flush",
+           not db.in_transaction, db.in_transaction)
+    db.execute("insert into out(event) values (?)", (rows[1],))
+    db.execute("create table log(r)")
+    try:
+        db.execute("insert into log select kustomer_flush('out')")
+        report("transactions: INSERT ... SELECT kustomer_flush() refused",
+               False, "no error")
+    except sqlite3.Error as e:
+        report("transactions: INSERT ... SELECT kustomer_flush() refused",
+               "kustomer_flush(): cannot run inside a statement that writes"
+               in str(e), str(e))
+    left = db.execute("select count(*) from out where status='pending'"
+                      ).fetchone()[0]
+    report("transactions: the refused flush left its row pending",
+           left == 1 and not db.in_transaction, left)
     db.close()
 
 
@@ -327,6 +426,8 @@ def main():
         t_bulk(so, fake, tmp)
         t_kill(so, fake, tmp)
         t_faults(so, fake, tmp)
+        t_deadline(so, fake, tmp)
+        t_transactions(so, fake, tmp)
     finally:
         fake.stop()
     sys.exit(1 if test_network.FAILED else 0)
