@@ -17,7 +17,10 @@
   a minute away or a bulk job never completes, and those rows keep their
   attempts;
 - the flush commits its progress in transactions of its own, and refuses
-  to run inside a statement that writes.
+  to run inside a statement that writes;
+- a database file whose views and triggers call kustomer_send,
+  kustomer_process, kustomer_flush, kustomer_fetch or use the outbox: SQLite
+  refuses each, nothing is sent, the pure functions still work.
 
 Prints "ok <name>" / "FAIL <name>: <detail>" lines; exit status 1 on failure.
 Only 127.0.0.1 is ever contacted.
@@ -414,6 +417,100 @@ def t_transactions(so, fake, tmp):
     db.close()
 
 
+def t_hostile_file(so, fake, tmp):
+    """A database file someone else wrote: views and triggers in its schema
+    that call the network functions or use the outbox are refused by
+    SQLite (SQLITE_DIRECTONLY), even with trusted_schema on, and nothing
+    reaches the fake; the pure functions still work there."""
+    def q(text):
+        return "'" + text.replace("'", "''") + "'"
+    fake.reset(api_key=KEY)
+    path = os.path.join(tmp, "hostile.db")
+    s = q(json.dumps({"apiKeyEnv": "KUSTOMER_TEST_KEY",
+                      "baseEndpoint": fake.base}))
+    track = q('{"type":"track","event":"E","userId":"u"}')
+    identify = q('{"type":"identify","userId":"u",'
+                 '"traits":{"email":"u@x.com"}}')
+    req = q(json.dumps({"method": "GET", "endpoint": fake.base +
+                        "/v1/customers/externalId=u", "headers": {},
+                        "params": {}, "body": {"JSON": {}}}))
+    fetch = "select id from kustomer_fetch('/v1/customers', %s)" % s
+    cases = [
+        ("a view calling kustomer_send",
+         "create view v_send as select kustomer_send(%s, %s) r" % (req, s),
+         "select * from v_send", "unsafe use of kustomer_send()"),
+        ("a view calling kustomer_process",
+         "create view v_process as select kustomer_process(%s, %s) r"
+         % (identify, s),
+         "select * from v_process", "unsafe use of kustomer_process()"),
+        ("a view calling kustomer_flush",
+         "create view v_flush as select kustomer_flush('out') r",
+         "select * from v_flush", "unsafe use of kustomer_flush()"),
+        ("a view reading kustomer_fetch",
+         "create view v_fetch as " + fetch,
+         "select * from v_fetch", 'unsafe use of virtual table "kustomer_fetch"'),
+        ("a view reading the outbox",
+         "create view v_out as select id, status from out",
+         "select * from v_out", 'unsafe use of virtual table "out"'),
+        ("a trigger calling kustomer_send",
+         "create table t1(x); create trigger g1 after insert on t1 begin "
+         "select kustomer_send(%s, %s); end" % (req, s),
+         "insert into t1 values (1)", "unsafe use of kustomer_send()"),
+        ("a trigger calling kustomer_process",
+         "create table t2(x); create trigger g2 after insert on t2 begin "
+         "select kustomer_process(%s, %s); end" % (identify, s),
+         "insert into t2 values (1)", "unsafe use of kustomer_process()"),
+        ("a trigger calling kustomer_flush",
+         "create table t3(x); create trigger g3 after insert on t3 begin "
+         "select kustomer_flush('out'); end",
+         "insert into t3 values (1)", "unsafe use of kustomer_flush()"),
+        ("a trigger reading kustomer_fetch",
+         "create table t4(x); create table log4(r); create trigger g4 after "
+         "insert on t4 begin insert into log4 %s; end" % fetch,
+         "insert into t4 values (1)",
+         'unsafe use of virtual table "kustomer_fetch"'),
+        ("a trigger writing to the outbox",
+         "create table t5(x); create trigger g5 after insert on t5 begin "
+         "insert into out(event) values (%s); end" % track,
+         "insert into t5 values (1)", 'unsafe use of virtual table "out"'),
+    ]
+    w = open_db(so, path)
+    make_outbox(w, fake, "out")
+    w.execute("insert into out(event) values (%s)" % track)
+    for _, ddl, _, _ in cases:
+        w.executescript(ddl)
+    w.execute("create view v_pure as select kustomer_request(%s, '{}') r, "
+              "kustomer_tracking(%s) t, kustomer_event_name(%s) n, "
+              "kustomer_meta('{\"a b\":1}', '{\"advancedTransform\":true}') m, "
+              "(select count(*) from kustomer_check('{\"type\":\"track\"}')) c"
+              % (track, track, track))
+    w.close()
+    db = open_db(so, path)
+    db.execute("pragma trusted_schema=1")
+    for name, _, sql, want in cases:
+        try:
+            db.execute(sql).fetchall()
+            report("hostile file: %s is refused" % name, False, "no error")
+        except sqlite3.Error as e:
+            report("hostile file: %s is refused" % name, want in str(e),
+                   str(e))
+    report("hostile file: no request reached the fake",
+           fake.requests() == [], fake.requests()[:2])
+    rows = db.execute("select status, attempts from out").fetchall()
+    report("hostile file: the outbox row is untouched",
+           rows == [("pending", 0)], rows)
+    r = db.execute("select * from v_pure").fetchone()
+    report("hostile file: the pure functions work in its views",
+           r is not None and json.loads(r[0])["method"] == "POST"
+           and json.loads(r[1])["event"]["name"] == "E" and r[2] == "E"
+           and r[3] == '{"a-bNum":1}' and r[4] >= 1, r)
+    summary = json.loads(db.execute("select kustomer_flush('out')")
+                         .fetchone()[0])
+    report("hostile file: used directly, the flush delivers",
+           summary["sent"] == 1, summary)
+    db.close()
+
+
 def main():
     so = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         ROOT, "dist", "kustomer.so")
@@ -428,6 +525,7 @@ def main():
         t_faults(so, fake, tmp)
         t_deadline(so, fake, tmp)
         t_transactions(so, fake, tmp)
+        t_hostile_file(so, fake, tmp)
     finally:
         fake.stop()
     sys.exit(1 if test_network.FAILED else 0)
