@@ -144,8 +144,7 @@ static void transform_func(sqlite3_context *ctx, int argc,
       pDoc = kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
     }else if( eFunc==KFN_REQUEST || eFunc==KFN_TRACKING ){
       pDoc = kustomer_event_parse_lean(z, sqlite3_value_bytes(argv[0]),
-                                       pSet->bAdvanced ? 0 : &propsRaw,
-                                       &zErr);
+                                       pSet->bAdvanced, &propsRaw, &zErr);
     }else{
       pDoc = kustomer_event_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
     }

@@ -349,8 +349,11 @@ static int scan_keep(const KJsonKeep *aKeep, ScanPos z, size_t n,
   size_t i;
   *ppKeep = 0;
   for(; aKeep->zKey; aKeep++){
-    if( aKeep->zKey[0]==(char)z[0]
-     && strncmp(aKeep->zKey, (const char*)z, n)==0 && aKeep->zKey[n]==0 ){
+    /* Inline, not strncmp(): most keys differ in a byte or two.  A key
+    ** in the text has no NUL, so a shorter zKey stops at its own. */
+    const char *zKey = aKeep->zKey;
+    for(i=0; i<n && zKey[i]==(char)z[i]; i++){}
+    if( i==n && zKey[n]==0 ){
       *ppKeep = aKeep;
       return 1;
     }
@@ -768,6 +771,11 @@ static void raw_write(sqlite3_str *p, ScanPos z, size_t n, int bRewrite){
     }
   }
   if( zEnd>zRun ) sqlite3_str_append(p, (const char*)zRun, (int)(zEnd-zRun));
+}
+
+void kustomer_json_raw_value(sqlite3_str *p, const KJsonRaw *pRaw, int i){
+  const struct KJsonRawMember *pM = &pRaw->aMember[i];
+  raw_write(p, (ScanPos)pM->zVal, (size_t)pM->nVal, pRaw->bRewrite);
 }
 
 void kustomer_json_raw_object(sqlite3_str *p, const KJsonRaw *pRaw,

@@ -98,7 +98,13 @@ struct KJsonRaw {
   int bRewrite;             /* set by kustomer_json_raw_ok(): the text has
                             ** whitespace between tokens, or a number
                             ** JavaScript prints otherwise (389.0) */
+  unsigned char aAdv[KRAW_MEMBERS];  /* KRAW_ADV_* of each member, set by
+                            ** kustomer_meta_raw_advanced_ok() */
 };
+#define KRAW_ADV_CONV  0x03   /* mask: the value's KCONV_* */
+#define KRAW_ADV_NUM   0x04   /* the key takes "Num" */
+#define KRAW_ADV_AT    0x08   /* the key takes "At" */
+#define KRAW_ADV_SKIP  0x10   /* a session/tracking key: not in meta */
 cJSON *kustomer_json_parse_some(const char *z, int n, const KJsonKeep *aKeep,
                                 KJsonRaw *pRaw, char **pzErr);
 
@@ -121,6 +127,10 @@ int kustomer_json_raw_ok(KJsonRaw *pRaw);
 void kustomer_json_raw_object(sqlite3_str *p, const KJsonRaw *pRaw,
                               int (*xSkip)(const char*, size_t, void*),
                               void *pArg);
+
+/* Append the value of pRaw's member i as kustomer_json_value() would write
+** its parse. */
+void kustomer_json_raw_value(sqlite3_str *p, const KJsonRaw *pRaw, int i);
 
 /* Append a JSON string literal for n bytes of UTF-8, escaped as
 ** JSON.stringify escapes. */
@@ -251,16 +261,25 @@ int kustomer_event_type(const cJSON *pEvent, KError *pErr);
 cJSON *kustomer_event_parse(const char *z, int n, char **pzErr);
 
 /* The same for the request and tracking bodies: of a track, page or
-** screen event only the traits members they read.  With pProps (not with
-** the advanced transformation), when pProps->eState is KRAW_TEXT the tree
-** holds only the members of properties that lookups read, and meta is
-** written from the text, which kustomer_json_raw_ok() has accepted. */
-cJSON *kustomer_event_parse_lean(const char *z, int n, KJsonRaw *pProps,
-                                 char **pzErr);
+** screen event only the traits members they read.  With pProps, when
+** pProps->eState is KRAW_TEXT the tree holds only the members of
+** properties that lookups read, and meta is written from the text, which
+** kustomer_json_raw_ok() has accepted, and with bAdvanced also
+** kustomer_meta_raw_advanced_ok(): pass the bAdvanced of the settings the
+** tree is then transformed with. */
+cJSON *kustomer_event_parse_lean(const char *z, int n, int bAdvanced,
+                                 KJsonRaw *pProps, char **pzErr);
 
-/* Append meta from the text of properties (see above). */
-void kustomer_meta_write_raw(sqlite3_str *p, const KJsonRaw *pProps,
-                             int bDropEmail);
+/* Whether the advanced transformation of the KRAW_TEXT properties pRaw
+** (which passed kustomer_json_raw_ok()) can be written from their text:
+** no key with an escape or whitespace to rewrite, no two members mapped
+** to one key, no array whose JavaScript string might be a date. */
+int kustomer_meta_raw_advanced_ok(KJsonRaw *pRaw);
+
+/* Append meta from the text of properties (see above).  SQLITE_OK or
+** SQLITE_NOMEM. */
+int kustomer_meta_write_raw(sqlite3_str *p, const KJsonRaw *pProps,
+                            int bAdvanced, int bDropEmail);
 
 /*
 ** Meta: the plan for turning a properties object into Kustomer's meta,

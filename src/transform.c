@@ -56,12 +56,14 @@ static int is_container(const cJSON *p){
 static const cJSON *member_n(const cJSON *p, const char *z, size_t n){
   const cJSON *pC, *pFound = 0;
   if( cJSON_IsObject(p) ){
-    /* Most keys differ from the one sought in their first byte: compare
-    ** that before calling strncmp. */
-    char c0 = n ? z[0] : 0;
+    /* Inline, not strncmp(): most keys differ from the one sought in
+    ** their first byte.  z has no NUL in its n bytes, so a shorter key
+    ** stops at its own. */
     for(pC=p->child; pC; pC=pC->next){
-      if( pC->string[0]==c0 && strncmp(pC->string, z, n)==0
-       && pC->string[n]==0 ) pFound = pC;
+      const char *zKey = pC->string;
+      size_t i;
+      for(i=0; i<n && zKey[i]==z[i]; i++){}
+      if( i==n && zKey[n]==0 ) pFound = pC;
     }
   }else if( cJSON_IsArray(p) ){
     size_t i;
@@ -271,11 +273,22 @@ static const KJsonKeep aTrackKeepProps[] = {   /* properties parsed whole */
   { "context", aTrackContextKeep, 0 }, { 0, 0, 0 }
 };
 
-cJSON *kustomer_event_parse_lean(const char *z, int n, KJsonRaw *pProps,
-                                 char **pzErr){
+cJSON *kustomer_event_parse_lean(const char *z, int n, int bAdvanced,
+                                 KJsonRaw *pProps, char **pzErr){
+  static const char zIdentify[] = "{\"type\":\"identify\"";
   cJSON *p;
   const cJSON *pType;
   int bAgain = 0;
+  /* Most identify events say so first: they read much more of traits, so
+  ** parse them as such at once.  (Any event may take that parse.) */
+  if( n>=(int)sizeof(zIdentify)-1
+   && memcmp(z, zIdentify, sizeof(zIdentify)-1)==0 ){
+    if( pProps ){
+      pProps->eState = KRAW_NONE;
+      pProps->z = 0;
+    }
+    return kustomer_event_parse(z, n, pzErr);
+  }
   p = kustomer_json_parse_some(z, n, pProps ? aTrackKeep : aTrackKeepProps,
                                pProps, pzErr);
   if( p==0 ) return 0;
@@ -283,6 +296,10 @@ cJSON *kustomer_event_parse_lean(const char *z, int n, KJsonRaw *pProps,
     if( pProps->eState==KRAW_REPARSE ) bAgain = 1;
     if( pProps->eState==KRAW_TEXT && !pProps->bChecked
      && !kustomer_json_raw_ok(pProps) ){
+      bAgain = 1;
+    }
+    if( !bAgain && bAdvanced && pProps->eState==KRAW_TEXT
+     && !kustomer_meta_raw_advanced_ok(pProps) ){
       bAgain = 1;
     }
   }
@@ -360,6 +377,10 @@ int kustomer_has_space(const char *zIn, size_t n){
   const unsigned char *z = (const unsigned char*)zIn;
   size_t i = 0;
   while( i<n ){
+    if( z[i]>' ' && z[i]<0x80 ){   /* most of any key or name */
+      i++;
+      continue;
+    }
     if( js_space(&z[i], n-i) ) return 1;
     i += char_len(&z[i]);
   }
@@ -716,19 +737,234 @@ int kustomer_meta_write_value(sqlite3_str *p, const KMetaItem *pItem){
   }
 }
 
-/* Whether meta leaves out the member with the raw key z (n bytes). */
-static int meta_raw_skip(const char *z, size_t n, void *pArg){
+/* ---- Meta from the text of properties ---------------------------------- */
+
+static int raw_is_excluded(const char *z, size_t n){
   const char *const *az;
-  if( *(int*)pArg && n==5 && memcmp(z, "email", 5)==0 ) return 1;
   for(az=azExcluded; *az; az++){
     if( z[0]==(*az)[0] && strlen(*az)==n && memcmp(z, *az, n)==0 ) return 1;
   }
   return 0;
 }
 
-void kustomer_meta_write_raw(sqlite3_str *p, const KJsonRaw *pProps,
-                             int bDropEmail){
+/* Whether meta leaves out the member with the raw key z (n bytes). */
+static int meta_raw_skip(const char *z, size_t n, void *pArg){
+  if( *(int*)pArg && n==5 && memcmp(z, "email", 5)==0 ) return 1;
+  return raw_is_excluded(z, n);
+}
+
+static const char *raw_skip_ws(const char *z){
+  while( *z==' ' || *z=='\t' || *z=='\n' || *z=='\r' ) z++;
+  return z;
+}
+
+/* Whether the JavaScript string of the (valid) array at z, ending before
+** zEnd, might be a date, as value_is_date() decides for a parse: only an
+** array of one element, or of one array of one element, ..., has no ','
+** in it, and only a number or a string starting with a digit can then
+** start a date (["2020"]). */
+static int raw_array_may_be_date(const char *z, const char *zEnd){
+  int bDigit;
+  while( *(z = raw_skip_ws(z))=='[' ) z++;
+  if( *z=='"' ){
+    bDigit = z[1]>='0' && z[1]<='9';
+    for(z++; *z!='"'; z++){
+      if( *z=='\\' ) z++;
+    }
+    z++;
+  }else if( (*z>='0' && *z<='9') || *z=='-' ){
+    bDigit = 1;
+    while( (*z>='0' && *z<='9') || *z=='-' || *z=='+' || *z=='.'
+        || *z=='e' || *z=='E' ){
+      z++;
+    }
+  }else{
+    return 0;   /* true, false, null, an object, or [] */
+  }
+  /* a ',' after the first scalar, at any depth, is in the string */
+  while( z<zEnd && *(z = raw_skip_ws(z))==']' ) z++;
+  return bDigit && z>=zEnd;
+}
+
+/* The advanced transformation of a member of properties from its text, as
+** meta_advanced_key() for a parse: the suffix its key takes and the
+** conversion of its value, as KRAW_ADV_* bits.  -1 when the text cannot
+** tell: a key with an escape or whitespace (rewritten), an array that may
+** print as a date. */
+static int raw_advanced_member(const struct KJsonRawMember *pM){
+  const char *zKey = pM->zKey+1, *v = pM->zVal;
+  size_t nKey = (size_t)pM->nKey-2, k;
+  int eAdv = KCONV_NONE;
+  for(k=0; k<nKey; k++){
+    unsigned char c = (unsigned char)zKey[k];
+    if( c<=' ' || c=='\\' ) return -1;
+    if( c>=0x80 ){
+      if( memchr(&zKey[k], '\\', nKey-k)
+       || kustomer_has_space(&zKey[k], nKey-k) ){
+        return -1;
+      }
+      break;
+    }
+  }
+  switch( v[0] ){
+    case '"':
+      /* an escape cannot be part of a date: the text is tested as it is */
+      if( kustomer_is_iso_date(v+1, (size_t)pM->nVal-2)
+       && !(nKey>=2 && zKey[nKey-2]=='A' && zKey[nKey-1]=='t') ){
+        eAdv |= KRAW_ADV_AT;
+      }
+      break;
+    case 't': case 'f':
+      eAdv = KCONV_BOOLSTR;
+      break;
+    case 'n':
+      break;
+    case '{':
+      eAdv = KCONV_OBJJSON;
+      break;
+    case '[':
+      if( raw_array_may_be_date(v, v+pM->nVal) ) return -1;
+      eAdv = KCONV_ARRJOIN;
+      break;
+    default:
+      if( !(nKey>=3 && memcmp(&zKey[nKey-3], "Num", 3)==0) ){
+        eAdv |= KRAW_ADV_NUM;
+      }
+      break;
+  }
+  return eAdv;
+}
+
+/* Bytes the suffix of KRAW_ADV_* bits adds to a key. */
+static int raw_suffix_len(int eAdv){
+  return (eAdv & KRAW_ADV_NUM) ? 3 : (eAdv & KRAW_ADV_AT) ? 2 : 0;
+}
+
+/* Whether members i and j of pRaw, with their suffixes, have one key. */
+static int raw_key_same(const KJsonRaw *pRaw, int i, int j){
+  const struct KJsonRawMember *pA = &pRaw->aMember[i], *pB = &pRaw->aMember[j];
+  int eA = pRaw->aAdv[i], eB = pRaw->aAdv[j];
+  int nA = pA->nKey-2, nB = pB->nKey-2, n, k;
+  const char *zSufA = (eA & KRAW_ADV_NUM) ? "Num" : "At";
+  const char *zSufB = (eB & KRAW_ADV_NUM) ? "Num" : "At";
+  n = nA + raw_suffix_len(eA);
+  if( n!=nB + raw_suffix_len(eB) ) return 0;
+  for(k=0; k<n; k++){
+    char a = k<nA ? pA->zKey[1+k] : zSufA[k-nA];
+    char b = k<nB ? pB->zKey[1+k] : zSufB[k-nB];
+    if( a!=b ) return 0;
+  }
+  return 1;
+}
+
+int kustomer_meta_raw_advanced_ok(KJsonRaw *pRaw){
+  int aLen[KRAW_MEMBERS];   /* of each key sent, with its suffix */
+  int i, j, nSuffixed = 0;
+  for(i=0; i<pRaw->nMember; i++){
+    const struct KJsonRawMember *pM = &pRaw->aMember[i];
+    int eAdv;
+    if( raw_is_excluded(pM->zKey+1, (size_t)pM->nKey-2) ){
+      pRaw->aAdv[i] = KRAW_ADV_SKIP;
+      continue;
+    }
+    eAdv = raw_advanced_member(pM);
+    if( eAdv<0 ) return 0;
+    pRaw->aAdv[i] = (unsigned char)eAdv;
+    aLen[i] = pM->nKey-2 + raw_suffix_len(eAdv);
+    if( raw_suffix_len(eAdv) ) nSuffixed++;
+  }
+  /* Two members mapped to one key: the parse resolves it.  The keys in
+  ** the text differ, and so do two that end in different suffixes: only a
+  ** key with a suffix can meet one without. */
+  for(i=0; nSuffixed>0 && i<pRaw->nMember; i++){
+    int eAdv = pRaw->aAdv[i];
+    if( (eAdv & KRAW_ADV_SKIP) || raw_suffix_len(eAdv)==0 ) continue;
+    nSuffixed--;
+    for(j=0; j<pRaw->nMember; j++){
+      if( (pRaw->aAdv[j] & (KRAW_ADV_SKIP|KRAW_ADV_NUM|KRAW_ADV_AT))==0
+       && aLen[j]==aLen[i] && raw_key_same(pRaw, i, j) ){
+        return 0;
+      }
+    }
+  }
+  return 1;
+}
+
+/* Append n bytes of compact JSON text as a JSON string: its quotes and
+** backslashes escaped (it holds no control character). */
+static void raw_as_string(sqlite3_str *p, const char *z, int n){
+  int i, iStart = 0;
+  sqlite3_str_appendchar(p, 1, '"');
+  for(i=0; i<n; i++){
+    if( z[i]=='"' || z[i]=='\\' ){
+      sqlite3_str_append(p, &z[iStart], i-iStart);
+      sqlite3_str_appendchar(p, 1, '\\');
+      iStart = i;
+    }
+  }
+  sqlite3_str_append(p, &z[iStart], n-iStart);
+  sqlite3_str_appendchar(p, 1, '"');
+}
+
+/* The advanced transformation's meta from the text of properties that
+** passed kustomer_meta_raw_advanced_ok(). */
+static int meta_write_raw_advanced(sqlite3_str *p, const KJsonRaw *pRaw,
+                                   int bDropEmail){
+  sqlite3_str *pTmp = 0;
+  int i, bFirst = 1, rc = SQLITE_OK;
+  sqlite3_str_appendchar(p, 1, '{');
+  for(i=0; i<pRaw->nMember; i++){
+    const struct KJsonRawMember *pM = &pRaw->aMember[i];
+    int eAdv = pRaw->aAdv[i], eConv = eAdv & KRAW_ADV_CONV;
+    if( eAdv & KRAW_ADV_SKIP ) continue;
+    if( bDropEmail && raw_suffix_len(eAdv)==0 && pM->nKey==7
+     && memcmp(pM->zKey+1, "email", 5)==0 ){
+      continue;
+    }
+    if( !bFirst ) sqlite3_str_appendchar(p, 1, ',');
+    bFirst = 0;
+    /* a key without escapes: its text is its JSON */
+    sqlite3_str_append(p, pM->zKey, pM->nKey-1);
+    if( eAdv & KRAW_ADV_NUM ) sqlite3_str_append(p, "Num", 3);
+    if( eAdv & KRAW_ADV_AT ) sqlite3_str_append(p, "At", 2);
+    sqlite3_str_append(p, "\":", 2);
+    if( eConv==KCONV_BOOLSTR ){
+      sqlite3_str_appendall(p, pM->zVal[0]=='t' ? "\"true\"" : "\"false\"");
+    }else if( eConv==KCONV_OBJJSON || eConv==KCONV_ARRJOIN ){
+      /* The compact text; an array's elements joined by ',' are its text
+      ** inside the brackets. */
+      const char *z = pM->zVal;
+      int n = pM->nVal;
+      if( pRaw->bRewrite ){
+        if( pTmp==0 && (pTmp = sqlite3_str_new(0))==0 ) return SQLITE_NOMEM;
+        sqlite3_str_reset(pTmp);
+        kustomer_json_raw_value(pTmp, pRaw, i);
+        if( sqlite3_str_errcode(pTmp) ){
+          rc = sqlite3_str_errcode(pTmp);
+          break;
+        }
+        z = sqlite3_str_value(pTmp);
+        n = sqlite3_str_length(pTmp);
+      }
+      if( eConv==KCONV_ARRJOIN ){
+        z++;
+        n -= 2;
+      }
+      raw_as_string(p, z, n);
+    }else{
+      kustomer_json_raw_value(p, pRaw, i);
+    }
+  }
+  sqlite3_str_appendchar(p, 1, '}');
+  sqlite3_free(sqlite3_str_finish(pTmp));
+  return rc;
+}
+
+int kustomer_meta_write_raw(sqlite3_str *p, const KJsonRaw *pProps,
+                            int bAdvanced, int bDropEmail){
+  if( bAdvanced ) return meta_write_raw_advanced(p, pProps, bDropEmail);
   kustomer_json_raw_object(p, pProps, meta_raw_skip, &bDropEmail);
+  return SQLITE_OK;
 }
 
 int kustomer_meta_write(sqlite3_str *p, const KMeta *pMeta){
@@ -883,7 +1119,7 @@ int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
 
   /* The lean parse holds only some of an object's members: its text is
   ** written instead. */
-  if( pPropsRaw && pPropsRaw->eState==KRAW_TEXT && !pSet->bAdvanced ){
+  if( pPropsRaw && pPropsRaw->eState==KRAW_TEXT ){
     pProps = 0;
   }else{
     pPropsRaw = 0;
@@ -926,7 +1162,7 @@ int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
   }
   if( pPropsRaw ){
     sqlite3_str_appendall(p, ",\"meta\":");
-    kustomer_meta_write_raw(p, pPropsRaw, bDropEmail);
+    rc = kustomer_meta_write_raw(p, pPropsRaw, pSet->bAdvanced, bDropEmail);
   }else if( kustomer_meta_present(&meta) ){
     sqlite3_str_appendall(p, ",\"meta\":");
     rc = kustomer_meta_write(p, &meta);

@@ -85,8 +85,9 @@ static char *request_text(const char *zIn, int n, int bLean,
   char *zErr = 0, *z;
   sqlite3_str *s;
   int rc;
-  KJsonRaw *pRaw = (bLean && !pSet->bAdvanced) ? &raw : 0;
-  cJSON *p = bLean ? kustomer_event_parse_lean(zIn, n, pRaw, &zErr)
+  KJsonRaw *pRaw = bLean ? &raw : 0;
+  cJSON *p = bLean ? kustomer_event_parse_lean(zIn, n, pSet->bAdvanced, pRaw,
+                                               &zErr)
                    : kustomer_event_parse(zIn, n, &zErr);
   s = sqlite3_str_new(0);
   if( p==0 ){
