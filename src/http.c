@@ -16,8 +16,15 @@
 #include "kustomer.h"
 SQLITE_EXTENSION_INIT3
 
+/* One request at a time through a multi handle of one connection: each
+** request gets a fresh easy handle and the multi keeps the connection
+** alive.  libcurl 7.88 reads freed memory when an easy handle that has
+** received headers is reset and reused for a response whose first header
+** line starts with whitespace, and when a share's connection cache
+** outlives the easy handle that used it (both found by
+** tests/fuzz/fuzz_http.c and valgrind). */
 struct KHttp {
-  CURL *pCurl;
+  KHttpMulti *pMulti;
   int nRef;
 };
 
@@ -31,7 +38,7 @@ int kustomer_http_new(KHttp **ppOut){
     curl_global_cleanup();
     return SQLITE_NOMEM;
   }
-  p->pCurl = 0;
+  p->pMulti = 0;
   p->nRef = 1;
   *ppOut = p;
   return SQLITE_OK;
@@ -44,7 +51,7 @@ void kustomer_http_ref(KHttp *p){
 void kustomer_http_unref(void *pArg){
   KHttp *p = (KHttp*)pArg;
   if( p && --p->nRef==0 ){
-    if( p->pCurl ) curl_easy_cleanup(p->pCurl);
+    kustomer_multi_free(p->pMulti);
     sqlite3_free(p);
     curl_global_cleanup();
   }
@@ -312,24 +319,6 @@ static int refused_url(const KHttpReq *pReq, KHttpResp *pResp){
   return pResp->zErr ? SQLITE_DONE : SQLITE_NOMEM;
 }
 
-int kustomer_http_do(KHttp *pHttp, const KHttpReq *pReq, KHttpResp *pResp){
-  Xfer x;
-  int rc = refused_url(pReq, pResp);
-  if( rc==SQLITE_DONE ) return SQLITE_OK;
-  if( rc ) return rc;
-  if( pHttp->pCurl==0 ){
-    pHttp->pCurl = curl_easy_init();
-    if( pHttp->pCurl==0 ) return SQLITE_NOMEM;
-  }
-  memset(&x, 0, sizeof(x));
-  x.h = pHttp->pCurl;
-  curl_easy_reset(x.h);   /* keeps the connection cache */
-  rc = xfer_setup(&x, pReq);
-  if( rc==SQLITE_OK ) rc = xfer_finish(&x, curl_easy_perform(x.h), pResp);
-  xfer_release(&x);
-  return rc;
-}
-
 /* ---- The multi interface: concurrent transfers for the outbox ---------- */
 
 struct KHttpMulti {
@@ -441,6 +430,23 @@ int kustomer_multi_next(KHttpMulti *p, int msWait, sqlite3_int64 *piTag,
     return rc==SQLITE_OK ? 1 : -rc;
   }
   return 0;
+}
+
+int kustomer_http_do(KHttp *pHttp, const KHttpReq *pReq, KHttpResp *pResp){
+  sqlite3_int64 iTag;
+  int rc;
+  memset(pResp, 0, sizeof(*pResp));
+  if( pHttp->pMulti==0 ){
+    rc = kustomer_multi_new(&pHttp->pMulti, 1);
+    if( rc ) return rc;
+  }
+  rc = kustomer_multi_start(pHttp->pMulti, pReq, 0, pResp);
+  if( rc==SQLITE_DONE ) return SQLITE_OK;   /* refused: *pResp says why */
+  if( rc ) return rc;
+  do{
+    rc = kustomer_multi_next(pHttp->pMulti, 1000, &iTag, pResp);
+  }while( rc==0 );
+  return rc<0 ? -rc : SQLITE_OK;
 }
 
 void kustomer_sleep(double s){

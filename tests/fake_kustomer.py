@@ -131,7 +131,7 @@ Recording
    {"seq":n,"time":"<ISO UTC>","ts":<epoch float>,"method":..,"path":"<path?query>",
     "headers":{lower-case name: value},"body":"<text>","status":<int or null if dropped>,
     "dropped":bool,"fault":null|"drop"|"fail"|"network_error","scripted":bool,
-    "slow":bool}
+    "slow":bool,"peer":<the client's port: one per connection>}
  It is recorded before the reply is written.
 
 Control API (/_fake/..., no auth, never counted, rate-limited, faulted or recorded)
@@ -1034,7 +1034,8 @@ class Handler(BaseHTTPRequestHandler):
             cfg = dict(st.config)
         rec = {"seq": n, "time": now_iso(t), "ts": t, "method": self.command,
                "path": target, "headers": hdrs, "body": text, "status": None,
-               "dropped": False, "fault": None, "scripted": False, "slow": False}
+               "dropped": False, "fault": None, "scripted": False, "slow": False,
+               "peer": self.client_address[1]}
 
         if cfg["drop_every"] and n % cfg["drop_every"] == 0:
             rec.update(dropped=True, fault="drop")

@@ -417,6 +417,45 @@ def t_raw_headers(db):
     t.join(5)
 
 
+def t_keepalive(db, fake):
+    fake.reset(api_key=KEY)
+    settings = json.dumps({"apiKey": KEY, "baseEndpoint": fake.base})
+    req = db.execute("select kustomer_request(?, ?)",
+                     ('{"type":"track","event":"E","userId":"u"}',
+                      settings)).fetchone()[0]
+    for _ in range(5):
+        send(db, req)
+    peers = set(r["peer"] for r in fake.requests())
+    report("send: one kept-alive connection for 5 requests (%d)" % len(peers),
+           len(peers) == 1, peers)
+
+
+def t_folded_first_header(db, fake):
+    """After a request on a kept-alive connection, a response whose first
+    header line starts with whitespace (an obsolete fold with nothing to
+    fold into) once made libcurl 7.88 read freed memory: an error now,
+    under the sanitizers and valgrind too."""
+    fake.reset(api_key=KEY)
+    settings = json.dumps({"apiKey": KEY, "baseEndpoint": fake.base,
+                           "timeoutMs": 3000})
+    req = db.execute("select kustomer_request(?, ?)",
+                     ('{"type":"track","event":"E","userId":"u"}',
+                      settings)).fetchone()[0]
+    send(db, req)
+    base, t = raw_reply(b"HTTP/1.1 200 OK\r\n\tX-Folded: a\r\n"
+                        b"Content-Length: 2\r\n\r\n{}")
+    req2 = json.dumps({"method": "GET", "endpoint": base + "/v1/customers/x"})
+    try:
+        r = send(db, req2, json.dumps({"apiKey": KEY, "timeoutMs": 3000}))
+        report("send: a folded first header line is refused", False, r)
+    except sqlite3.Error as e:
+        report("send: a folded first header line is refused",
+               str(e).startswith("kustomer_send(): "), str(e))
+    t.join(5)
+    r = json.loads(send(db, req))
+    report("send: the next request works", r["status"] == 200, r)
+
+
 def main():
     so = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         ROOT, "dist", "kustomer.so")
@@ -428,6 +467,8 @@ def main():
         t_conformance(db, fake)
         t_send(db, fake)
         t_raw_headers(db)
+        t_keepalive(db, fake)
+        t_folded_first_header(db, fake)
         db.close()
     finally:
         fake.stop()
