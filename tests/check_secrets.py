@@ -19,17 +19,11 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ktap  # noqa: E402
+from ktap import report  # noqa: E402
+
 MARKER = "5e3cr3t"
-FAILED = 0
-
-
-def report(name, ok, detail=""):
-    global FAILED
-    if ok:
-        print("ok " + name)
-    else:
-        FAILED += 1
-        print("FAIL %s: %s" % (name, detail))
 
 
 def read(path):
@@ -86,7 +80,7 @@ def main():
            "Authorization header (%d times)" % (nreq, nauth),
            nreq >= 200 and nauth >= 50 and not bad,
            bad[:5] or "too few requests or keys seen")
-    return 1 if FAILED else 0
+    return 1 if ktap.FAILED else 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""What the Python suites leave behind for tests/check_secrets.py to search.
+"""What the Python suites leave behind for tests/check_secrets.py to search,
+and the ok/FAIL reporting they share.
 
 With KUSTOMER_TEST_ARTIFACTS set (tests/run.sh sets it), the suites write
 into that directory:
@@ -27,10 +28,38 @@ def _append(name, text):
         f.write(text)
 
 
+_keys = []
+
+
 def key(k):
     """Declare an API key the suite uses; returns it."""
     _append("keys.txt", k + "\n")
+    _keys.append(k)
     return k
+
+
+FAILED = 0
+
+
+def report(name, ok, detail=""):
+    """Print "ok <name>", or "FAIL <name>: <detail>" with the declared keys
+    masked, and count the failures in FAILED."""
+    global FAILED
+    if ok:
+        print("ok " + name)
+        return
+    FAILED += 1
+    detail = str(detail)
+    for k in _keys:
+        detail = detail.replace(k, "<key>")
+    print("FAIL %s: %s" % (name, detail))
+
+
+def so_path(argv, root):
+    """The extension to test: argv[1] (relative to the current directory),
+    else dist/kustomer.so under root."""
+    so = argv[1] if len(argv) > 1 else os.path.join(root, "dist", "kustomer.so")
+    return so if os.path.isabs(so) else os.path.join(os.getcwd(), so)
 
 
 def fake_requests(records):

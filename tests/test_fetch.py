@@ -32,25 +32,13 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import ktap  # noqa: E402  (kept for tests/check_secrets.py)
 import test_network  # noqa: E402
+from ktap import report  # noqa: E402
 
 # Every test key holds "5e3cr3t", which tests/check_secrets.py also looks for.
 KEY = ktap.key("fetch-key-5e3cr3t-do-not-log")
 WRONG_KEY = ktap.key("fetch-wrong-5e3cr3t")
 SEED = 7
-FAILED = 0
 ERRORS = []
-
-
-def report(name, ok, detail=""):
-    global FAILED
-    if ok:
-        print("ok " + name)
-    else:
-        FAILED += 1
-        detail = str(detail)
-        for k in (KEY, WRONG_KEY):
-            detail = detail.replace(k, "<key>")
-        print("FAIL %s: %s" % (name, detail))
 
 
 class Fake(test_network.Fake):
@@ -712,10 +700,7 @@ def t_hostile(so, fake):
 
 
 def main():
-    so = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        ROOT, "dist", "kustomer.so")
-    if not os.path.isabs(so):
-        so = os.path.join(os.getcwd(), so)
+    so = ktap.so_path(sys.argv, ROOT)
     fake = Fake()
     try:
         db = connect(so)
@@ -739,7 +724,7 @@ def main():
                % len(ERRORS), not leaked and len(ERRORS) >= 30, len(leaked))
     finally:
         fake.stop()
-    sys.exit(1 if FAILED else 0)
+    sys.exit(1 if ktap.FAILED else 0)
 
 
 if __name__ == "__main__":

@@ -33,22 +33,11 @@ SHARED = os.path.join(os.path.dirname(ROOT), "shared", "conformance")
 sys.path.insert(0, HERE)
 import conformance as conf  # noqa: E402  (JS-exact JSON helpers)
 import ktap  # noqa: E402  (kept for tests/check_secrets.py)
+from ktap import report  # noqa: E402
 
 # Every test key holds "5e3cr3t", which tests/check_secrets.py also looks for.
 KEY = ktap.key("test-key-5e3cr3t-do-not-log")
 WRONG_KEY = ktap.key("wrong-key-5e3cr3t")
-FAILED = 0
-
-
-def report(name, ok, detail=""):
-    global FAILED
-    if ok:
-        print("ok " + name)
-    else:
-        FAILED += 1
-        print("FAIL %s: %s" % (name, detail))
-
-
 class Fake(object):
     """The fake Kustomer API as a subprocess on a free loopback port."""
 
@@ -457,10 +446,7 @@ def t_folded_first_header(db, fake):
 
 
 def main():
-    so = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        ROOT, "dist", "kustomer.so")
-    if not os.path.isabs(so):
-        so = os.path.join(os.getcwd(), so)
+    so = ktap.so_path(sys.argv, ROOT)
     fake = Fake()
     try:
         db = connect(so)
@@ -472,7 +458,7 @@ def main():
         db.close()
     finally:
         fake.stop()
-    sys.exit(1 if FAILED else 0)
+    sys.exit(1 if ktap.FAILED else 0)
 
 
 if __name__ == "__main__":

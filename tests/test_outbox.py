@@ -38,9 +38,9 @@ from collections import Counter
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from test_network import Fake, report  # noqa: E402
-import test_network  # noqa: E402
+from test_network import Fake  # noqa: E402
 import ktap  # noqa: E402
+from ktap import report  # noqa: E402
 
 KEY = ktap.key("outbox-key-5e3cr3t")
 OTHER_KEY = ktap.key("another-key-5e3cr3t")
@@ -514,10 +514,7 @@ def t_hostile_file(so, fake, tmp):
 
 
 def main():
-    so = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        ROOT, "dist", "kustomer.so")
-    if not os.path.isabs(so):
-        so = os.path.join(os.getcwd(), so)
+    so = ktap.so_path(sys.argv, ROOT)
     tmp = tempfile.mkdtemp(prefix="koutbox")
     fake = Fake()
     try:
@@ -530,7 +527,7 @@ def main():
         t_hostile_file(so, fake, tmp)
     finally:
         fake.stop()
-    sys.exit(1 if test_network.FAILED else 0)
+    sys.exit(1 if ktap.FAILED else 0)
 
 
 if __name__ == "__main__":
