@@ -86,7 +86,7 @@ struct Flush {
   char *zFatal;             /* stops the flush: an SQL error */
   int rc;                   /* first SQLite error */
   int nTxn;                 /* depth of flush_begin() */
-  int bTxnOpen;             /* its savepoint is open */
+  int bTxnOpen;             /* its BEGIN succeeded */
   int nConnects;            /* connections opened so far */
   int nEasyConnects;        /* the same for flush_request() */
 };
@@ -118,13 +118,14 @@ static int flush_exec(Flush *f, const char *zSql){
   return rc;
 }
 
-/* Transactions nest: the bulk flow looks customers up (and records those
-** requests) while its own results are being written.  The outermost one
-** is a savepoint, which outside a transaction (kustomer_flush() refuses to
-** run inside one) begins one and commits it on release. */
+/* Transactions nest: the bulk flow writes its results in one while it
+** looks customers up.  The outermost one is BEGIN IMMEDIATE (the flush
+** refuses to run inside a transaction): it takes the write lock at once,
+** waiting in the busy handler, where a deferred one that read first could
+** only fail (SQLITE_BUSY, no wait) on meeting another writer. */
 static void flush_begin(Flush *f){
   if( f->nTxn++==0 ){
-    int rc = sqlite3_exec(f->db, "SAVEPOINT kustomer_flush", 0, 0, 0);
+    int rc = sqlite3_exec(f->db, "BEGIN IMMEDIATE", 0, 0, 0);
     f->bTxnOpen = rc==SQLITE_OK;
     if( rc && f->rc==SQLITE_OK ){
       f->rc = rc;
@@ -138,7 +139,7 @@ static void flush_commit(Flush *f){
   int rc;
   if( f->nTxn==0 || --f->nTxn>0 || !f->bTxnOpen ) return;
   f->bTxnOpen = 0;
-  rc = sqlite3_exec(f->db, "RELEASE kustomer_flush", 0, 0, 0);
+  rc = sqlite3_exec(f->db, "COMMIT", 0, 0, 0);
   if( rc ){
     /* Not committed (the disk is full, say): the flush stops, and its
     ** rows stay as the last commit left them, to be sent again. */
@@ -147,8 +148,28 @@ static void flush_commit(Flush *f){
       flush_fatal(f, sqlite3_mprintf("kustomer_flush(): %s",
                                      sqlite3_errmsg(f->db)));
     }
-    sqlite3_exec(f->db, "ROLLBACK TO kustomer_flush", 0, 0, 0);
-    sqlite3_exec(f->db, "RELEASE kustomer_flush", 0, 0, 0);
+    if( !sqlite3_get_autocommit(f->db) ){
+      sqlite3_exec(f->db, "ROLLBACK", 0, 0, 0);
+    }
+  }
+}
+
+/* Commit an open transaction, whatever its depth (each row's writes stand
+** alone), so that no wait or request holds the database's write lock;
+** returns the depth for flush_resume() to open it again at. */
+static int flush_suspend(Flush *f){
+  int nTxn = f->nTxn;
+  if( nTxn>0 ){
+    f->nTxn = 1;
+    flush_commit(f);
+  }
+  return nTxn;
+}
+
+static void flush_resume(Flush *f, int nTxn){
+  if( nTxn>0 ){
+    flush_begin(f);
+    f->nTxn = nTxn;
   }
 }
 
@@ -617,11 +638,10 @@ static void cache_put(Flush *f, const char *zKey, const char *zVal){
   }
 }
 
-/* One request outside the pipeline, within the rate limit.  SQLITE_BUSY:
-** not sent, the flush's seconds are up or would be before the limiter (a
-** 429's reset, say) lets it start. */
-static int flush_request(Flush *f, const char *zMethod, const char *zUrl,
-                         const char *zBody, int nBody, KHttpResp *pResp){
+/* flush_request() once no transaction is open. */
+static int flush_request_now(Flush *f, const char *zMethod,
+                             const char *zUrl, const char *zBody, int nBody,
+                             KHttpResp *pResp){
   KHttpReq req;
   int rc;
   memset(pResp, 0, sizeof(*pResp));
@@ -647,6 +667,18 @@ static int flush_request(Flush *f, const char *zMethod, const char *zUrl,
       flush_commit(f);
     }
   }
+  return rc;
+}
+
+/* One request outside the pipeline, within the rate limit.  SQLITE_BUSY:
+** not sent, the flush's seconds are up or would be before the limiter (a
+** 429's reset, say) lets it start.  Lookups come while bulk results are
+** written: their transaction is committed first and goes on after. */
+static int flush_request(Flush *f, const char *zMethod, const char *zUrl,
+                         const char *zBody, int nBody, KHttpResp *pResp){
+  int nTxn = flush_suspend(f);
+  int rc = flush_request_now(f, zMethod, zUrl, zBody, nBody, pResp);
+  flush_resume(f, nTxn);
   return rc;
 }
 

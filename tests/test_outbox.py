@@ -18,6 +18,8 @@
   attempts;
 - the flush commits its progress in transactions of its own, and refuses
   to run inside a statement that writes;
+- no request is made while the flush holds the write lock (another
+  connection's writes never wait on one);
 - a database file whose views and triggers call kustomer_send,
   kustomer_process, kustomer_flush, kustomer_fetch or use the outbox: SQLite
   refuses each, nothing is sent, the pure functions still work.
@@ -383,9 +385,9 @@ def t_transactions(so, fake, tmp):
         if sql.startswith("-- "):
             sql = sql[3:].lstrip()
         word = sql.split(None, 1)[0].upper() if sql else ""
-        if word == "SAVEPOINT":
+        if word == "BEGIN":
             depth += 1
-        elif word == "RELEASE":
+        elif word == "COMMIT":
             depth -= 1
             commits += 1
         elif word in ("INSERT", "UPDATE", "DELETE", "REPLACE"):
@@ -513,6 +515,58 @@ def t_hostile_file(so, fake, tmp):
     db.close()
 
 
+def t_lock_free_requests(so, fake, tmp):
+    """No request is made while the flush holds the database's write lock:
+    customers that exist are looked up while the bulk job's results are
+    written, and another connection writing meanwhile waited for those
+    lookups (seconds) before they stepped out of that transaction."""
+    import threading
+    fake.reset(api_key=KEY)
+    fake.ctl("POST", "/_fake/config", {"bulk_delay_polls": 0})
+    path = os.path.join(tmp, "locks.db")
+    db = open_db(so, path)
+    make_outbox(db, fake, "out", rate_limit=1000)
+    lines = [json.dumps({"type": "identify", "userId": "lk%d" % i,
+                         "traits": {"email": "lk%d@x.com" % i}})
+             for i in range(2)]
+    db.executemany("insert into out(event) values (?)", [(l,) for l in lines])
+    db.execute("select kustomer_flush('out')").fetchone()
+    # the same customers again: each is looked up, 600 ms a request
+    db.execute("delete from out")
+    db.executemany("insert into out(event) values (?)", [(l,) for l in lines])
+    fake.ctl("POST", "/_fake/config", {"slow_ms": 600, "slow_every": 1})
+    other = sqlite3.connect(path, timeout=30, isolation_level=None,
+                            check_same_thread=False)
+    other.execute("create table side(x)")
+    waits, done = [], threading.Event()
+
+    def writer():
+        while not done.is_set():
+            t0 = time.time()
+            other.execute("insert into side values (1)")
+            waits.append(time.time() - t0)
+            time.sleep(0.05)
+    th = threading.Thread(target=writer)
+    th.start()
+    try:
+        summary = json.loads(db.execute("select kustomer_flush('out')")
+                             .fetchone()[0])
+    finally:
+        done.set()
+        th.join()
+        other.close()
+    gets = [r for r in fake.requests() if r["method"] == "GET"
+            and "/v1/customers/" in r["path"]]
+    report("locks: existing customers looked up (%d) and updated (%s)"
+           % (len(gets), summary), summary["sent"] == 2 and len(gets) >= 2,
+           (gets, summary))
+    report("locks: another writer never waited on a request "
+           "(longest wait %.2f s of %d writes)"
+           % (max(waits, default=0), len(waits)),
+           len(waits) > 10 and max(waits) < 0.5, sorted(waits)[-3:])
+    db.close()
+
+
 def main():
     so = ktap.so_path(sys.argv, ROOT)
     tmp = tempfile.mkdtemp(prefix="koutbox")
@@ -525,6 +579,7 @@ def main():
         t_deadline(so, fake, tmp)
         t_transactions(so, fake, tmp)
         t_hostile_file(so, fake, tmp)
+        t_lock_free_requests(so, fake, tmp)
     finally:
         fake.stop()
     sys.exit(1 if ktap.FAILED else 0)
