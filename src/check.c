@@ -279,8 +279,9 @@ static int check_connect(sqlite3 *db, void *pAux, int argc,
 }
 
 static int check_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
-  return kustomer_tvf_best_index(pVtab, pInfo, CHECK_EVENT, 2,
-                                 "kustomer_check", "event");
+  static const char *const azArg[] = { "event", "settings" };
+  return kustomer_tvf_best_index(pVtab, pInfo, CHECK_EVENT, 2, 1, "kustomer_check",
+                                 azArg, 10.0);
 }
 
 static int check_open(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur){

@@ -44,10 +44,6 @@ SQLITE_EXTENSION_INIT3
 #define FETCH_SETTINGS      7   /* HIDDEN: argument 2 */
 #define FETCH_BODY          8   /* HIDDEN: argument 3 */
 
-/* idxNum bits: which arguments xFilter receives, in this order. */
-#define FETCH_HAS_PATH      1
-#define FETCH_HAS_SETTINGS  2
-#define FETCH_HAS_BODY      4
 
 typedef struct FetchVtab FetchVtab;
 struct FetchVtab {
@@ -644,36 +640,11 @@ static int fetch_disconnect(sqlite3_vtab *pBase){
 
 static int fetch_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
   static const char *const azArg[] = { "path", "settings", "body" };
-  int aIdx[3] = { -1, -1, -1 };
-  int i, n = 0;
-  const struct sqlite3_index_constraint *pC = pInfo->aConstraint;
-
-  for(i=0; i<pInfo->nConstraint; i++, pC++){
-    int iArg = pC->iColumn - FETCH_PATH;
-    if( iArg<0 || iArg>2 || pC->op!=SQLITE_INDEX_CONSTRAINT_EQ ) continue;
-    /* An argument known only later in a join: plan for then. */
-    if( !pC->usable ) return SQLITE_CONSTRAINT;
-    aIdx[iArg] = i;
-  }
-  for(i=0; i<2; i++){
-    if( aIdx[i]<0 ){
-      return kustomer_vtab_error(pVtab, sqlite3_mprintf("kustomer_fetch(): "
-                                 "argument %d (%s) is required", i+1,
-                                 azArg[i]));
-    }
-  }
-  pInfo->idxNum = 0;
-  for(i=0; i<3; i++){
-    if( aIdx[i]>=0 ){
-      pInfo->aConstraintUsage[aIdx[i]].argvIndex = ++n;
-      pInfo->aConstraintUsage[aIdx[i]].omit = 1;
-      pInfo->idxNum |= 1<<i;
-    }
-  }
   /* Every scan costs requests: the planner should run it once. */
-  pInfo->estimatedCost = 1e6;
+  int rc = kustomer_tvf_best_index(pVtab, pInfo, FETCH_PATH, 3, 2,
+                                   "kustomer_fetch", azArg, 1e6);
   pInfo->estimatedRows = 1000;
-  return SQLITE_OK;
+  return rc;
 }
 
 static void auth_clear(FetchCursor *pCur){

@@ -456,9 +456,16 @@ int kustomer_multi_next(KHttpMulti *p, int msWait, sqlite3_int64 *piTag,
                         KHttpResp *pResp);
 
 /* ---- vtab.c: what the table-valued functions share --------------------- */
+/* xBestIndex for the nArg (at most KUSTOMER_TVF_MAX_ARGS) HIDDEN argument
+** columns from iFirstArg, the first nRequired of them required (azArg names
+** them for the error).  Equality constraints on them become xFilter's
+** arguments in column order; idxNum has bit i set when argument i+1 is
+** there.  rCost is a scan's cost: a dear one (requests) is run once. */
+#define KUSTOMER_TVF_MAX_ARGS 4
 int kustomer_tvf_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo,
-                            int iFirstArg, int nArg, const char *zFunc,
-                            const char *zArg);
+                            int iFirstArg, int nArg, int nRequired,
+                            const char *zFunc, const char *const *azArg,
+                            double rCost);
 int kustomer_tvf_disconnect(sqlite3_vtab *pVtab);
 int kustomer_tvf_connect(sqlite3 *db, const char *zSchema,
                          sqlite3_vtab **ppVtab);

@@ -44,8 +44,9 @@ static int each_connect(sqlite3 *db, void *pAux, int argc,
 }
 
 static int each_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
-  return kustomer_tvf_best_index(pVtab, pInfo, EACH_PROPS, 2,
-                                 "kustomer_meta_each", "properties");
+  static const char *const azArg[] = { "properties", "settings" };
+  return kustomer_tvf_best_index(pVtab, pInfo, EACH_PROPS, 2, 1, "kustomer_meta_each",
+                                 azArg, 10.0);
 }
 
 static void each_reset(EachCursor *pCur){

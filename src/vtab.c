@@ -1,42 +1,44 @@
 /*
-** What the table-valued functions kustomer_meta_each and kustomer_check
-** share: their arguments are HIDDEN columns (the first required, the
-** settings optional), mapped to xFilter arguments as series.c does.
+** What the table-valued functions share: their arguments are HIDDEN
+** columns, mapped to xFilter arguments as series.c does.
 */
 #include <string.h>
 #include "kustomer.h"
 SQLITE_EXTENSION_INIT3
 
 int kustomer_tvf_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo,
-                            int iFirstArg, int nArg, const char *zFunc,
-                            const char *zArg){
-  int aIdx[2] = { -1, -1 };
+                            int iFirstArg, int nArg, int nRequired,
+                            const char *zFunc, const char *const *azArg,
+                            double rCost){
+  int aIdx[KUSTOMER_TVF_MAX_ARGS];
   int i, n = 0;
   const struct sqlite3_index_constraint *pC = pInfo->aConstraint;
 
+  for(i=0; i<nArg; i++) aIdx[i] = -1;
   for(i=0; i<pInfo->nConstraint; i++, pC++){
     int iArg = pC->iColumn - iFirstArg;
-    if( iArg<0 || iArg>=nArg || iArg>1 ) continue;
+    if( iArg<0 || iArg>=nArg ) continue;
     if( pC->op!=SQLITE_INDEX_CONSTRAINT_EQ ) continue;
     /* An argument known only later in the join: plan it for then, or the
     ** call would run without it (series.c does the same). */
     if( !pC->usable ) return SQLITE_CONSTRAINT;
     aIdx[iArg] = i;
   }
-  if( aIdx[0]<0 ){
-    sqlite3_free(pVtab->zErrMsg);
-    pVtab->zErrMsg = sqlite3_mprintf("%s(): argument 1 (%s) is required",
-                                     zFunc, zArg);
-    return SQLITE_ERROR;
+  for(i=0; i<nRequired; i++){
+    if( aIdx[i]<0 ){
+      return kustomer_vtab_error(pVtab, sqlite3_mprintf("%s(): argument %d "
+                                 "(%s) is required", zFunc, i+1, azArg[i]));
+    }
   }
-  for(i=0; i<2; i++){
+  pInfo->idxNum = 0;
+  for(i=0; i<nArg; i++){
     if( aIdx[i]>=0 ){
       pInfo->aConstraintUsage[aIdx[i]].argvIndex = ++n;
       pInfo->aConstraintUsage[aIdx[i]].omit = 1;
+      pInfo->idxNum |= 1<<i;
     }
   }
-  pInfo->idxNum = n;
-  pInfo->estimatedCost = 10.0;
+  pInfo->estimatedCost = rCost;
   pInfo->estimatedRows = 10;
   return SQLITE_OK;
 }
