@@ -305,6 +305,7 @@ static int check_filter(sqlite3_vtab_cursor *cur, int idxNum,
   CheckCursor *pCur = (CheckCursor*)cur;
   sqlite3_vtab *pVtab = cur->pVtab;
   KSettings *pSet = 0;
+  KJsonRoom room;
   cJSON *pDoc = 0;
   char *zErr = 0;
   const char *z;
@@ -342,7 +343,7 @@ static int check_filter(sqlite3_vtab_cursor *cur, int idxNum,
     kustomer_settings_free(pSet);
     return SQLITE_NOMEM;
   }
-  pDoc = kustomer_event_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
+  pDoc = kustomer_event_parse(z, sqlite3_value_bytes(argv[0]), &room, &zErr);
   if( pDoc==0 ){
     if( zErr==0 ){
       rc = SQLITE_NOMEM;
@@ -354,7 +355,7 @@ static int check_filter(sqlite3_vtab_cursor *cur, int idxNum,
     }
   }else{
     check_event(pCur, pDoc, pSet);
-    cJSON_Delete(pDoc);
+    kustomer_json_delete(pDoc);
   }
   kustomer_settings_free(pSet);
   if( rc==SQLITE_OK ) rc = pCur->rc;

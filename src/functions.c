@@ -92,6 +92,7 @@ static void transform_func(sqlite3_context *ctx, int argc,
   const char *zCustomerId = 0;
   KError err = {0, 0};
   KJsonRaw propsRaw;
+  KJsonRoom room;
   sqlite3_str *pOut = 0;
   int rc = SQLITE_OK, eType = 0;
 
@@ -144,9 +145,11 @@ static void transform_func(sqlite3_context *ctx, int argc,
       pDoc = kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
     }else if( eFunc==KFN_REQUEST || eFunc==KFN_TRACKING ){
       pDoc = kustomer_event_parse_lean(z, sqlite3_value_bytes(argv[0]),
-                                       pSet->bAdvanced, &propsRaw, &zErr);
+                                       pSet->bAdvanced, &propsRaw, &room,
+                                       &zErr);
     }else{
-      pDoc = kustomer_event_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
+      pDoc = kustomer_event_parse(z, sqlite3_value_bytes(argv[0]), &room,
+                                  &zErr);
     }
   }
   if( pDoc==0 ){
@@ -227,7 +230,7 @@ done:
   if( pOut ) sqlite3_free(sqlite3_str_finish(pOut));
   kustomer_error_clear(&err);
   sqlite3_free(zErr);
-  cJSON_Delete(pDoc);
+  kustomer_json_delete(pDoc);
   kustomer_settings_done(ctx, 1, pSet, bNewSet);
 }
 

@@ -12,7 +12,10 @@
 ** an sqlite3_str with JavaScript's number and string rules, so that the
 ** bytes match what RudderStack's JavaScript transformer emits.
 */
+#include <limits.h>
+#include <locale.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "kustomer.h"
 SQLITE_EXTENSION_INIT3
@@ -689,8 +692,225 @@ static ScanPos scan_object_keep(ScanPos z, ScanPos zEnd, int iDepth,
   return z+1;
 }
 
+/* ---- The tree of the copy, in one allocation ----------------------------
+**
+** cJSON spends two allocations on most values (the node and its string)
+** and as many frees.  The copy the scan made is valid JSON of the strict
+** kind the scan accepts, so it is built here instead, with the same nodes
+** cJSON would make (types, strings, numbers, links), into one block: one
+** allocation and one free per event.  kustomer_json_delete() tells such a
+** tree from one of cJSON's by KJSON_ARENA on its root.
+*/
+typedef struct TreeBuild TreeBuild;
+struct TreeBuild {
+  cJSON *aNode;             /* the next node to hand out */
+  size_t nLeft;             /* nodes left after it */
+  cJSON spare;              /* handed out when none are left */
+  int bShort;               /* it was */
+  char *zStr;               /* where the next string goes */
+};
+
+static ScanPos tree_skip_ws(ScanPos z){
+  while( *z==' ' || *z=='\n' || *z=='\r' || *z=='\t' ) z++;
+  return z;
+}
+
+/* The string at z (its opening quote), unescaped into pB->zStr as cJSON
+** does; returns it and sets *pz past the closing quote. */
+static char *tree_string(TreeBuild *pB, ScanPos *pz){
+  ScanPos z = *pz + 1;
+  char *zOut = pB->zStr, *zRet = zOut;
+  while( *z!='"' ){
+    ScanPos zRun = z;
+    size_t k;
+    while( aJsonByte[*z]!=JB_QUOTE && aJsonByte[*z]!=JB_BSLASH ) z++;
+    k = (size_t)(z-zRun);
+    memcpy(zOut, zRun, k);
+    zOut += k;
+    if( *z=='\\' ){
+      unsigned c = z[1];
+      z += 2;
+      switch( c ){
+        case 'b': *zOut++ = '\b'; break;
+        case 'f': *zOut++ = '\f'; break;
+        case 'n': *zOut++ = '\n'; break;
+        case 'r': *zOut++ = '\r'; break;
+        case 't': *zOut++ = '\t'; break;
+        case 'u': {
+          /* the scan let through only valid escapes and pairs */
+          unsigned u = scan_hex4(z);
+          z += 4;
+          if( u>=0xd800 && u<=0xdbff ){
+            u = 0x10000 + (((u & 0x3ff)<<10) | (scan_hex4(z+2) & 0x3ff));
+            z += 6;
+          }
+          if( u<0x80 ){
+            *zOut++ = (char)u;
+          }else if( u<0x800 ){
+            *zOut++ = (char)(0xC0 | (u>>6));
+            *zOut++ = (char)(0x80 | (u & 0x3f));
+          }else if( u<0x10000 ){
+            *zOut++ = (char)(0xE0 | (u>>12));
+            *zOut++ = (char)(0x80 | ((u>>6) & 0x3f));
+            *zOut++ = (char)(0x80 | (u & 0x3f));
+          }else{
+            *zOut++ = (char)(0xF0 | (u>>18));
+            *zOut++ = (char)(0x80 | ((u>>12) & 0x3f));
+            *zOut++ = (char)(0x80 | ((u>>6) & 0x3f));
+            *zOut++ = (char)(0x80 | (u & 0x3f));
+          }
+          break;
+        }
+        default:  *zOut++ = (char)c; break;   /* '"', '\\' or '/' */
+      }
+    }
+  }
+  *zOut++ = 0;
+  pB->zStr = zOut;
+  *pz = z+1;
+  return zRet;
+}
+
+/* A number as cJSON reads it: strtod() of its characters, with the
+** locale's decimal point for '.' (the scan allows at most 63). */
+static ScanPos tree_number(cJSON *pNode, ScanPos z){
+  char zNum[64];
+  char *zAfter = 0;
+  double r;
+  int i;
+  for(i=0; i<63; i++){
+    unsigned c = z[i];
+    if( is_digit(c) || c=='-' || c=='+' || c=='e' || c=='E' ){
+      zNum[i] = (char)c;
+    }else if( c=='.' ){
+      zNum[i] = localeconv()->decimal_point[0];
+    }else{
+      break;
+    }
+  }
+  zNum[i] = 0;
+  r = strtod(zNum, &zAfter);
+  pNode->type = cJSON_Number;
+  pNode->valuedouble = r;
+  if( r>=INT_MAX ){
+    pNode->valueint = INT_MAX;
+  }else if( r<=(double)INT_MIN ){
+    pNode->valueint = INT_MIN;
+  }else{
+    pNode->valueint = (int)r;
+  }
+  return z + (zAfter-zNum);
+}
+
+/* The value at z into a new node; returns the position past it. */
+static ScanPos tree_value(TreeBuild *pB, ScanPos z, cJSON **ppNode){
+  cJSON *pNode = &pB->spare;
+  if( pB->nLeft ){
+    pNode = pB->aNode++;
+    pB->nLeft--;
+  }else{
+    pB->bShort = 1;
+  }
+  memset(pNode, 0, sizeof(*pNode));
+  *ppNode = pNode;
+  switch( *z ){
+    case '"':
+      pNode->type = cJSON_String;
+      pNode->valuestring = tree_string(pB, &z);
+      return z;
+    case 't':
+      pNode->type = cJSON_True;
+      pNode->valueint = 1;
+      return z+4;
+    case 'f':
+      pNode->type = cJSON_False;
+      return z+5;
+    case 'n':
+      pNode->type = cJSON_NULL;
+      return z+4;
+    case '{': case '[': {
+      int bObject = *z=='{';
+      char cClose = bObject ? '}' : ']';
+      cJSON *pLast = 0;
+      pNode->type = bObject ? cJSON_Object : cJSON_Array;
+      z = tree_skip_ws(z+1);
+      while( *z!=cClose ){
+        char *zKey = 0;
+        cJSON *pItem;
+        if( bObject ){
+          zKey = tree_string(pB, &z);
+          z = tree_skip_ws(tree_skip_ws(z)+1);      /* past the ':' */
+        }
+        z = tree_value(pB, z, &pItem);
+        pItem->string = zKey;
+        /* linked as cJSON links them: the first one's prev is the last */
+        if( pLast ){
+          pLast->next = pItem;
+          pItem->prev = pLast;
+        }else{
+          pNode->child = pItem;
+        }
+        pLast = pItem;
+        z = tree_skip_ws(z);
+        if( *z==',' ) z = tree_skip_ws(z+1);
+      }
+      /* (a short build may have reused pNode: it is thrown away) */
+      if( pLast && !pB->bShort ) pNode->child->prev = pLast;
+      return z+1;
+    }
+    default:
+      return tree_number(pNode, z);
+  }
+}
+
+/* The tree of n bytes of text that the scan accepted, or NULL for out of
+** memory. */
+static cJSON *tree_build(const char *z, size_t n, KJsonRoom *pRoom){
+  /* Strings need no more than their text (a terminator for two quotes).
+  ** Events make a node for about every 15 bytes of what is kept: as many
+  ** nodes as the room holds, or a guess, come first; should they run
+  ** short, every value but the first takes at least two bytes. */
+  size_t nNode = n/8 + 8;
+  int bLent = 0;
+  if( pRoom && n+8*sizeof(cJSON)<=sizeof(*pRoom) ){
+    nNode = (sizeof(*pRoom)-n)/sizeof(cJSON);
+    bLent = 1;
+  }
+  while( 1 ){
+    TreeBuild b;
+    cJSON *pRoot;
+    void *pBlock = bLent ? (void*)pRoom
+                         : sqlite3_malloc64(nNode*sizeof(cJSON) + n);
+    if( pBlock==0 ) return 0;
+    b.aNode = (cJSON*)pBlock;
+    b.nLeft = nNode;
+    b.bShort = 0;
+    b.zStr = (char*)&b.aNode[nNode];
+    tree_value(&b, tree_skip_ws((ScanPos)z), &pRoot);
+    if( !b.bShort ){
+      pRoot->type |= bLent ? KJSON_ARENA|KJSON_LENT : KJSON_ARENA;
+      return pRoot;
+    }
+    if( !bLent ){
+      sqlite3_free(pBlock);
+      if( nNode>=n/2+1 ) return 0;   /* cannot happen */
+    }
+    bLent = 0;
+    nNode = n/2+1;
+  }
+}
+
+void kustomer_json_delete(cJSON *p){
+  if( p && (p->type & KJSON_ARENA) ){
+    if( (p->type & KJSON_LENT)==0 ) sqlite3_free(p);
+  }else{
+    cJSON_Delete(p);
+  }
+}
+
 cJSON *kustomer_json_parse_some(const char *z, int n, const KJsonKeep *aKeep,
-                                KJsonRaw *pRaw, char **pzErr){
+                                KJsonRaw *pRaw, KJsonRoom *pRoom,
+                                char **pzErr){
   char aSpace[4096];
   ScanPos zText = (ScanPos)z;
   ScanPos zEnd = zText + n;
@@ -715,7 +935,7 @@ cJSON *kustomer_json_parse_some(const char *z, int n, const KJsonKeep *aKeep,
     if( *zPos=='{' ){
       zPos = scan_object_keep(zPos, zEnd, 1, aKeep, &out);
       if( zPos && skip_ws(zPos)==zEnd ){
-        p = cJSON_ParseWithLength(out.z, out.n);
+        p = tree_build(out.z, out.n, pRoom);
       }
     }
   }

@@ -105,8 +105,29 @@ struct KJsonRaw {
 #define KRAW_ADV_NUM   0x04   /* the key takes "Num" */
 #define KRAW_ADV_AT    0x08   /* the key takes "At" */
 #define KRAW_ADV_SKIP  0x10   /* a session/tracking key: not in meta */
+/*
+** Room a caller may lend kustomer_json_parse_some() for the tree, which it
+** then builds there if it fits, saving an allocation: the tree is then
+** only good while the room is.
+*/
+typedef struct KJsonRoom KJsonRoom;
+struct KJsonRoom {
+  cJSON aNode[48];          /* cJSON's alignment */
+};
 cJSON *kustomer_json_parse_some(const char *z, int n, const KJsonKeep *aKeep,
-                                KJsonRaw *pRaw, char **pzErr);
+                                KJsonRaw *pRaw, KJsonRoom *pRoom,
+                                char **pzErr);
+
+/*
+** Free a tree from kustomer_json_parse_some(), or any cJSON tree.  Trees of
+** the text the scan accepts are built in one block, marked by KJSON_ARENA
+** in their root's type (outside the 0xff of its cJSON type), and
+** KJSON_LENT too when in a KJsonRoom: cJSON_Delete() must not see them.
+** Their nodes are cJSON's and read as such.
+*/
+#define KJSON_ARENA 0x4000
+#define KJSON_LENT  0x8000
+void kustomer_json_delete(cJSON *p);
 
 /*
 ** Whether the text of a KRAW_TEXT value, copied without the whitespace
@@ -257,8 +278,10 @@ void kustomer_error_clear(KError *pErr);
 int kustomer_event_type(const cJSON *pEvent, KError *pErr);
 
 /* Parse an event's text for the transformation: kustomer_json_parse()
-** without the members that no transformation or check reads. */
-cJSON *kustomer_event_parse(const char *z, int n, char **pzErr);
+** without the members that no transformation or check reads.  pRoom, if
+** not NULL, is lent to kustomer_json_parse_some(). */
+cJSON *kustomer_event_parse(const char *z, int n, KJsonRoom *pRoom,
+                            char **pzErr);
 
 /* The same for the request and tracking bodies: of a track, page or
 ** screen event only the traits members they read.  With pProps, when
@@ -266,9 +289,11 @@ cJSON *kustomer_event_parse(const char *z, int n, char **pzErr);
 ** properties that lookups read, and meta is written from the text, which
 ** kustomer_json_raw_ok() has accepted, and with bAdvanced also
 ** kustomer_meta_raw_advanced_ok(): pass the bAdvanced of the settings the
-** tree is then transformed with. */
+** tree is then transformed with.  pRoom, if not NULL, is lent to
+** kustomer_json_parse_some(). */
 cJSON *kustomer_event_parse_lean(const char *z, int n, int bAdvanced,
-                                 KJsonRaw *pProps, char **pzErr);
+                                 KJsonRaw *pProps, KJsonRoom *pRoom,
+                                 char **pzErr);
 
 /* Whether the advanced transformation of the KRAW_TEXT properties pRaw
 ** (which passed kustomer_json_raw_ok()) can be written from their text:

@@ -240,8 +240,9 @@ static const KJsonKeep aEventKeep[] = {
   { "context", aContextKeep, 0 }, { 0, 0, 0 }
 };
 
-cJSON *kustomer_event_parse(const char *z, int n, char **pzErr){
-  return kustomer_json_parse_some(z, n, aEventKeep, 0, pzErr);
+cJSON *kustomer_event_parse(const char *z, int n, KJsonRoom *pRoom,
+                            char **pzErr){
+  return kustomer_json_parse_some(z, n, aEventKeep, 0, pRoom, pzErr);
 }
 
 /* The same for a track, page or screen event: of properties and traits
@@ -274,7 +275,8 @@ static const KJsonKeep aTrackKeepProps[] = {   /* properties parsed whole */
 };
 
 cJSON *kustomer_event_parse_lean(const char *z, int n, int bAdvanced,
-                                 KJsonRaw *pProps, char **pzErr){
+                                 KJsonRaw *pProps, KJsonRoom *pRoom,
+                                 char **pzErr){
   static const char zIdentify[] = "{\"type\":\"identify\"";
   cJSON *p;
   const cJSON *pType;
@@ -287,10 +289,10 @@ cJSON *kustomer_event_parse_lean(const char *z, int n, int bAdvanced,
       pProps->eState = KRAW_NONE;
       pProps->z = 0;
     }
-    return kustomer_event_parse(z, n, pzErr);
+    return kustomer_event_parse(z, n, pRoom, pzErr);
   }
   p = kustomer_json_parse_some(z, n, pProps ? aTrackKeep : aTrackKeepProps,
-                               pProps, pzErr);
+                               pProps, pRoom, pzErr);
   if( p==0 ) return 0;
   if( pProps ){
     if( pProps->eState==KRAW_REPARSE ) bAgain = 1;
@@ -310,12 +312,12 @@ cJSON *kustomer_event_parse_lean(const char *z, int n, int bAdvanced,
     bAgain = 1;
   }
   if( bAgain ){
-    cJSON_Delete(p);
+    kustomer_json_delete(p);
     if( pProps ){
       pProps->eState = KRAW_NONE;
       pProps->z = 0;
     }
-    p = kustomer_event_parse(z, n, pzErr);
+    p = kustomer_event_parse(z, n, pRoom, pzErr);
   }
   return p;
 }

@@ -4,7 +4,8 @@
 ** serialise to the same bytes (idempotence).  And
 ** kustomer_json_parse_some() must accept and reject exactly what
 ** kustomer_json_parse() does, with the same error, and keep the kept members
-** as they are.  A properties object that kustomer_json_raw_ok() accepts
+** as they are: the same nodes, node for node, as cJSON builds (parse_some
+** builds its own).  A properties object that kustomer_json_raw_ok() accepts
 ** is written from its text exactly as from its parse, and the lean parse
 ** of kustomer_request() gives the same request as the full one.
 */
@@ -45,6 +46,32 @@ static const KJsonKeep aRawKeep[] = {
   {"type", 0, 0}, {"properties", aTraits, 1}, {0, 0, 0}
 };
 
+/* Whether two trees have the same nodes: types, keys, strings, numbers to
+** the bit, and cJSON's links (the first child's prev is the last). */
+static int tree_same(const cJSON *a, const cJSON *b){
+  const cJSON *x, *y;
+  if( (a->type & 0xff)!=(b->type & 0xff) ) return 0;
+  if( (a->string==0)!=(b->string==0)
+   || (a->string && strcmp(a->string, b->string)!=0) ) return 0;
+  if( (a->valuestring==0)!=(b->valuestring==0)
+   || (a->valuestring && strcmp(a->valuestring, b->valuestring)!=0) ){
+    return 0;
+  }
+  if( a->valueint!=b->valueint
+   || memcmp(&a->valuedouble, &b->valuedouble, sizeof(double))!=0 ){
+    return 0;
+  }
+  for(x=a->child, y=b->child; x && y; x=x->next, y=y->next){
+    if( !tree_same(x, y) ) return 0;
+    if( (x->next==0)!=(y->next==0) ) return 0;
+    if( x->next && (x->next->prev!=x || y->next->prev!=y) ) return 0;
+    if( x==a->child && ((x->prev==0)!=(y->prev==0)
+                        || (x->prev && x->prev->next!=0)
+                        || (y->prev && y->prev->next!=0)) ) return 0;
+  }
+  return x==0 && y==0;
+}
+
 static int skip_none(const char *z, size_t n, void *pArg){
   (void)z; (void)n; (void)pArg;
   return 0;
@@ -75,8 +102,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv){
   return 0;
 }
 
-/* The request for an event from the full parse, or from the lean one (meta
-** from the text of properties): "error <status> <message>" on an event
+/* The request for an event from the full parse (bLean 0), from the lean
+** one (1: meta from the text of properties), or from cJSON's parse of it
+** all (2): "error <status> <message>" on an event
 ** error. */
 static char *request_text(const char *zIn, int n, int bLean,
                           const KSettings *pSet){
@@ -85,10 +113,12 @@ static char *request_text(const char *zIn, int n, int bLean,
   char *zErr = 0, *z;
   sqlite3_str *s;
   int rc;
-  KJsonRaw *pRaw = bLean ? &raw : 0;
-  cJSON *p = bLean ? kustomer_event_parse_lean(zIn, n, pSet->bAdvanced, pRaw,
-                                               &zErr)
-                   : kustomer_event_parse(zIn, n, &zErr);
+  KJsonRaw *pRaw = bLean==1 ? &raw : 0;
+  KJsonRoom room;
+  cJSON *p = bLean==1 ? kustomer_event_parse_lean(zIn, n, pSet->bAdvanced,
+                                                  pRaw, &room, &zErr)
+           : bLean==2 ? kustomer_json_parse(zIn, n, &zErr)
+           : kustomer_event_parse(zIn, n, 0, &zErr);
   s = sqlite3_str_new(0);
   if( p==0 ){
     sqlite3_str_appendf(s, "parse error %s", zErr ? zErr : "(nomem)");
@@ -104,7 +134,7 @@ static char *request_text(const char *zIn, int n, int bLean,
   if( z==0 ){ fprintf(stderr, "fuzz_json: out of memory\n"); abort(); }
   kustomer_error_clear(&err);
   sqlite3_free(zErr);
-  cJSON_Delete(p);
+  kustomer_json_delete(p);
   return z;
 }
 
@@ -120,7 +150,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size){
   zIn[size] = 0;
 
   p = kustomer_json_parse(zIn, n, &zErr);
-  q = kustomer_json_parse_some(zIn, n, aKeep, 0, &zErr2);
+  q = kustomer_json_parse_some(zIn, n, aKeep, 0, 0, &zErr2);
   if( (p==0)!=(q==0) ){
     fail("parse and parse_some disagree on validity", zIn, n, zErr, zErr2);
   }
@@ -153,6 +183,9 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size){
         if( (a==0)!=(b==0) ){
           fail("parse_some lost or added a kept member", zIn, n, azKey[k], 0);
         }
+        if( a && !tree_same(a, b) ){
+          fail("parse_some built a kept member otherwise", zIn, n, azKey[k], 0);
+        }
         if( a ){
           zOut = serialise(a, &nOut);
           zOut2 = serialise(b, &nOut2);
@@ -168,7 +201,8 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size){
   if( p ){
     KJsonRaw raw;
     char *zErr3 = 0;
-    cJSON *t = kustomer_json_parse_some(zIn, n, aRawKeep, &raw, &zErr3);
+    KJsonRoom room;
+    cJSON *t = kustomer_json_parse_some(zIn, n, aRawKeep, &raw, &room, &zErr3);
     if( t==0 ) fail("parse_some with bRaw rejects", zIn, n, zErr3, 0);
     if( raw.eState==KRAW_TEXT && kustomer_json_raw_ok(&raw) ){
       const cJSON *a = kustomer_json_member(p, "properties");
@@ -185,7 +219,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size){
       sqlite3_free(zOut2);
     }
     sqlite3_free(zErr3);
-    cJSON_Delete(t);
+    kustomer_json_delete(t);
   }
   /* The lean parse writes the same request as the full one. */
   {
@@ -193,17 +227,23 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size){
     for(i=0; i<NSET; i++){
       char *zA = request_text(zIn, n, 0, apSet[i]);
       char *zB = request_text(zIn, n, 1, apSet[i]);
+      char *zC = request_text(zIn, n, 2, apSet[i]);
       if( strcmp(zA, zB)!=0 ){
         fail("lean and full parse give different requests", zIn, n, zA, zB);
       }
+      if( strcmp(zA, zC)!=0 ){
+        fail("full parse and cJSON's give different requests", zIn, n, zA,
+             zC);
+      }
       sqlite3_free(zA);
       sqlite3_free(zB);
+      sqlite3_free(zC);
     }
   }
   sqlite3_free(zErr);
   sqlite3_free(zErr2);
   cJSON_Delete(p);
-  cJSON_Delete(q);
+  kustomer_json_delete(q);
   free(zIn);
   return 0;
 }
