@@ -4,8 +4,8 @@
 ** Input is parsed by cJSON, after a pre-scan that rejects what cJSON would
 ** accept silently or lose (invalid UTF-8, a \u0000 escape, which cJSON
 ** truncates at, and nesting deep enough to matter).  Events are first
-** scanned so that cJSON parses only the members that are read
-** (kustomer_json_parse_some), with the same outcome; an object that would
+** scanned, and only the members that are read are parsed, into the nodes
+** cJSON would make (kustomer_json_parse_some); an object that would
 ** be written back as it came (properties, mostly) can be validated in that
 ** scan and later copied from the text, never parsed.  Output never goes
 ** through cJSON's printer, whose numbers lose precision: it is written into
@@ -171,7 +171,7 @@ cJSON *kustomer_json_parse(const char *z, int n, char **pzErr){
 ** allocation per value and per string, then as many frees.  So the text is
 ** first scanned once, which both makes the pre-scan's checks and proves it
 ** valid JSON, and the members that are read are copied into a shorter
-** document for cJSON to parse.
+** document, whose tree is then built in one block (tree_build() below).
 **
 ** The scan is only ever a shortcut.  It says yes only to text that cJSON and
 ** the pre-scan accept, and whose values cJSON reads the same in the copy:
@@ -180,8 +180,8 @@ cJSON *kustomer_json_parse(const char *z, int n, char **pzErr){
 ** characters (some cJSON versions read no more), no \u0000 and no unpaired
 ** surrogate escape, nesting within KUSTOMER_MAX_DEPTH.  Anything else,
 ** errors included, goes to kustomer_json_parse(), which is then the whole
-** story.  Values of members that are kept are parsed by cJSON from the same
-** bytes in both documents, so they come out the same.
+** story.  Values of members that are kept are read from the same bytes in
+** both documents, into the same nodes, so they come out the same.
 */
 
 /*
