@@ -22,6 +22,12 @@ SRC      = kustomer_ext.c $(wildcard src/*.c)
 HDR      = $(wildcard src/*.h)
 SO       = dist/kustomer.so
 ASAN_SO  = build/asan/kustomer.so
+# The same with limits small enough for a test to reach (tests/test_fetch.py).
+LIMITS   = -DFETCH_MAX_PAGES=4 -DFETCH_DEADLINE=3.0
+LIMITS_SO      = build/limits/kustomer.so
+ASAN_LIMITS_SO = build/asan-limits/kustomer.so
+ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer \
+	  -fsanitize=address,undefined -fno-sanitize-recover=undefined
 SQLITE3 ?= sqlite3
 
 # Debian packages: to build, to test (and to run the demo).
@@ -44,9 +50,15 @@ $(SO): $(SRC) $(HDR) | check-deps
 
 $(ASAN_SO): $(SRC) $(HDR) | check-deps
 	@mkdir -p build/asan
-	$(CC) $(XCFLAGS) -O1 -g -fno-omit-frame-pointer \
-	  -fsanitize=address,undefined -fno-sanitize-recover=undefined \
-	  -shared -o $@ $(SRC) $(LIBS)
+	$(CC) $(XCFLAGS) $(ASAN_FLAGS) -shared -o $@ $(SRC) $(LIBS)
+
+$(LIMITS_SO): $(SRC) $(HDR) | check-deps
+	@mkdir -p build/limits
+	$(CC) $(XCFLAGS) $(CFLAGS) $(LIMITS) -shared -o $@ $(SRC) $(LIBS)
+
+$(ASAN_LIMITS_SO): $(SRC) $(HDR) | check-deps
+	@mkdir -p build/asan-limits
+	$(CC) $(XCFLAGS) $(ASAN_FLAGS) $(LIMITS) -shared -o $@ $(SRC) $(LIBS)
 
 build/test_jsnum: tests/unit/test_jsnum.c src/jsnum.c src/kustomer.h | check-deps
 	@mkdir -p build
@@ -76,20 +88,20 @@ demo: deps
 unit: build/test_jsnum
 
 test: deps
-	@$(MAKE) --no-print-directory $(SO) unit
-	@tests/run.sh $(SO)
+	@$(MAKE) --no-print-directory $(SO) $(LIMITS_SO) unit
+	@KUSTOMER_LIMITS_SO=$(LIMITS_SO) tests/run.sh $(SO)
 
 asan: deps
-	@$(MAKE) --no-print-directory $(ASAN_SO) build/asan/test_jsnum
-	@KUSTOMER_UNIT_DIR=build/asan \
+	@$(MAKE) --no-print-directory $(ASAN_SO) $(ASAN_LIMITS_SO) build/asan/test_jsnum
+	@KUSTOMER_UNIT_DIR=build/asan KUSTOMER_LIMITS_SO=$(ASAN_LIMITS_SO) \
 	  KUSTOMER_TEST_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  tests/run.sh $(ASAN_SO)
 
 valgrind: deps
-	@$(MAKE) --no-print-directory $(SO) unit
-	@KUSTOMER_TEST_SCALE=0.05 \
+	@$(MAKE) --no-print-directory $(SO) $(LIMITS_SO) unit
+	@KUSTOMER_TEST_SCALE=0.05 KUSTOMER_LIMITS_SO=$(LIMITS_SO) \
 	  KUSTOMER_TEST_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
 	  tests/run.sh $(SO)
 

@@ -30,8 +30,13 @@ SQLITE_EXTENSION_INIT3
 
 #define FETCH_MAX_TRIES  5        /* attempts at a page on 5xx/timeouts */
 #define FETCH_MAX_WAIT   120.0    /* seconds: a longer 429 wait is an error */
-#define FETCH_DEADLINE   300.0    /* seconds for all attempts at one page */
-#define FETCH_MAX_PAGES  100000   /* beyond this, pagination looks endless */
+/* make test also builds these small (LIMITS in the Makefile) to reach them */
+#ifndef FETCH_DEADLINE
+# define FETCH_DEADLINE  300.0    /* seconds for all attempts at one page */
+#endif
+#ifndef FETCH_MAX_PAGES
+# define FETCH_MAX_PAGES 100000   /* beyond this, pagination looks endless */
+#endif
 
 /* Columns. */
 #define FETCH_TYPE          0
@@ -316,12 +321,15 @@ static double header_number(const cJSON *pHdr, const char *zName){
 }
 
 /*
-** Seconds until the rate limit resets, from Retry-After, else
+** Seconds until the rate limit resets, from Retry-After (seconds or an
+** HTTP-date), else
 ** x-ratelimit-reset (epoch seconds, or seconds from now when small: both
 ** are seen, kustomer-api.md 6).  -1 when neither says.
 */
 static double reset_wait(const cJSON *pHdr){
-  double r = header_number(pHdr, "retry-after");
+  const cJSON *pRetry = kustomer_json_member(pHdr, "retry-after");
+  double r = kustomer_http_retry_after(cJSON_IsString(pRetry)
+                                       ? pRetry->valuestring : 0);
   if( r>=0 ) return r;
   r = header_number(pHdr, "x-ratelimit-reset");
   if( r<0 ) return -1;

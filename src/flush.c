@@ -249,15 +249,18 @@ static int limiter_acquire(Flush *f){
   }
 }
 
-/* Obey the x-ratelimit headers and 429s of a response. */
+/* Obey the x-ratelimit and Retry-After headers and 429s of a response. */
 static void limiter_observe(Flush *f, const KHttpResp *pResp){
   cJSON *pHdr;
-  const cJSON *pRemaining, *pReset;
-  double t = now_seconds(), tReset = 0;
+  const cJSON *pRemaining, *pReset, *pRetry;
+  double t = now_seconds(), tReset = 0, rRetry;
   if( pResp->eNet || pResp->zHeaders==0 ) return;
   pHdr = cJSON_Parse(pResp->zHeaders);
   pRemaining = kustomer_json_member(pHdr, "x-ratelimit-remaining");
   pReset = kustomer_json_member(pHdr, "x-ratelimit-reset");
+  pRetry = kustomer_json_member(pHdr, "retry-after");
+  rRetry = kustomer_http_retry_after(cJSON_IsString(pRetry)
+                                     ? pRetry->valuestring : 0);
   if( cJSON_IsString(pReset) ){
     double r = atof(pReset->valuestring);
     /* Epoch seconds or seconds from now: both are seen (kustomer-api 6). */
@@ -265,7 +268,9 @@ static void limiter_observe(Flush *f, const KHttpResp *pResp){
   }
   if( pResp->status==429
    || (cJSON_IsString(pRemaining) && atof(pRemaining->valuestring)<=0) ){
-    double tUntil = tReset>t ? tReset : t + f->cfg.rateWindow;
+    /* what the server asks for comes first */
+    double tUntil = rRetry>=0 ? t + rRetry
+                  : tReset>t ? tReset : t + f->cfg.rateWindow;
     if( tUntil > t + f->cfg.rateWindow*2 ) tUntil = t + f->cfg.rateWindow*2;
     if( tUntil > f->tPause ) f->tPause = tUntil;
   }

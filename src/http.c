@@ -10,6 +10,7 @@
 ** the API key cannot leak into them.
 */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <curl/curl.h>
@@ -456,4 +457,21 @@ void kustomer_sleep(double s){
   ts.tv_nsec = (long)((s - (double)ts.tv_sec)*1e9);
   if( ts.tv_nsec>999999999 ) ts.tv_nsec = 999999999;   /* rounding */
   while( nanosleep(&ts, &ts)!=0 && errno==EINTR ){}
+}
+
+double kustomer_http_retry_after(const char *z){
+  time_t t;
+  double r;
+  if( z==0 ) return -1;
+  while( *z==' ' || *z=='\t' ) z++;
+  if( *z>='0' && *z<='9' ){
+    char *zEnd = 0;
+    r = strtod(z, &zEnd);
+    while( *zEnd==' ' || *zEnd=='\t' ) zEnd++;
+    return *zEnd==0 ? r : -1;
+  }
+  t = curl_getdate(z, 0);
+  if( t==(time_t)-1 ) return -1;
+  r = difftime(t, time(0));
+  return r>0 ? r : 0;
 }

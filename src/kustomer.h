@@ -463,6 +463,11 @@ void kustomer_http_resp_clear(KHttpResp *p);
 ** between attempts and for rate limits. */
 void kustomer_sleep(double s);
 
+/* The seconds a Retry-After header's value z asks for: delay-seconds, or
+** an HTTP-date less the time now (0 once past).  -1 when z (or NULL) is
+** neither. */
+double kustomer_http_retry_after(const char *z);
+
 /* Concurrent transfers (libcurl's multi interface) with kept-alive
 ** connections, at most nConn at once. */
 typedef struct KHttpMulti KHttpMulti;

@@ -107,7 +107,8 @@ Order of checks for every non-control request
  2. --drop-every D: when n % D == 0 the connection is closed without an answer;
  3. --fail-every F: when n % F == 0 the answer is --fail-status with the error body;
     else --throttle-every T: when n % T == 0 the answer is 429 with
-    x-ratelimit-remaining 0 and the reset rate_window seconds ahead;
+    x-ratelimit-remaining 0 and the reset rate_window seconds ahead (and
+    Retry-After: --retry-after's value, when set);
  4. auth: missing/non-Bearer/empty Authorization, or a key other than --api-key -> 401;
  5. rate limit; 6. the endpoint itself.
  --slow-ms MS delays the reply of request n by MS milliseconds when n % --slow-every
@@ -144,7 +145,8 @@ Control API (/_fake/..., no auth, never counted, rate-limited, faulted or record
  GET  /_fake/config     current settings
  POST /_fake/config     {rate_limit, rate_window, fail_every, fail_status, drop_every,
                         slow_ms, slow_every, api_key (string or null = any key),
-                        bulk_delay_polls}: any subset; unknown keys -> 400.  Answers
+                        bulk_delay_polls, throttle_every, retry_after (string or
+                        null)}: any subset; unknown keys -> 400.  Answers
                         the resulting settings.
  GET  /_fake/lookups    scripted lookups;  POST /_fake/lookups replaces them.
  GET  /_fake/customers  the store, a JSON array of {type,id,attributes}
@@ -214,7 +216,8 @@ SEARCH_CONTEXTS = ("customer", "conversation")
 SEARCH_EMPTY_CONTEXTS = ("message", "company", "note", "user")
 SEARCH_OPS = ("equals", "in", "contains", "gt", "gte", "lt", "lte", "not_set")
 CONFIG_KEYS = ("rate_limit", "rate_window", "fail_every", "fail_status", "drop_every",
-               "slow_ms", "slow_every", "api_key", "bulk_delay_polls", "throttle_every")
+               "slow_ms", "slow_every", "api_key", "bulk_delay_polls", "throttle_every",
+               "retry_after")
 
 DROP = object()   # a route's answer meaning: close the connection, answer nothing
 
@@ -597,6 +600,7 @@ class State:
             "slow_every": args.slow_every, "api_key": args.api_key,
             "bulk_delay_polls": args.bulk_delay_polls,
             "throttle_every": args.throttle_every,
+            "retry_after": args.retry_after,
         }
         self.seed_n = args.seed_customers
         self.lookups_raw = {}
@@ -1065,6 +1069,8 @@ class Handler(BaseHTTPRequestHandler):
                 reply_headers = [("x-ratelimit-limit", str(cfg["rate_limit"] or 0)),
                                  ("x-ratelimit-remaining", "0"),
                                  ("x-ratelimit-reset", reset)]
+                if cfg["retry_after"] is not None:
+                    reply_headers.append(("Retry-After", cfg["retry_after"]))
             elif not self._authorized(hdrs.get("authorization"), cfg["api_key"]):
                 status, payload = 401, cjson(error_body(401)).encode()
                 with st.lock:
@@ -1594,6 +1600,9 @@ def apply_config(cfg, obj):
         if k == "api_key":
             if v is not None and (not isinstance(v, str) or not v):
                 return "api_key must be a non-empty string or null"
+        elif k == "retry_after":
+            if v is not None and (not isinstance(v, str) or not v.isprintable()):
+                return "retry_after must be a printable string or null"
         elif k == "rate_window":
             if not is_num(v) or v <= 0:
                 return "rate_window must be a number > 0"
@@ -1646,6 +1655,9 @@ def parse_args(argv):
                    help="answer 429 (remaining 0, reset at the window's end) "
                         "to every Nth request, as when other clients use the "
                         "org's budget")
+    p.add_argument("--retry-after", default=None,
+                   help="a Retry-After header's value for the 429s of "
+                        "--throttle-every")
     p.add_argument("--slow-ms", type=nonneg, default=0)
     p.add_argument("--slow-every", type=nonneg, default=0)
     p.add_argument("--bulk-delay-polls", type=nonneg, default=2)

@@ -13,6 +13,8 @@
 #   KUSTOMER_TEST_PRELOAD  exported as LD_PRELOAD for those runs only (the
 #                          sanitizer build loads into uninstrumented binaries)
 #   KUSTOMER_UNIT_DIR      where the unit test binaries are (default: build)
+#   KUSTOMER_LIMITS_SO     the extension built with small fetch limits (the
+#                          Makefile's LIMITS), for tests/test_fetch.py
 #
 # Suites, in order: the unit test binaries $KUSTOMER_UNIT_DIR/test_* that exist, each
 # tests/sql/*.sql and tests/sql/*.err (tests/run_sql.sh), the surface test
@@ -32,6 +34,10 @@ set -u
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 so=${1:-dist/kustomer.so}
 case $so in /*) ;; *) so=$PWD/$so ;; esac   # relative to the caller
+if [ -n "${KUSTOMER_LIMITS_SO:-}" ]; then
+  case $KUSTOMER_LIMITS_SO in /*) ;; *) KUSTOMER_LIMITS_SO=$PWD/$KUSTOMER_LIMITS_SO ;; esac
+  export KUSTOMER_LIMITS_SO
+fi
 cd "$root" || exit 2
 
 if [ -z "${PYTHON:-}" ]; then

@@ -718,7 +718,16 @@ def t_faults(f):
          bool(r.headers.get("x-ratelimit-reset"))) for r in rs],
        [(200, None, False), (429, "0", True), (200, None, False),
         (429, "0", True)])
-    st, cfg = f.ctl("POST", "/_fake/config", {"slow_ms": 0, "throttle_every": 0})
+    f.ctl("POST", "/_fake/config", {"retry_after": "7"})
+    f.ctl("POST", "/_fake/reset")
+    rs = [f.req("GET", "/v1/customers") for _ in range(2)]
+    eq("throttle-every with retry_after: the 429 says Retry-After",
+       [(r.status, r.headers.get("retry-after")) for r in rs],
+       [(200, None), (429, "7")])
+    st, body = f.ctl("POST", "/_fake/config", {"retry_after": 7})
+    eq("control: retry_after must be a string -> 400", st, 400)
+    st, cfg = f.ctl("POST", "/_fake/config", {"slow_ms": 0, "throttle_every": 0,
+                                              "retry_after": None})
     eq("control: config answers the settings", (st, cfg["slow_ms"], cfg["fail_status"]),
        (200, 0, 500))
     st, body = f.ctl("POST", "/_fake/config", {"bogus": 1})

@@ -18,6 +18,7 @@ Runs Debian's /usr/bin/python3 (its sqlite3 module can load extensions).
 Prints "ok <name>" / "FAIL <name>: <detail>" lines; exit status 1 on failure.
 Only 127.0.0.1 is ever contacted.
 """
+import email.utils
 import http.server
 import json
 import os
@@ -58,7 +59,7 @@ class Fake(test_network.Fake):
 
 class OneOff(object):
     """A loopback server answering from a list of (status, headers, body):
-    for replies the fake cannot script (Retry-After)."""
+    for replies the fake does not script (a 429 with Retry-After first)."""
 
     def __init__(self, replies):
         self.replies = list(replies)
@@ -335,6 +336,30 @@ def t_rate_limit(db, fake):
                (rows, srv.seen, dt))
     finally:
         srv.stop()
+    # Retry-After as an HTTP-date (whole seconds: 3 s ahead is 2 to 3 s),
+    # then one already past (no wait), then one that is neither (ignored:
+    # x-ratelimit-reset's 1 s)
+    for what, value, lo, hi in [
+            ("an HTTP-date", lambda: email.utils.formatdate(time.time() + 3,
+                                                            usegmt=True),
+             1.9, 30),
+            ("an HTTP-date passed", lambda: email.utils.formatdate(
+                time.time() - 30, usegmt=True), 0, 0.9),
+            ("neither", lambda: "soon", 0.5, 30)]:
+        srv = OneOff([(429, {"Retry-After": value(), "x-ratelimit-reset": "1"},
+                       {"errors": [{"title": "Too Many Requests"}]}),
+                      (200, {}, {"data": [{"type": "user", "id": "u1"}],
+                                 "links": {"next": None}})])
+        try:
+            t0 = time.time()
+            rows = fetch(db, "/v1/users", json.dumps(
+                {"apiKey": KEY, "baseEndpoint": srv.base}), cols="id")
+            dt = time.time() - t0
+            report("429: Retry-After as %s obeyed (%.1f s)" % (what, dt),
+                   rows == [("u1",)] and len(srv.seen) == 2 and lo < dt < hi,
+                   (rows, srv.seen, dt))
+        finally:
+            srv.stop()
     srv = OneOff([(429, {"Retry-After": "1000", "x-ratelimit-reset": "1"},
                    {"errors": [{"title": "Too Many Requests"}]})])
     try:
@@ -699,6 +724,62 @@ def t_hostile(so, fake):
         os.rmdir(d)
 
 
+def t_limits(fake):
+    """The guards no test could wait for at their real size: the page
+    limit (100,000) and the seconds for one page (300), reached with the
+    build make test makes with 4 pages and 3 s (KUSTOMER_LIMITS_SO)."""
+    so = os.environ.get("KUSTOMER_LIMITS_SO")
+    if not so or not os.path.exists(so):
+        report("limits: the small-limits build (KUSTOMER_LIMITS_SO; make test "
+               "builds it)", False, so)
+        return
+    db = connect(so)
+    fake.reset()
+    expect_error("limits: a fifth page is refused",
+                 lambda: fetch(db, "/v1/customers?pageSize=1", settings(fake)),
+                 "kustomer_fetch(): more than 4 pages: pagination looks "
+                 "endless")
+    report("limits: ... after four requests", len(fake.paths()) == 4,
+           fake.paths())
+    fake.reset()
+    rows = fetch(db, "/v1/customers?pageSize=2", settings(fake), cols="id")
+    report("limits: four pages are fetched", len(rows) == 7 and
+           len(fake.paths()) == 4, (rows, fake.paths()))
+
+    # one page: 429s asking for a second each, for longer than 3 s
+    srv = OneOff([(429, {"Retry-After": "1"},
+                   {"errors": [{"title": "Too Many Requests"}]})] * 10)
+    try:
+        t0 = time.time()
+        expect_error("limits: a page rate limited past its seconds",
+                     lambda: fetch(db, "/v1/users", json.dumps(
+                         {"apiKey": KEY, "baseEndpoint": srv.base})),
+                     "kustomer_fetch(): HTTP 429 from GET /v1/users: Too Many "
+                     "Requests (still rate limited after 3 s)")
+        dt = time.time() - t0
+        report("limits: ... given up within them (%d requests, %.1f s)"
+               % (len(srv.seen), dt), 2 <= len(srv.seen) <= 4 and dt < 3.5,
+               (srv.seen, dt))
+    finally:
+        srv.stop()
+    # 503s: the backoff stops where the next wait would pass the 3 s
+    srv = OneOff([(503, {}, {"errors": [{"title": "Unavailable"}]})] * 10)
+    try:
+        t0 = time.time()
+        expect_error("limits: a page failing past its seconds",
+                     lambda: fetch(db, "/v1/users", json.dumps(
+                         {"apiKey": KEY, "baseEndpoint": srv.base})),
+                     "kustomer_fetch(): HTTP 503 from GET /v1/users: "
+                     "Unavailable (after ")
+        dt = time.time() - t0
+        report("limits: ... given up within them (%d requests, %.1f s)"
+               % (len(srv.seen), dt), 2 <= len(srv.seen) <= 5 and dt < 3.5,
+               (srv.seen, dt))
+    finally:
+        srv.stop()
+    db.close()
+
+
 def main():
     so = ktap.so_path(sys.argv, ROOT)
     fake = Fake()
@@ -718,6 +799,7 @@ def main():
         t_compose(db, fake)
         db.close()
         t_hostile(so, fake)
+        t_limits(fake)
         leaked = [e for e in ERRORS if KEY in e or WRONG_KEY in e
                   or "5e3cr3t" in e]
         report("secrets: the API key is in no error text (%d errors)"

@@ -69,7 +69,8 @@ class Fake(object):
         self.keep_record()
         self.ctl("POST", "/_fake/reset")
         cfg = {"rate_limit": 0, "fail_every": 0, "drop_every": 0,
-               "slow_ms": 0, "api_key": None, "throttle_every": 0}
+               "slow_ms": 0, "api_key": None, "throttle_every": 0,
+               "retry_after": None}
         cfg.update(config)
         self.ctl("POST", "/_fake/config", cfg)
         self.ctl("POST", "/_fake/lookups", lookups or {})

@@ -27,6 +27,7 @@
 Prints "ok <name>" / "FAIL <name>: <detail>" lines; exit status 1 on failure.
 Only 127.0.0.1 is ever contacted.
 """
+import email.utils
 import json
 import os
 import signal
@@ -357,6 +358,39 @@ def t_deadline(so, fake, tmp):
         db.close()
 
 
+def t_retry_after(so, fake, tmp):
+    """A 429 with Retry-After (seconds or an HTTP-date) is waited out for
+    that long, not until x-ratelimit-reset's window end, 60 s ahead,
+    which would outlast the flush's 20 s."""
+    cases = [("seconds", lambda: "1"),
+             ("an HTTP-date", lambda: email.utils.formatdate(time.time() + 2,
+                                                             usegmt=True)),
+             ("an HTTP-date passed", lambda: email.utils.formatdate(
+                 time.time() - 30, usegmt=True))]
+    for i, (name, value) in enumerate(cases):
+        fake.reset(api_key=KEY, rate_window=60, throttle_every=2,
+                   retry_after=value())
+        db = open_db(so, os.path.join(tmp, "retryafter%d.db" % i))
+        make_outbox(db, fake, "out", rate_window=60, concurrency=1)
+        db.executemany("insert into out(event) values (?)",
+                       [(json.dumps({"type": "track", "event": "E",
+                                     "userId": "r%d" % j}),)
+                        for j in range(3)])
+        t0 = time.time()
+        summary = json.loads(db.execute("select kustomer_flush('out', 20)")
+                             .fetchone()[0])
+        secs = time.time() - t0
+        n429 = sum(1 for r in fake.requests() if r.get("status") == 429)
+        report("Retry-After as %s: flushed after %d 429s in %.1f s"
+               % (name, n429, secs),
+               summary["pending"] == 0 and n429 >= 1 and secs < 15, summary)
+        rows = db.execute("select status from out").fetchall()
+        report("Retry-After as %s: every row sent" % name,
+               rows == [("sent",)] * 3, rows)
+        db.close()
+    fake.reset(api_key=KEY, retry_after=None)
+
+
 def t_transactions(so, fake, tmp):
     """The flush commits its progress in transactions of its own: each
     write inside one (a batch's marks are atomic, and a flush of many rows
@@ -577,6 +611,7 @@ def main():
         t_kill(so, fake, tmp)
         t_faults(so, fake, tmp)
         t_deadline(so, fake, tmp)
+        t_retry_after(so, fake, tmp)
         t_transactions(so, fake, tmp)
         t_hostile_file(so, fake, tmp)
         t_lock_free_requests(so, fake, tmp)
