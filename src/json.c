@@ -697,9 +697,10 @@ static ScanPos scan_object_keep(ScanPos z, ScanPos zEnd, int iDepth,
 ** cJSON spends two allocations on most values (the node and its string)
 ** and as many frees.  The copy the scan made is valid JSON of the strict
 ** kind the scan accepts, so it is built here instead, with the same nodes
-** cJSON would make (types, strings, numbers, links), into one block: one
-** allocation and one free per event.  kustomer_json_delete() tells such a
-** tree from one of cJSON's by KJSON_ARENA on its root.
+** cJSON would make (types, strings, numbers, links), into one block: the
+** room the caller lends (KJsonRoom, on its stack), else one allocation.
+** kustomer_json_delete() tells such a tree from one of cJSON's by
+** KJSON_ARENA on its root.
 */
 typedef struct TreeBuild TreeBuild;
 struct TreeBuild {
