@@ -2,8 +2,8 @@
 ** JSON in and out.
 **
 ** Input is parsed by cJSON, after a pre-scan that rejects what cJSON would
-** accept silently or lose (invalid UTF-8, a \u0000 escape, which cJSON
-** truncates at, and nesting deep enough to matter).  Events are first
+** accept silently or lose (what RFC 8259 refuses, invalid UTF-8, a \u0000
+** escape, which cJSON truncates at, and nesting deep enough to matter).  Events are first
 ** scanned, and only the members that are read are parsed, into the nodes
 ** cJSON would make (kustomer_json_parse_some); an object that would
 ** be written back as it came (properties, mostly) can be validated in that
@@ -73,8 +73,56 @@ static const unsigned char aJsonByte[256] = {
   1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
+/* The value of four hex digits at z, or 0x10000 if they are not. */
+static unsigned scan_hex4(const unsigned char *z){
+  unsigned v = 0;
+  int k;
+  for(k=0; k<4; k++){
+    unsigned c = z[k];
+    if( c>='0' && c<='9' ) v = v*16 + (c-'0');
+    else if( c>='a' && c<='f' ) v = v*16 + (c-'a'+10);
+    else if( c>='A' && c<='F' ) v = v*16 + (c-'A'+10);
+    else return 0x10000;
+  }
+  return v;
+}
+
+static int is_digit(unsigned c){ return c>='0' && c<='9'; }
+
+/* The end of the JSON number at z[i] (a '-' or a digit), or 0 when the run
+** of number characters there is not exactly one (01, 1., 1.5.2, -, 1e). */
+static size_t number_end(const unsigned char *z, size_t n, size_t i){
+  if( z[i]=='-' ) i++;
+  if( i<n && z[i]=='0' ){
+    i++;
+  }else if( i<n && is_digit(z[i]) ){
+    while( i<n && is_digit(z[i]) ) i++;
+  }else{
+    return 0;
+  }
+  if( i<n && z[i]=='.' ){
+    if( ++i>=n || !is_digit(z[i]) ) return 0;
+    while( i<n && is_digit(z[i]) ) i++;
+  }
+  if( i<n && (z[i]=='e' || z[i]=='E') ){
+    if( ++i<n && (z[i]=='+' || z[i]=='-') ) i++;
+    if( i>=n || !is_digit(z[i]) ) return 0;
+    while( i<n && is_digit(z[i]) ) i++;
+  }
+  if( i<n && (is_digit(z[i]) || z[i]=='.' || z[i]=='e' || z[i]=='E'
+              || z[i]=='+' || z[i]=='-') ){
+    return 0;
+  }
+  return i;
+}
+
 /*
 ** The checks cJSON does not make.  Returns NULL or an error message.
+** cJSON is lenient where RFC 8259 (and SQLite's json()) is not: it reads
+** 01 and 1. as numbers, any byte below 0x20 as whitespace, control
+** characters inside strings, and a \u escape with bad hex digits as U+0000,
+** which cuts the string short.  Those, a \u0000 escape, an unpaired
+** surrogate escape, invalid UTF-8 and deep nesting are refused here.
 ** Strings are tracked by their quotes and escapes only, whatever the
 ** syntax around them: the first problem in text order is reported even in
 ** a document that cJSON would then reject for another reason.
@@ -90,16 +138,46 @@ static char *json_prescan(const unsigned char *z, size_t n){
         if( aJsonByte[c]==JB_PLAIN ) continue;
         if( c=='"' ) break;
         if( c=='\\' ){
-          /* The escaped byte is skipped unchecked, whatever it is. */
-          if( i+1>=n ) continue;
-          if( z[i+1]=='u' && i+5<n && memcmp(&z[i+2], "0000", 4)==0 ){
+          unsigned u;
+          if( i+1>=n ) continue;    /* unterminated: cJSON says so */
+          c = z[i+1];
+          if( c!='u' ){
+            if( c!='"' && c!='\\' && c!='/' && c!='b' && c!='f' && c!='n'
+             && c!='r' && c!='t' ){
+              return sqlite3_mprintf("is not valid JSON (bad escape at "
+                                     "offset %lld)", (sqlite3_int64)i);
+            }
+            i++;
+            continue;
+          }
+          u = i+5<n ? scan_hex4(&z[i+2]) : 0x10000;
+          if( u==0 ){
             return sqlite3_mprintf("contains \\u0000 at offset %lld, "
                                    "which is not supported",
                                    (sqlite3_int64)i);
           }
-          i++;
+          if( u>=0xd800 && u<=0xdbff ){
+            unsigned v = i+11<n && z[i+6]=='\\' && z[i+7]=='u'
+                       ? scan_hex4(&z[i+8]) : 0x10000;
+            if( v<0xdc00 || v>0xdfff ) u = 0xdc00;   /* unpaired */
+            else i += 6;
+          }
+          if( u==0x10000 ){
+            return sqlite3_mprintf("is not valid JSON (bad \\u escape at "
+                                   "offset %lld)", (sqlite3_int64)i);
+          }
+          if( u>=0xdc00 && u<=0xdfff ){
+            return sqlite3_mprintf("is not valid JSON (unpaired surrogate "
+                                   "escape at offset %lld)",
+                                   (sqlite3_int64)i);
+          }
+          i += 5;
         }else if( c==0 ){
           break;    /* reported below */
+        }else if( c<0x20 ){
+          return sqlite3_mprintf("is not valid JSON (control character "
+                                 "0x%02x in a string at offset %lld)", c,
+                                 (sqlite3_int64)i);
         }else if( c>=0x80 ){
           int k = utf8_len(&z[i], n-i);
           if( k==0 ) break;
@@ -123,6 +201,16 @@ static char *json_prescan(const unsigned char *z, size_t n){
                                "%lld)", c, (sqlite3_int64)i);
       }
       i += k;
+    }else if( c<0x20 && c!='\t' && c!='\n' && c!='\r' ){
+      return sqlite3_mprintf("is not valid JSON (control character 0x%02x "
+                             "at offset %lld)", c, (sqlite3_int64)i);
+    }else if( c=='-' || is_digit(c) ){
+      size_t j = number_end(z, n, i);
+      if( j==0 ){
+        return sqlite3_mprintf("is not valid JSON (bad number at offset "
+                               "%lld)", (sqlite3_int64)i);
+      }
+      i = j;
     }else{
       if( c=='[' || c=='{' ){
         if( ++depth>KUSTOMER_MAX_DEPTH ){
@@ -199,20 +287,6 @@ static ScanPos skip_ws(ScanPos z){
   return z;
 }
 
-/* The value of four hex digits at z, or 0x10000 if they are not. */
-static unsigned scan_hex4(ScanPos z){
-  unsigned v = 0;
-  int k;
-  for(k=0; k<4; k++){
-    unsigned c = z[k];
-    if( c>='0' && c<='9' ) v = v*16 + (c-'0');
-    else if( c>='a' && c<='f' ) v = v*16 + (c-'a'+10);
-    else if( c>='A' && c<='F' ) v = v*16 + (c-'A'+10);
-    else return 0x10000;
-  }
-  return v;
-}
-
 /* The rest of a string from z, which is past its opening quote and at a
 ** byte that is not JB_PLAIN.  zEnd is the end of the text. */
 static ScanPos scan_string_rest(ScanPos z, ScanPos zEnd){
@@ -255,8 +329,6 @@ static ScanPos scan_string(ScanPos z, ScanPos zEnd){
   while( aJsonByte[*z]==JB_PLAIN ) z++;
   return *z=='"' ? z+1 : scan_string_rest(z, zEnd);
 }
-
-static int is_digit(unsigned c){ return c>='0' && c<='9'; }
 
 static ScanPos scan_number(ScanPos z){
   ScanPos zStart = z;

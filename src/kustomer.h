@@ -42,8 +42,10 @@ int kustomer_fmt_number(double r, char *zBuf);
 
 /*
 ** Parse n bytes of JSON text.  Before cJSON sees the text it is checked for
-** what cJSON would accept silently or lose: invalid UTF-8, nesting deeper
-** than KUSTOMER_MAX_DEPTH, a \u0000 escape (cJSON truncates there), size.
+** what cJSON would accept silently or lose: what RFC 8259 refuses (01, 1.,
+** control characters, bad or unpaired \u escapes), invalid UTF-8, nesting
+** deeper than KUSTOMER_MAX_DEPTH, a \u0000 escape (cJSON truncates there),
+** size.
 ** On failure returns NULL and sets *pzErr to a message from sqlite3_mprintf
 ** (without a function-name prefix) or leaves it NULL on out-of-memory.
 */

@@ -28,6 +28,29 @@ select 'utf8-check', (select rule from kustomer_check(cast(x'7b2274797065223aff7
 -- \u0000 would be truncated by the parser: refused instead
 select 'nul-escape-request', kustomer_request('{"type":"track","event":"a\u0000b"}', '{}'), '{"statusCode":400,"error":"Event contains \\u0000 at offset 26, which is not supported"}';
 select 'nul-escape-escaped-backslash-ok', kustomer_event_name('{"type":"track","event":"a\\u0000b"}'), 'a\u0000b';
+
+-- what RFC 8259 and SQLite's json() refuse is refused, though cJSON would
+-- read it: a \u escape with bad hex digits (cJSON cut the string there),
+-- numbers such as 01 and 1., raw control characters
+select 'bad-hex-escape-request', kustomer_request('{"type":"track","event":"x\uZZZZy","userId":"u"}', '{}'), '{"statusCode":400,"error":"Event is not valid JSON (bad \\u escape at offset 26)"}';
+select 'bad-hex-escape-short', json_extract(kustomer_request('{"type":"track","event":"x\u12"}', '{}'), '$.error'), 'Event is not valid JSON (bad \u escape at offset 26)';
+select 'bad-escape', json_extract(kustomer_request('{"type":"track","event":"x\qy"}', '{}'), '$.error'), 'Event is not valid JSON (bad escape at offset 26)';
+select 'high-surrogate-alone', json_extract(kustomer_request('{"type":"track","event":"\ud83dx"}', '{}'), '$.error'), 'Event is not valid JSON (unpaired surrogate escape at offset 25)';
+select 'high-surrogate-then-high', json_extract(kustomer_request('{"type":"track","event":"\ud83d\ud83d"}', '{}'), '$.error'), 'Event is not valid JSON (unpaired surrogate escape at offset 25)';
+select 'low-surrogate-alone', json_extract(kustomer_request('{"type":"track","event":"\ude00"}', '{}'), '$.error'), 'Event is not valid JSON (unpaired surrogate escape at offset 25)';
+select 'leading-zero', json_extract(kustomer_request('{"type":"track","event":"E","properties":{"a":01}}', '{}'), '$.error'), 'Event is not valid JSON (bad number at offset 46)';
+select 'negative-leading-zero', json_extract(kustomer_request('{"type":"track","event":"E","properties":{"a":-01}}', '{}'), '$.error'), 'Event is not valid JSON (bad number at offset 46)';
+select 'dot-without-digits', json_extract(kustomer_request('{"type":"track","event":"E","properties":{"a":1.}}', '{}'), '$.error'), 'Event is not valid JSON (bad number at offset 46)';
+select 'exponent-without-digits', json_extract(kustomer_request('{"type":"track","event":"E","properties":{"a":1e+}}', '{}'), '$.error'), 'Event is not valid JSON (bad number at offset 46)';
+select 'two-dots', json_extract(kustomer_request('{"type":"track","event":"E","properties":{"a":1.5.2}}', '{}'), '$.error'), 'Event is not valid JSON (bad number at offset 46)';
+select 'minus-alone', json_extract(kustomer_request('{"type":"track","event":"E","properties":{"a":-}}', '{}'), '$.error'), 'Event is not valid JSON (bad number at offset 46)';
+select 'tab-in-string', json_extract(kustomer_request('{"type":"track","event":"a' || char(9) || 'b"}', '{}'), '$.error'), 'Event is not valid JSON (control character 0x09 in a string at offset 26)';
+select 'newline-in-string', json_extract(kustomer_request('{"type":"track","event":"a' || char(10) || 'b"}', '{}'), '$.error'), 'Event is not valid JSON (control character 0x0a in a string at offset 26)';
+select 'control-between-tokens', json_extract(kustomer_request('{"type":' || char(12) || '"track","event":"E"}', '{}'), '$.error'), 'Event is not valid JSON (control character 0x0c at offset 8)';
+select 'json-whitespace-ok', json_extract(kustomer_request('{"type":' || char(9, 10, 13, 32) || '"track","event":"E"}', '{}'), '$.body.JSON.event.name'), 'E';
+select 'numbers-ok', kustomer_meta('{"a":0,"b":-0.5,"c":1E+2,"d":2e-3,"e":10,"f":-0}'), '{"a":0,"b":-0.5,"c":100,"d":0.002,"e":10,"f":0}';
+-- accepted exactly when SQLite's json_valid() accepts
+select 'strict-as-json-valid', (select count(*) from (select column1 j from (values ('{"a":01}'), ('{"a":1.}'), ('{"a":"\uZZZZ"}'), ('{"a":"\x"}'), ('{"a":' || char(1) || '1}'), ('{"a":"' || char(31) || '"}'), ('{"a":-}'), ('{"a":1e5}'), ('{"a":"\/\b"}'))) where json_valid(j) = (json_extract(kustomer_request(j, '{}'), '$.error') not like 'Event is not valid JSON%')), 9;
 select 'nul-byte-request', json_extract(kustomer_request(cast(x'7b7d007b7d' as text), '{}'), '$.error'), 'Event contains a NUL byte at offset 2';
 select 'escaped-unicode-ok', kustomer_event_name('{"type":"track","event":"\u00e9\ud83c\udf89"}'), 'é🎉';
 select 'lone-surrogate-refused', json_extract(kustomer_request('{"type":"track","event":"\ud800"}', '{}'), '$.statusCode'), 400;

@@ -12,7 +12,7 @@ select 'null-settings-are-defaults', kustomer_request('{"type":"track","event":"
 -- event names
 select 'name-track', kustomer_event_name('{"type":"track","event":"Order Completed"}'), 'Order Completed';
 select 'name-track-advanced', kustomer_event_name('{"type":"track","event":"  Order   Completed  "}', '{"advancedTransform":true}'), 'Order-Completed';
-select 'name-track-advanced-tab-nbsp', kustomer_event_name('{"type":"track","event":"a' || char(9) || 'b' || char(160) || 'c"}', '{"advancedTransform":true}'), 'a-b-c';
+select 'name-track-advanced-tab-nbsp', kustomer_event_name('{"type":"track","event":"a\tb' || char(160) || 'c"}', '{"advancedTransform":true}'), 'a-b-c';
 select 'name-page', kustomer_event_name('{"type":"page","name":"Home"}'), 'Web-Page-Viewed-Home';
 select 'name-page-order', kustomer_event_name('{"type":"page","name":"N","properties":{"name":"P","event":"PE"}}'), 'Web-Page-Viewed-PE';
 select 'name-page-default', kustomer_event_name('{"type":"page"}'), 'Web-Page-Viewed';
