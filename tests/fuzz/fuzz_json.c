@@ -2,6 +2,7 @@
 ** libFuzzer target: kustomer_json_parse() and kustomer_json_value().
 ** For any input that parses: the compact output must parse again and
 ** serialise to the same bytes (idempotence).  And
+** kustomer_json_parse() accepts nothing SQLite's json_valid() refuses.  And
 ** kustomer_json_parse_some() must accept and reject exactly what
 ** kustomer_json_parse() does, with the same error, and keep the kept members
 ** as they are: the same nodes, node for node, as cJSON builds (parse_some
@@ -81,6 +82,16 @@ static int skip_none(const char *z, size_t n, void *pArg){
 ** e-mail from meta, and the advanced transformation. */
 #define NSET 3
 static KSettings *apSet[NSET];
+static sqlite3_stmt *pValid;   /* SQLite's json_valid() */
+
+/* Whether SQLite's json_valid() accepts the n bytes at z. */
+static int sqlite_json_valid(const char *z, int n){
+  int b;
+  sqlite3_bind_text(pValid, 1, z, n, SQLITE_STATIC);
+  b = sqlite3_step(pValid)==SQLITE_ROW && sqlite3_column_int(pValid, 0);
+  sqlite3_reset(pValid);
+  return b;
+}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerInitialize(int *argc, char ***argv){
@@ -91,6 +102,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv){
   int i;
   (void)argc; (void)argv;
   (void)fuzz_open_db();   /* sets sqlite3_api; the db stays open */
+  if( sqlite3_prepare_v2(fuzz_db, "SELECT json_valid(?1)", -1, &pValid, 0) ){
+    fprintf(stderr, "fuzz_json: %s\n", sqlite3_errmsg(fuzz_db));
+    abort();
+  }
   for(i=0; i<NSET; i++){
     char *zErr = 0;
     if( kustomer_settings_parse(azSet[i], (int)strlen(azSet[i]), &apSet[i],
@@ -150,6 +165,12 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size){
   zIn[size] = 0;
 
   p = kustomer_json_parse(zIn, n, &zErr);
+  /* Nothing json_valid() refuses.  (The converse does not hold: SQLite
+  ** checks neither UTF-8 nor surrogates, and 3.40 takes an object as a
+  ** key.) */
+  if( p && !sqlite_json_valid(zIn, n) ){
+    fail("accepted what json_valid() refuses", zIn, n, 0, 0);
+  }
   q = kustomer_json_parse_some(zIn, n, aKeep, 0, 0, &zErr2);
   if( (p==0)!=(q==0) ){
     fail("parse and parse_some disagree on validity", zIn, n, zErr, zErr2);
