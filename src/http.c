@@ -10,7 +10,6 @@
 ** the API key cannot leak into them.
 */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <curl/curl.h>
@@ -465,10 +464,10 @@ double kustomer_http_retry_after(const char *z){
   if( z==0 ) return -1;
   while( *z==' ' || *z=='\t' ) z++;
   if( *z>='0' && *z<='9' ){
-    char *zEnd = 0;
-    r = strtod(z, &zEnd);
-    while( *zEnd==' ' || *zEnd=='\t' ) zEnd++;
-    return *zEnd==0 ? r : -1;
+    /* delay-seconds: digits only (RFC 9110 10.2.3) */
+    for(r=0; *z>='0' && *z<='9'; z++) r = r*10 + (*z-'0');
+    while( *z==' ' || *z=='\t' ) z++;
+    return *z==0 ? r : -1;
   }
   t = curl_getdate(z, 0);
   if( t==(time_t)-1 ) return -1;

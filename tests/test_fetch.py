@@ -337,15 +337,16 @@ def t_rate_limit(db, fake):
     finally:
         srv.stop()
     # Retry-After as an HTTP-date (whole seconds: 3 s ahead is 2 to 3 s),
-    # then one already past (no wait), then one that is neither (ignored:
-    # x-ratelimit-reset's 1 s)
+    # then one already past (no wait), then ones that are neither (ignored:
+    # x-ratelimit-reset's 1 s; 1e3 would be over 120 s)
     for what, value, lo, hi in [
             ("an HTTP-date", lambda: email.utils.formatdate(time.time() + 3,
                                                             usegmt=True),
              1.9, 30),
             ("an HTTP-date passed", lambda: email.utils.formatdate(
                 time.time() - 30, usegmt=True), 0, 0.9),
-            ("neither", lambda: "soon", 0.5, 30)]:
+            ("neither", lambda: "soon", 0.5, 30),
+            ("not delay-seconds", lambda: "1e3", 0.5, 30)]:
         srv = OneOff([(429, {"Retry-After": value(), "x-ratelimit-reset": "1"},
                        {"errors": [{"title": "Too Many Requests"}]}),
                       (200, {}, {"data": [{"type": "user", "id": "u1"}],
