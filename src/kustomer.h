@@ -114,7 +114,7 @@ struct KJsonRaw {
 */
 typedef struct KJsonRoom KJsonRoom;
 struct KJsonRoom {
-  cJSON aNode[48];          /* cJSON's alignment */
+  cJSON aNode[48];          /* 3 KB, typed so as to align as cJSON */
 };
 cJSON *kustomer_json_parse_some(const char *z, int n, const KJsonKeep *aKeep,
                                 KJsonRaw *pRaw, KJsonRoom *pRoom,
