@@ -89,33 +89,32 @@ static unsigned scan_hex4(const unsigned char *z){
 
 static int is_digit(unsigned c){ return c>='0' && c<='9'; }
 
-/* The end of the JSON number at z[i] (a '-' or a digit), or 0 when the run
-** of number characters there is not exactly one (01, 1., 1.5.2, -, 1e). */
-static size_t number_end(const unsigned char *z, size_t n, size_t i){
-  if( z[i]=='-' ) i++;
-  if( i<n && z[i]=='0' ){
-    i++;
-  }else if( i<n && is_digit(z[i]) ){
-    while( i<n && is_digit(z[i]) ) i++;
+/* Past the JSON number at z (a '-' or a digit), or NULL when the run of
+** number characters there is not exactly one (01, 1., 1.5.2, -, 1e).  The
+** text ends in a NUL, as kustomer_json_parse() requires. */
+static const unsigned char *number_end(const unsigned char *z){
+  if( *z=='-' ) z++;
+  if( *z=='0' ){
+    z++;
+  }else if( is_digit(*z) ){
+    while( is_digit(*z) ) z++;
   }else{
     return 0;
   }
-  if( i<n && z[i]=='.' ){
-    if( ++i>=n || !is_digit(z[i]) ) return 0;
-    while( i<n && is_digit(z[i]) ) i++;
+  if( *z=='.' ){
+    if( !is_digit(*++z) ) return 0;
+    while( is_digit(*z) ) z++;
   }
-  if( i<n && (z[i]=='e' || z[i]=='E') ){
-    if( ++i<n && (z[i]=='+' || z[i]=='-') ) i++;
-    if( i>=n || !is_digit(z[i]) ) return 0;
-    while( i<n && is_digit(z[i]) ) i++;
+  if( *z=='e' || *z=='E' ){
+    if( *++z=='+' || *z=='-' ) z++;
+    if( !is_digit(*z) ) return 0;
+    while( is_digit(*z) ) z++;
   }
-  if( i<n && (is_digit(z[i]) || z[i]=='.' || z[i]=='e' || z[i]=='E'
-              || z[i]=='+' || z[i]=='-') ){
+  if( is_digit(*z) || *z=='.' || *z=='e' || *z=='E' || *z=='+' || *z=='-' ){
     return 0;
   }
-  return i;
+  return z;
 }
-
 /*
 ** The checks cJSON does not make.  Returns NULL or an error message.
 ** cJSON is lenient where RFC 8259 (and SQLite's json()) is not: it reads
@@ -205,12 +204,12 @@ static char *json_prescan(const unsigned char *z, size_t n){
       return sqlite3_mprintf("is not valid JSON (control character 0x%02x "
                              "at offset %lld)", c, (sqlite3_int64)i);
     }else if( c=='-' || is_digit(c) ){
-      size_t j = number_end(z, n, i);
-      if( j==0 ){
+      const unsigned char *zEnd = number_end(&z[i]);
+      if( zEnd==0 ){
         return sqlite3_mprintf("is not valid JSON (bad number at offset "
                                "%lld)", (sqlite3_int64)i);
       }
-      i = j;
+      i = (size_t)(zEnd-z);
     }else{
       if( c=='[' || c=='{' ){
         if( ++depth>KUSTOMER_MAX_DEPTH ){
@@ -331,30 +330,10 @@ static ScanPos scan_string(ScanPos z, ScanPos zEnd){
 }
 
 static ScanPos scan_number(ScanPos z){
-  ScanPos zStart = z;
-  if( *z=='-' ) z++;
-  if( *z=='0' ){
-    z++;
-  }else{
-    if( !is_digit(*z) ) return 0;
-    while( is_digit(*z) ) z++;
-  }
-  if( *z=='.' ){
-    z++;
-    if( !is_digit(*z) ) return 0;
-    while( is_digit(*z) ) z++;
-  }
-  if( *z=='e' || *z=='E' ){
-    z++;
-    if( *z=='+' || *z=='-' ) z++;
-    if( !is_digit(*z) ) return 0;
-    while( is_digit(*z) ) z++;
-  }
-  if( z-zStart>63 ) return 0;   /* some cJSON versions read only 63 */
-  return z;
-}
-
-static ScanPos scan_word(ScanPos z, ScanPos zEnd, const char *zWord,
+  ScanPos zEnd = number_end(z);
+  if( zEnd && zEnd-z>63 ) return 0;   /* some cJSON versions read only 63 */
+  return zEnd;
+}static ScanPos scan_word(ScanPos z, ScanPos zEnd, const char *zWord,
                          size_t nWord){
   if( (size_t)(zEnd-z)<nWord || memcmp(z, zWord, nWord)!=0 ) return 0;
   return z + nWord;
@@ -783,11 +762,6 @@ struct TreeBuild {
   char *zStr;               /* where the next string goes */
 };
 
-static ScanPos tree_skip_ws(ScanPos z){
-  while( *z==' ' || *z=='\n' || *z=='\r' || *z=='\t' ) z++;
-  return z;
-}
-
 /* The string at z (its opening quote), unescaped into pB->zStr as cJSON
 ** does; returns it and sets *pz past the closing quote. */
 static char *tree_string(TreeBuild *pB, ScanPos *pz){
@@ -906,13 +880,13 @@ static ScanPos tree_value(TreeBuild *pB, ScanPos z, cJSON **ppNode){
       char cClose = bObject ? '}' : ']';
       cJSON *pLast = 0;
       pNode->type = bObject ? cJSON_Object : cJSON_Array;
-      z = tree_skip_ws(z+1);
+      z = skip_ws(z+1);
       while( *z!=cClose ){
         char *zKey = 0;
         cJSON *pItem;
         if( bObject ){
           zKey = tree_string(pB, &z);
-          z = tree_skip_ws(tree_skip_ws(z)+1);      /* past the ':' */
+          z = skip_ws(skip_ws(z)+1);      /* past the ':' */
         }
         z = tree_value(pB, z, &pItem);
         pItem->string = zKey;
@@ -924,8 +898,8 @@ static ScanPos tree_value(TreeBuild *pB, ScanPos z, cJSON **ppNode){
           pNode->child = pItem;
         }
         pLast = pItem;
-        z = tree_skip_ws(z);
-        if( *z==',' ) z = tree_skip_ws(z+1);
+        z = skip_ws(z);
+        if( *z==',' ) z = skip_ws(z+1);
       }
       /* (a short build may have reused pNode: it is thrown away) */
       if( pLast && !pB->bShort ) pNode->child->prev = pLast;
@@ -959,7 +933,7 @@ static cJSON *tree_build(const char *z, size_t n, KJsonRoom *pRoom){
     b.nLeft = nNode;
     b.bShort = 0;
     b.zStr = (char*)&b.aNode[nNode];
-    tree_value(&b, tree_skip_ws((ScanPos)z), &pRoot);
+    tree_value(&b, skip_ws((ScanPos)z), &pRoot);
     if( !b.bShort ){
       pRoot->type |= bLent ? KJSON_ARENA|KJSON_LENT : KJSON_ARENA;
       return pRoot;
