@@ -89,6 +89,45 @@ static unsigned scan_hex4(const unsigned char *z){
 
 static int is_digit(unsigned c){ return c>='0' && c<='9'; }
 
+/* The length of the escape at z (its backslash): 2, 6, or 12 for a
+** surrogate pair; else one of these problems.  Reads stop at the text's
+** terminating NUL. */
+#define JESC_BAD  (-1)    /* not one of JSON's escapes */
+#define JESC_HEX  (-2)    /* \u without four hex digits */
+#define JESC_NUL  (-3)    /* \u0000 */
+#define JESC_LONE (-4)    /* a surrogate escape without its pair */
+static int escape_len(const unsigned char *z){
+  unsigned u, v;
+  switch( z[1] ){
+    case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r':
+    case 't':
+      return 2;
+    case 'u':
+      break;
+    default:
+      return JESC_BAD;
+  }
+  u = scan_hex4(&z[2]);
+  if( u==0x10000 ) return JESC_HEX;
+  if( u==0 ) return JESC_NUL;
+  if( u>=0xdc00 && u<=0xdfff ) return JESC_LONE;
+  if( u<0xd800 || u>0xdbff ) return 6;
+  if( z[6]!='\\' || z[7]!='u' ) return JESC_LONE;
+  v = scan_hex4(&z[8]);
+  return v>=0xdc00 && v<=0xdfff ? 12 : JESC_LONE;
+}
+
+/* The pre-scan's message for escape_len()'s problem e at offset i. */
+static char *escape_error(int e, size_t i){
+  const char *zFmt =
+      e==JESC_NUL ? "contains \\u0000 at offset %lld, which is not supported"
+    : e==JESC_HEX ? "is not valid JSON (bad \\u escape at offset %lld)"
+    : e==JESC_LONE ? "is not valid JSON (unpaired surrogate escape at offset "
+                     "%lld)"
+    : "is not valid JSON (bad escape at offset %lld)";
+  return sqlite3_mprintf(zFmt, (sqlite3_int64)i);
+}
+
 /* Past the JSON number at z (a '-' or a digit), or NULL when the run of
 ** number characters there is not exactly one (01, 1., 1.5.2, -, 1e).  The
 ** text ends in a NUL, as kustomer_json_parse() requires. */
@@ -137,40 +176,11 @@ static char *json_prescan(const unsigned char *z, size_t n){
         if( aJsonByte[c]==JB_PLAIN ) continue;
         if( c=='"' ) break;
         if( c=='\\' ){
-          unsigned u;
+          int k;
           if( i+1>=n ) continue;    /* unterminated: cJSON says so */
-          c = z[i+1];
-          if( c!='u' ){
-            if( c!='"' && c!='\\' && c!='/' && c!='b' && c!='f' && c!='n'
-             && c!='r' && c!='t' ){
-              return sqlite3_mprintf("is not valid JSON (bad escape at "
-                                     "offset %lld)", (sqlite3_int64)i);
-            }
-            i++;
-            continue;
-          }
-          u = i+5<n ? scan_hex4(&z[i+2]) : 0x10000;
-          if( u==0 ){
-            return sqlite3_mprintf("contains \\u0000 at offset %lld, "
-                                   "which is not supported",
-                                   (sqlite3_int64)i);
-          }
-          if( u>=0xd800 && u<=0xdbff ){
-            unsigned v = i+11<n && z[i+6]=='\\' && z[i+7]=='u'
-                       ? scan_hex4(&z[i+8]) : 0x10000;
-            if( v<0xdc00 || v>0xdfff ) u = 0xdc00;   /* unpaired */
-            else i += 6;
-          }
-          if( u==0x10000 ){
-            return sqlite3_mprintf("is not valid JSON (bad \\u escape at "
-                                   "offset %lld)", (sqlite3_int64)i);
-          }
-          if( u>=0xdc00 && u<=0xdfff ){
-            return sqlite3_mprintf("is not valid JSON (unpaired surrogate "
-                                   "escape at offset %lld)",
-                                   (sqlite3_int64)i);
-          }
-          i += 5;
+          k = escape_len(&z[i]);
+          if( k<0 ) return escape_error(k, i);
+          i += k-1;
         }else if( c==0 ){
           break;    /* reported below */
         }else if( c<0x20 ){
@@ -290,7 +300,7 @@ static ScanPos skip_ws(ScanPos z){
 ** byte that is not JB_PLAIN.  zEnd is the end of the text. */
 static ScanPos scan_string_rest(ScanPos z, ScanPos zEnd){
   while( 1 ){
-    unsigned c, u;
+    unsigned c;
     while( aJsonByte[*z]==JB_PLAIN ) z++;
     c = *z;
     if( c=='"' ) return z+1;
@@ -300,23 +310,10 @@ static ScanPos scan_string_rest(ScanPos z, ScanPos zEnd){
       z += k;
     }else if( c!='\\' ){
       return 0;       /* a control character, or the end */
-    }else if( z[1]!='u' ){
-      c = z[1];
-      if( c!='"' && c!='\\' && c!='/' && c!='b' && c!='f' && c!='n'
-       && c!='r' && c!='t' ) return 0;
-      z += 2;
     }else{
-      /* cJSON reads bad hex digits as U+0000 and rejects a lone
-      ** surrogate; the pre-scan rejects \u0000. */
-      u = scan_hex4(&z[2]);
-      if( u==0 || u>0xffff || (u>=0xdc00 && u<=0xdfff) ) return 0;
-      z += 6;
-      if( u>=0xd800 && u<=0xdbff ){
-        if( z[0]!='\\' || z[1]!='u' ) return 0;
-        u = scan_hex4(&z[2]);
-        if( u<0xdc00 || u>0xdfff ) return 0;
-        z += 6;
-      }
+      int k = escape_len(z);
+      if( k<0 ) return 0;
+      z += k;
     }
   }
 }
