@@ -9,77 +9,10 @@
 ** Kustomer rejects it; 'warning': accepted but misread or lost), message.
 ** With advancedTransform in the settings, the transformed payload is
 ** checked, so the rows show what is left after RudderStack's fixes.
-**
-** Also the verdict on single meta properties, shared with
-** kustomer_meta_each().
 */
 #include <string.h>
 #include "kustomer.h"
 SQLITE_EXTENSION_INIT3
-
-/* ---- Meta rules (kustomer-api.md section 4) ---------------------------- */
-
-static const KProblem aMetaProblem[] = {
-#define P_NUM_KEY    0
-  { "number_key_without_num", "error",
-    "number value: Kustomer requires its key to end in Num" },
-#define P_STR_NUM    1
-  { "num_key_with_string", "error",
-    "string value under a key ending in Num: Kustomer expects a number" },
-#define P_DATE_KEY   2
-  { "date_key_without_at", "warning",
-    "date-time value: its key should end in At to be stored as a date" },
-#define P_AT_NONDATE 3
-  { "at_key_without_date", "warning",
-    "key ends in At but the value is not an ISO-8601 date-time" },
-#define P_NESTED     4
-  { "nested_value", "error",
-    "nested object or array: meta values must be flat" },
-#define P_BOOL       5
-  { "boolean_value", "error",
-    "boolean value: meta accepts numbers, strings and date-times" },
-#define P_DUPLICATE  6
-  { "duplicate_key", "warning",
-    "the key appears again later in the object; only the last value is sent" },
-#define P_COLLISION  7
-  { "key_collision", "warning",
-    "a later property maps to the same Kustomer key and replaces this value" },
-};
-
-static int ends_with(const char *z, const char *zSuffix){
-  size_t n = strlen(z), k = strlen(zSuffix);
-  return n>=k && memcmp(&z[n-k], zSuffix, k)==0;
-}
-
-const KProblem *kustomer_meta_item_problem(const KMetaItem *pItem){
-  const cJSON *v = pItem->pSrc;
-  const char *zKey = pItem->zKey;
-  switch( pItem->eFate ){
-    case KFATE_DUPLICATE: return &aMetaProblem[P_DUPLICATE];
-    case KFATE_COLLISION: return &aMetaProblem[P_COLLISION];
-    case KFATE_SENT:      break;
-    default:              return 0;
-  }
-  if( pItem->eConv!=KCONV_NONE ){
-    /* Sent as a string of JSON or "true"/"false": never a date. */
-    if( ends_with(zKey, "Num") ) return &aMetaProblem[P_STR_NUM];
-    if( ends_with(zKey, "At") ) return &aMetaProblem[P_AT_NONDATE];
-    return 0;
-  }
-  if( cJSON_IsNumber(v) ){
-    return ends_with(zKey, "Num") ? 0 : &aMetaProblem[P_NUM_KEY];
-  }
-  if( cJSON_IsString(v) ){
-    int bDate = kustomer_is_iso_date(v->valuestring, strlen(v->valuestring));
-    if( ends_with(zKey, "Num") ) return &aMetaProblem[P_STR_NUM];
-    if( bDate && !ends_with(zKey, "At") ) return &aMetaProblem[P_DATE_KEY];
-    if( !bDate && ends_with(zKey, "At") ) return &aMetaProblem[P_AT_NONDATE];
-    return 0;
-  }
-  if( cJSON_IsBool(v) ) return &aMetaProblem[P_BOOL];
-  if( cJSON_IsArray(v) || cJSON_IsObject(v) ) return &aMetaProblem[P_NESTED];
-  return 0;
-}
 
 /* ---- Rows --------------------------------------------------------------- */
 
@@ -273,7 +206,7 @@ static int check_connect(sqlite3 *db, void *pAux, int argc,
                          const char *const *argv, sqlite3_vtab **ppVtab,
                          char **pzErr){
   (void)pAux; (void)argc; (void)argv; (void)pzErr;
-  return kustomer_tvf_connect(db,
+  return kustomer_tvf_connect_pure(db,
       "CREATE TABLE x(path TEXT, rule TEXT, severity TEXT, message TEXT,"
       " event HIDDEN, settings HIDDEN)", ppVtab);
 }
@@ -315,28 +248,12 @@ static int check_filter(sqlite3_vtab_cursor *cur, int idxNum,
   check_reset(pCur);
   if( argc<1 || sqlite3_value_type(argv[0])==SQLITE_NULL ) return SQLITE_OK;
   if( sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
-    return kustomer_vtab_error(pVtab, sqlite3_mprintf("kustomer_check(): "
-                               "argument 1 (event) must be JSON text"));
+    return kustomer_vtab_error(pVtab, kustomer_not_text("kustomer_check", 1,
+                                                        "event", argv[0]));
   }
-  if( argc>1 && sqlite3_value_type(argv[1])!=SQLITE_NULL ){
-    if( sqlite3_value_type(argv[1])!=SQLITE_TEXT ){
-      return kustomer_vtab_error(pVtab, sqlite3_mprintf("kustomer_check(): "
-                                 "argument 2 (settings) must be JSON text"));
-    }
-    z = (const char*)sqlite3_value_text(argv[1]);
-    if( z==0 ) return SQLITE_NOMEM;
-    rc = kustomer_settings_parse(z, sqlite3_value_bytes(argv[1]), &pSet,
-                                 &zErr);
-  }else{
-    rc = kustomer_settings_parse(0, 0, &pSet, &zErr);
-  }
-  if( rc!=SQLITE_OK ){
-    if( zErr==0 ) return rc;
-    rc = kustomer_vtab_error(pVtab, sqlite3_mprintf("kustomer_check(): "
-                             "argument 2 (settings) %s", zErr));
-    sqlite3_free(zErr);
-    return rc;
-  }
+  rc = kustomer_vtab_settings(pVtab, "kustomer_check", 2,
+                              argc>1 ? argv[1] : 0, &pSet);
+  if( rc ) return rc;
 
   z = (const char*)sqlite3_value_text(argv[0]);
   if( z==0 ){
@@ -397,20 +314,17 @@ static int check_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
 }
 
 static sqlite3_module checkModule = {
-  0,                        /* iVersion */
-  0,                        /* xCreate: eponymous only */
-  check_connect,
-  check_best_index,
-  kustomer_tvf_disconnect,
-  0,                        /* xDestroy */
-  check_open,
-  check_close,
-  check_filter,
-  check_next,
-  check_eof,
-  check_column,
-  check_rowid,
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0  /* xUpdate .. xShadowName */
+  /* eponymous only: no xCreate */
+  .xConnect = check_connect,
+  .xBestIndex = check_best_index,
+  .xDisconnect = kustomer_tvf_disconnect,
+  .xOpen = check_open,
+  .xClose = check_close,
+  .xFilter = check_filter,
+  .xNext = check_next,
+  .xEof = check_eof,
+  .xColumn = check_column,
+  .xRowid = check_rowid,
 };
 
 int kustomer_register_check(sqlite3 *db){

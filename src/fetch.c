@@ -71,19 +71,11 @@ struct FetchCursor {
   cJSON *pDoc;              /* the current page */
   const cJSON *pRow;        /* current record; NULL at the end */
   int bArray;               /* data is an array (else a single object) */
-  double tNotBefore;        /* remaining 0: wait until then (monotonic) */
+  KLimiter lim;             /* waits the responses ask for */
   sqlite3_int64 iRowid;
   sqlite3_uint64 *aSeen;    /* hashes of the GET paths fetched */
   int nSeen, nSeenSlot;
 };
-
-/* ---- Time --------------------------------------------------------------- */
-
-static double clock_seconds(clockid_t id){
-  struct timespec ts;
-  clock_gettime(id, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec/1e9;
-}
 
 /* The fuzzing build (tests/fuzz/fuzz_http.c) shortens the waits, which a
 ** server can make minutes long, so that each input stays short. */
@@ -92,15 +84,6 @@ static double clock_seconds(clockid_t id){
 #endif
 static void fetch_sleep(double s){
   kustomer_sleep(s < FETCH_SLEEP_MAX ? s : FETCH_SLEEP_MAX);
-}
-
-/* Exponential backoff with jitter for the n-th retry (1-based). */
-static double backoff_seconds(int n){
-  unsigned int r;
-  double s = 0.25;
-  while( --n>0 && s<8.0 ) s *= 2;
-  sqlite3_randomness(sizeof(r), &r);
-  return s*(0.75 + 0.5*(r/4294967296.0));
 }
 
 /* ---- Paths -------------------------------------------------------------- */
@@ -219,80 +202,17 @@ static int seen_add(FetchCursor *pCur, const char *zPath){
 
 /* ---- Errors ------------------------------------------------------------- */
 
-/*
-** Set the vtab's error to zMsg (from sqlite3_mprintf, owned), with every
-** occurrence of the API key replaced: a server that echoes the request in
-** its error body must not put the key into an SQL error.
-*/
+/* Set the vtab's error to zMsg (from sqlite3_mprintf, owned), the key
+** redacted from it. */
 static int fetch_error(FetchCursor *pCur, char *zMsg){
-  const char *zKey = pCur->zAuth;
-  if( zMsg && zKey ){
-    size_t nKey;
-    if( strncmp(zKey, "Bearer ", 7)==0 ) zKey += 7;
-    nKey = strlen(zKey);
-    if( nKey>=4 && strstr(zMsg, zKey) ){
-      sqlite3_str *p = sqlite3_str_new(0);
-      const char *z = zMsg, *zHit;
-      while( (zHit = strstr(z, zKey))!=0 ){
-        sqlite3_str_append(p, z, (int)(zHit - z));
-        sqlite3_str_appendall(p, "<redacted>");
-        z = zHit + nKey;
-      }
-      sqlite3_str_appendall(p, z);
-      sqlite3_free(zMsg);
-      zMsg = sqlite3_str_finish(p);
-    }
-  }
-  return kustomer_vtab_error(pCur->base.pVtab, zMsg);
-}
-
-/*
-** Kustomer's message in an error body: errors[0].detail, title or message
-** (kustomer-api.md 7), else a top-level message, else the start of the
-** body as text.  NULL when there is nothing to say (or out of memory).
-*/
-static char *response_message(const KHttpResp *pResp){
-  char *zErr = 0, *zOut = 0;
-  cJSON *pDoc = 0;
-  int i, n;
-  if( pResp->nBody>0 ){
-    pDoc = kustomer_json_parse(pResp->zBody, pResp->nBody, &zErr);
-    sqlite3_free(zErr);
-  }
-  if( pDoc ){
-    static const char *const azKey[] = { "detail", "title", "message" };
-    const cJSON *pErrs = kustomer_json_member(pDoc, "errors");
-    const cJSON *pE = cJSON_IsArray(pErrs) ? pErrs->child : 0;
-    const cJSON *pM = 0;
-    for(i=0; i<3 && pE && pM==0; i++){
-      pM = kustomer_json_member(pE, azKey[i]);
-      if( !cJSON_IsString(pM) || pM->valuestring[0]==0 ) pM = 0;
-    }
-    if( pM==0 ){
-      pM = kustomer_json_member(pDoc, "message");
-      if( !cJSON_IsString(pM) || pM->valuestring[0]==0 ) pM = 0;
-    }
-    if( pM ) zOut = sqlite3_mprintf("%s", pM->valuestring);
-    cJSON_Delete(pDoc);
-    if( zOut ) return zOut;
-  }
-  /* Not Kustomer's shape: the first 200 bytes, on a character boundary,
-  ** control characters blanked so the message stays one line. */
-  n = pResp->nBody>200 ? 200 : pResp->nBody;
-  while( n>0 && n<pResp->nBody && (pResp->zBody[n] & 0xC0)==0x80 ) n--;
-  if( n==0 ) return 0;
-  zOut = sqlite3_mprintf("%.*s%s", n, pResp->zBody,
-                         n<pResp->nBody ? "..." : "");
-  for(i=0; zOut && zOut[i]; i++){
-    if( (unsigned char)zOut[i]<0x20 ) zOut[i] = ' ';
-  }
-  return zOut;
+  return kustomer_vtab_error(pCur->base.pVtab,
+                             kustomer_api_redact(zMsg, pCur->zAuth));
 }
 
 /* The SQL error for an HTTP status that ends the fetch. */
 static int status_error(FetchCursor *pCur, const KHttpResp *pResp,
                         const char *zMethod, int nTry, const char *zWhy){
-  char *zMsg = response_message(pResp);
+  char *zMsg = kustomer_api_message(pResp, 200);
   sqlite3_str *p = sqlite3_str_new(0);
   sqlite3_str_appendf(p, "kustomer_fetch(): HTTP %ld from %s %s",
                       pResp->status, zMethod, pCur->zPath);
@@ -303,154 +223,101 @@ static int status_error(FetchCursor *pCur, const KHttpResp *pResp,
   return fetch_error(pCur, sqlite3_str_finish(p));
 }
 
-/* ---- Rate limit headers ------------------------------------------------- */
-
-/* A header's value as a number of seconds; -1 when absent or not one. */
-static double header_number(const cJSON *pHdr, const char *zName){
-  const cJSON *pV = kustomer_json_member(pHdr, zName);
-  const char *z;
-  char *zEnd = 0;
-  double r;
-  if( !cJSON_IsString(pV) ) return -1;
-  z = pV->valuestring;
-  while( *z==' ' ) z++;
-  if( !(*z>='0' && *z<='9') ) return -1;   /* e.g. an HTTP-date */
-  r = strtod(z, &zEnd);
-  while( zEnd && *zEnd==' ' ) zEnd++;
-  return (zEnd && *zEnd==0) ? r : -1;
+/* The SQL error for a transport failure that ends the fetch. */
+static int net_error(FetchCursor *pCur, const KHttpResp *pResp,
+                     const char *zMethod, int nTry){
+  if( pResp->eNet==KNET_REFUSED_URL ){
+    return fetch_error(pCur, sqlite3_mprintf("kustomer_fetch(): %s",
+                                             pResp->zErr));
+  }
+  if( nTry>1 ){
+    return fetch_error(pCur, sqlite3_mprintf("kustomer_fetch(): %s %s: %s "
+                       "(after %d attempts)", zMethod, pCur->zPath,
+                       pResp->zErr, nTry));
+  }
+  return fetch_error(pCur, sqlite3_mprintf("kustomer_fetch(): %s %s: %s",
+                                           zMethod, pCur->zPath,
+                                           pResp->zErr));
 }
 
-/*
-** Seconds until the rate limit resets, from Retry-After (seconds or an
-** HTTP-date), else
-** x-ratelimit-reset (epoch seconds, or seconds from now when small: both
-** are seen, kustomer-api.md 6).  -1 when neither says.
-*/
-static double reset_wait(const cJSON *pHdr){
-  const cJSON *pRetry = kustomer_json_member(pHdr, "retry-after");
-  double r = kustomer_http_retry_after(cJSON_IsString(pRetry)
-                                       ? pRetry->valuestring : 0);
-  if( r>=0 ) return r;
-  r = header_number(pHdr, "x-ratelimit-reset");
-  if( r<0 ) return -1;
-  if( r>1e9 ){
-    r -= clock_seconds(CLOCK_REALTIME);
-    if( r<0 ) r = 0;
-  }
-  return r;
+/* The SQL error for a 429 whose wait is more than fetch allows. */
+static int wait_error(FetchCursor *pCur, const KHttpResp *pResp,
+                      const char *zMethod, int nTry, double wait,
+                      int bDeadline){
+  char *zWhy = bDeadline ?
+      sqlite3_mprintf("still rate limited after %.0f s", FETCH_DEADLINE) :
+      sqlite3_mprintf("the rate limit resets in %.0f s; kustomer_fetch() "
+                      "waits at most %.0f s", wait, FETCH_MAX_WAIT);
+  int rc = zWhy ? status_error(pCur, pResp, zMethod, nTry, zWhy)
+                : SQLITE_NOMEM;
+  sqlite3_free(zWhy);
+  return rc;
 }
 
 /* ---- Requests ----------------------------------------------------------- */
 
 /*
-** GET or POST pCur->zPath, retrying what is worth retrying.  SQLITE_OK
-** leaves a 2xx response in *pResp (clear it after use); anything else has
-** set the vtab's error.
+** GET or POST pCur->zPath, retrying what is worth retrying, within the
+** rate limit the responses report.  SQLITE_OK leaves a 2xx response in
+** *pResp (clear it after use); anything else has set the vtab's error.
+** A page gets FETCH_MAX_TRIES attempts and FETCH_DEADLINE seconds.
 */
 static int fetch_request(FetchCursor *pCur, KHttpResp *pResp){
   KHttp *pHttp = ((FetchVtab*)pCur->base.pVtab)->pHttp;
   const char *zMethod = pCur->zBody ? "POST" : "GET";
-  double tDeadline = clock_seconds(CLOCK_MONOTONIC) + FETCH_DEADLINE;
+  double tDeadline = kustomer_clock() + FETCH_DEADLINE;
   char *zUrl;
   KHttpReq req;
-  int nTry = 0, n429 = 0, rc = SQLITE_OK;
+  int nTry = 0, rc = SQLITE_OK;
 
   memset(pResp, 0, sizeof(*pResp));
   zUrl = sqlite3_mprintf("%s%s", pCur->zBase, pCur->zPath);
   if( zUrl==0 ) return SQLITE_NOMEM;
-  memset(&req, 0, sizeof(req));
-  req.zMethod = zMethod;
-  req.zUrl = zUrl;
-  req.zAuth = pCur->zAuth;
+  kustomer_api_request(&req, zMethod, zUrl, pCur->zAuth, 0);
+  req.timeoutMs = pCur->timeoutMs;
   req.zBody = pCur->zBody;
   req.nBody = pCur->nBody;
-  req.timeoutMs = pCur->timeoutMs;
 
   while( 1 ){
-    double tNow = clock_seconds(CLOCK_MONOTONIC);
-    double wait;
-    cJSON *pHdr;
-    char *zHdrErr = 0;
-    /* The last page said the budget is used up: wait for its reset
+    double wait = kustomer_limiter_wait(&pCur->lim);
+    int eClass;
+    /* The last response said the budget is used up: wait for its reset
     ** rather than spend a request on a 429. */
-    if( pCur->tNotBefore>tNow ) fetch_sleep(pCur->tNotBefore - tNow);
-    pCur->tNotBefore = 0;
+    fetch_sleep(wait);
     kustomer_http_resp_clear(pResp);
     nTry++;
     rc = kustomer_http_do(pHttp, &req, pResp);
     if( rc ) break;
-    tNow = clock_seconds(CLOCK_MONOTONIC);
-
-    if( pResp->eNet ){
-      int bRetry = pResp->eNet==KNET_RESET || pResp->eNet==KNET_TIMEDOUT
-                || pResp->eNet==KNET_PIPE;
-      wait = backoff_seconds(nTry);
-      if( !bRetry || nTry>=FETCH_MAX_TRIES || tNow+wait>tDeadline ){
-        if( pResp->eNet==KNET_REFUSED_URL ){
-          rc = fetch_error(pCur, sqlite3_mprintf("kustomer_fetch(): %s",
-                                                 pResp->zErr));
-        }else if( nTry>1 ){
-          rc = fetch_error(pCur, sqlite3_mprintf("kustomer_fetch(): %s %s: "
-                           "%s (after %d attempts)", zMethod, pCur->zPath,
-                           pResp->zErr, nTry));
-        }else{
-          rc = fetch_error(pCur, sqlite3_mprintf("kustomer_fetch(): %s %s: %s",
-                           zMethod, pCur->zPath, pResp->zErr));
-        }
-        break;
-      }
-      fetch_sleep(wait);
-      continue;
-    }
-
-    pHdr = kustomer_json_parse(pResp->zHeaders, (int)strlen(pResp->zHeaders),
-                               &zHdrErr);
-    sqlite3_free(zHdrErr);
-    if( pResp->status>=200 && pResp->status<300 ){
-      double r = header_number(pHdr, "x-ratelimit-remaining");
-      if( r>=0 && r<1 ){
-        wait = reset_wait(pHdr);
-        if( wait>0 && wait<=FETCH_MAX_WAIT ) pCur->tNotBefore = tNow + wait;
-      }
-      cJSON_Delete(pHdr);
+    eClass = kustomer_api_class(pResp);
+    wait = kustomer_limiter_observe(&pCur->lim, pResp);
+    if( eClass==KAPI_OK ){
+      /* A reset beyond what fetch waits is left to the 429 that follows,
+      ** whose error says so. */
+      if( wait>FETCH_MAX_WAIT ) pCur->lim.tPause = 0;
       break;
     }
-    if( pResp->status==429 ){
+    if( eClass==KAPI_WAIT ){
       /* Does not use up an attempt: the request was not at fault. */
-      wait = reset_wait(pHdr);
-      if( wait<0 ) wait = backoff_seconds(++n429 + 2);
-      if( wait<0.05 ) wait = 0.05;   /* reset rounded to the second */
-      cJSON_Delete(pHdr);
-      if( wait>FETCH_MAX_WAIT ){
-        char *zWhy = sqlite3_mprintf("the rate limit resets in %.0f s; "
-                                     "kustomer_fetch() waits at most %.0f s",
-                                     wait, FETCH_MAX_WAIT);
-        rc = zWhy ? status_error(pCur, pResp, zMethod, nTry, zWhy)
-                  : SQLITE_NOMEM;
-        sqlite3_free(zWhy);
-        break;
-      }
-      if( tNow+wait>tDeadline ){
-        char *zWhy = sqlite3_mprintf("still rate limited after %.0f s",
-                                     FETCH_DEADLINE);
-        rc = zWhy ? status_error(pCur, pResp, zMethod, nTry, zWhy)
-                  : SQLITE_NOMEM;
-        sqlite3_free(zWhy);
-        break;
-      }
       nTry--;
-      fetch_sleep(wait);
+      if( wait>FETCH_MAX_WAIT ){
+        rc = wait_error(pCur, pResp, zMethod, nTry+1, wait, 0);
+        break;
+      }
+      if( kustomer_clock()+wait>tDeadline ){
+        rc = wait_error(pCur, pResp, zMethod, nTry+1, wait, 1);
+        break;
+      }
       continue;
     }
-    cJSON_Delete(pHdr);
-    if( pResp->status>=500 || pResp->status==408 ){
-      wait = backoff_seconds(nTry);
-      if( nTry<FETCH_MAX_TRIES && tNow+wait<=tDeadline ){
+    if( eClass==KAPI_RETRY ){
+      wait = kustomer_api_backoff(nTry, 0.25, 8.0);
+      if( nTry<FETCH_MAX_TRIES && kustomer_clock()+wait<=tDeadline ){
         fetch_sleep(wait);
         continue;
       }
     }
-    rc = status_error(pCur, pResp, zMethod, nTry, 0);
+    rc = pResp->eNet ? net_error(pCur, pResp, zMethod, nTry)
+                     : status_error(pCur, pResp, zMethod, nTry, 0);
     break;
   }
   sqlite3_free(zUrl);
@@ -656,16 +523,14 @@ static int fetch_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
 }
 
 static void auth_clear(FetchCursor *pCur){
-  if( pCur->zAuth ){
-    memset(pCur->zAuth, 0, strlen(pCur->zAuth));
-    sqlite3_free(pCur->zAuth);
-    pCur->zAuth = 0;
-  }
+  kustomer_api_auth_free(pCur->zAuth);
+  pCur->zAuth = 0;
 }
 
 static void fetch_reset(FetchCursor *pCur){
   page_clear(pCur);
   auth_clear(pCur);
+  kustomer_limiter_free(&pCur->lim);
   sqlite3_free(pCur->zBase);
   sqlite3_free(pCur->zBody);
   sqlite3_free(pCur->zFirst);
@@ -673,6 +538,11 @@ static void fetch_reset(FetchCursor *pCur){
   sqlite3_free(pCur->aSeen);
   memset(((char*)pCur) + sizeof(pCur->base), 0,
          sizeof(*pCur) - sizeof(pCur->base));
+  /* No budget of its own: fetch obeys what the responses say (a 429, a
+  ** used-up x-ratelimit-remaining), with no cap on the pause, so that a
+  ** wait beyond FETCH_MAX_WAIT is an error rather than shortened. */
+  kustomer_limiter_init(&pCur->lim, 0, 1.0, 60);
+  pCur->lim.maxPause = 0;
 }
 
 static int fetch_open(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur){
@@ -691,59 +561,32 @@ static int fetch_close(sqlite3_vtab_cursor *cur){
   return SQLITE_OK;
 }
 
-static const char *value_type_name(sqlite3_value *v){
-  switch( sqlite3_value_type(v) ){
-    case SQLITE_INTEGER: return "integer";
-    case SQLITE_FLOAT:   return "real";
-    case SQLITE_BLOB:    return "blob";
-    case SQLITE_NULL:    return "null";
-    default:             return "text";
-  }
-}
-
 /* Settings, host and key of a call into the cursor. */
 static int filter_settings(FetchCursor *pCur, sqlite3_value *pArg){
+  sqlite3_vtab *pVtab = pCur->base.pVtab;
   KSettings *pSet = 0;
   char *zErr = 0;
-  const char *z;
   int rc;
   if( pArg==0 || sqlite3_value_type(pArg)!=SQLITE_TEXT ){
-    return fetch_error(pCur, sqlite3_mprintf("kustomer_fetch(): argument 2 "
-                       "(settings) must be JSON text, got %s",
-                       pArg ? value_type_name(pArg) : "nothing"));
+    return fetch_error(pCur, kustomer_not_text("kustomer_fetch", 2,
+                                               "settings", pArg));
   }
-  z = (const char*)sqlite3_value_text(pArg);
-  if( z==0 ) return SQLITE_NOMEM;
-  rc = kustomer_settings_parse(z, sqlite3_value_bytes(pArg), &pSet, &zErr);
-  if( rc!=SQLITE_OK ){
-    if( zErr==0 ) return rc;
-    rc = fetch_error(pCur, sqlite3_mprintf("kustomer_fetch(): argument 2 "
-                     "(settings) %s", zErr));
-    sqlite3_free(zErr);
-    return rc;
-  }
+  rc = kustomer_vtab_settings(pVtab, "kustomer_fetch", 2, pArg, &pSet);
+  if( rc ) return rc;
   pCur->timeoutMs = pSet->timeoutMs;
   pCur->zBase = sqlite3_mprintf("%s", pSet->zBase);
   if( pCur->zBase==0 ){
     rc = SQLITE_NOMEM;
-  }else if( pSet->zKeyEnv && pSet->zAuth==0 ){
-    const char *zKey = getenv(pSet->zKeyEnv);
-    if( zKey==0 || zKey[0]==0 ){
-      rc = fetch_error(pCur, sqlite3_mprintf("kustomer_fetch(): the "
-                       "environment variable %s named by apiKeyEnv is not "
-                       "set", pSet->zKeyEnv));
-    }else{
-      pCur->zAuth = sqlite3_mprintf("Bearer %s", zKey);
-      if( pCur->zAuth==0 ) rc = SQLITE_NOMEM;
-    }
-  }else if( pSet->zKeyEnv==0 && strcmp(pSet->zAuth, "Bearer undefined")==0 ){
-    /* What kustomer_settings_parse() writes when no key is given: a read
-    ** without a key can only be refused. */
+  }else if( !pSet->bHasKey ){
+    /* a read without a key can only be refused */
     rc = fetch_error(pCur, sqlite3_mprintf("kustomer_fetch(): argument 2 "
                      "(settings) must give apiKey or apiKeyEnv"));
   }else{
-    pCur->zAuth = sqlite3_mprintf("%s", pSet->zAuth);
-    if( pCur->zAuth==0 ) rc = SQLITE_NOMEM;
+    rc = kustomer_api_auth(pSet, 1, &pCur->zAuth, &zErr);
+    if( rc==SQLITE_ERROR ){
+      rc = fetch_error(pCur, sqlite3_mprintf("kustomer_fetch(): %s", zErr));
+    }
+    sqlite3_free(zErr);
   }
   kustomer_settings_free(pSet);
   return rc;
@@ -757,9 +600,8 @@ static int filter_body(FetchCursor *pCur, sqlite3_value *pArg){
   const char *z;
   int rc;
   if( sqlite3_value_type(pArg)!=SQLITE_TEXT ){
-    return fetch_error(pCur, sqlite3_mprintf("kustomer_fetch(): argument 3 "
-                       "(body) must be JSON text, got %s",
-                       value_type_name(pArg)));
+    return fetch_error(pCur, kustomer_not_text("kustomer_fetch", 3, "body",
+                                               pArg));
   }
   z = (const char*)sqlite3_value_text(pArg);
   if( z==0 ) return SQLITE_NOMEM;
@@ -789,15 +631,13 @@ static int filter_body(FetchCursor *pCur, sqlite3_value *pArg){
 static int fetch_filter(sqlite3_vtab_cursor *cur, int idxNum,
                         const char *idxStr, int argc, sqlite3_value **argv){
   FetchCursor *pCur = (FetchCursor*)cur;
-  sqlite3_value *apArg[3] = { 0, 0, 0 };
+  sqlite3_value *apArg[3];
   const char *zPath;
-  int i, j = 0, iBad, rc;
+  int iBad, rc;
   (void)idxStr;
 
   fetch_reset(pCur);
-  for(i=0; i<3; i++){
-    if( (idxNum & (1<<i)) && j<argc ) apArg[i] = argv[j++];
-  }
+  kustomer_tvf_args(idxNum, argc, argv, 3, apArg);
   /* NULL in, nothing out: no path, no request. */
   if( apArg[0]==0 || sqlite3_value_type(apArg[0])==SQLITE_NULL ){
     return SQLITE_OK;
@@ -805,7 +645,7 @@ static int fetch_filter(sqlite3_vtab_cursor *cur, int idxNum,
   if( sqlite3_value_type(apArg[0])!=SQLITE_TEXT ){
     return fetch_error(pCur, sqlite3_mprintf("kustomer_fetch(): argument 1 "
                        "(path) must be text, got %s",
-                       value_type_name(apArg[0])));
+                       kustomer_type_name(apArg[0])));
   }
   zPath = (const char*)sqlite3_value_text(apArg[0]);
   if( zPath==0 ) return SQLITE_NOMEM;
@@ -919,20 +759,17 @@ static int fetch_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
 }
 
 static sqlite3_module fetchModule = {
-  0,                        /* iVersion */
-  0,                        /* xCreate: eponymous only */
-  fetch_connect,
-  fetch_best_index,
-  fetch_disconnect,
-  0,                        /* xDestroy */
-  fetch_open,
-  fetch_close,
-  fetch_filter,
-  fetch_next,
-  fetch_eof,
-  fetch_column,
-  fetch_rowid,
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0  /* xUpdate .. xShadowName */
+  /* eponymous only: no xCreate */
+  .xConnect = fetch_connect,
+  .xBestIndex = fetch_best_index,
+  .xDisconnect = fetch_disconnect,
+  .xOpen = fetch_open,
+  .xClose = fetch_close,
+  .xFilter = fetch_filter,
+  .xNext = fetch_next,
+  .xEof = fetch_eof,
+  .xColumn = fetch_column,
+  .xRowid = fetch_rowid,
 };
 
 int kustomer_register_fetch(sqlite3 *db){

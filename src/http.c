@@ -1,8 +1,10 @@
 /*
-** The HTTP client: the only file that includes <curl/curl.h>.
+** The HTTP transport: the only file that includes <curl/curl.h>.  What
+** Kustomer's responses mean (retries, rate limits, its error messages, the
+** key) is kapi.c's business; this file only moves bytes.
 **
-** One KHttp per database connection holds a curl easy handle, so that
-** successive requests to the same host reuse the connection (keep-alive).
+** One KHttp per database connection keeps a connection alive between
+** successive requests to the same host.
 ** TLS is verified; plain http:// is refused unless the host is a loopback
 ** address (tests and local fakes).  Redirects are not followed: Kustomer
 ** does not redirect API calls, and a redirect must not carry the API key
@@ -258,7 +260,7 @@ static int xfer_setup(Xfer *x, const KHttpReq *pReq){
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, x->pList);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->aErr);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, pReq->timeoutMs>0 ?
-                   pReq->timeoutMs : 30000L);
+                   pReq->timeoutMs : (long)KUSTOMER_TIMEOUT_MS);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, body_cb);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &x->c);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);

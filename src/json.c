@@ -235,7 +235,7 @@ static char *json_prescan(const unsigned char *z, size_t n){
   return 0;
 }
 
-cJSON *kustomer_json_parse(const char *z, int n, char **pzErr){
+static cJSON *json_parse(const char *z, int n, char **pzErr){
   const char *zEnd = 0;
   cJSON *p;
   *pzErr = 0;
@@ -258,6 +258,13 @@ cJSON *kustomer_json_parse(const char *z, int n, char **pzErr){
                                iOff);
     }
   }
+  return p;
+}
+
+cJSON *kustomer_json_parse(const char *z, int n, char **pzErr){
+  char *zErr = 0;
+  cJSON *p = json_parse(z, n, pzErr ? pzErr : &zErr);
+  sqlite3_free(zErr);
   return p;
 }
 
@@ -330,7 +337,9 @@ static ScanPos scan_number(ScanPos z){
   ScanPos zEnd = number_end(z);
   if( zEnd && zEnd-z>63 ) return 0;   /* some cJSON versions read only 63 */
   return zEnd;
-}static ScanPos scan_word(ScanPos z, ScanPos zEnd, const char *zWord,
+}
+
+static ScanPos scan_word(ScanPos z, ScanPos zEnd, const char *zWord,
                          size_t nWord){
   if( (size_t)(zEnd-z)<nWord || memcmp(z, zWord, nWord)!=0 ) return 0;
   return z + nWord;

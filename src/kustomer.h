@@ -3,8 +3,17 @@
 **
 ** The extension is split in the manner of sqlean: kustomer_ext.c holds the
 ** entry point and the registration table; each file in src/ implements one
-** part of the SQL surface or one shared mechanism.  Every unit that calls the
-** SQLite API includes this header after SQLITE_EXTENSION_INIT3.
+** part of the SQL surface or one shared mechanism.  Every unit includes
+** this header, then says SQLITE_EXTENSION_INIT3.
+**
+** The sections below follow the layers, each using only those above it:
+**   core         jsnum.c json.c settings.c transform.c: pure, no SQL
+**                context, no network (make test checks this)
+**   SQL support  support.c: results, errors, the settings argument,
+**                table-valued function plumbing
+**   SQL surface  functions.c meta_each.c check.c session.c
+**   network      http.c (the only user of libcurl), kapi.c (Kustomer's
+**                conventions), network.c fetch.c outbox.c flush.c
 */
 #ifndef KUSTOMER_H
 #define KUSTOMER_H
@@ -24,6 +33,8 @@
 # define SQLITE_RESULT_SUBTYPE 0x001000000
 #endif
 #define KUSTOMER_JSON_SUBTYPE 74 /* 'J', what SQLite's json functions use */
+
+/* ======== Core =========================================================== */
 
 /* ---- jsnum.c: numbers exactly as JavaScript prints them ------------------ */
 
@@ -48,6 +59,7 @@ int kustomer_fmt_number(double r, char *zBuf);
 ** size.
 ** On failure returns NULL and sets *pzErr to a message from sqlite3_mprintf
 ** (without a function-name prefix) or leaves it NULL on out-of-memory.
+** pzErr may be NULL when the reason does not matter.
 */
 cJSON *kustomer_json_parse(const char *z, int n, char **pzErr);
 
@@ -199,21 +211,10 @@ int kustomer_acceptable(const cJSON *pVal);
 ** null, true, false, integer, real, text, array, object. */
 const char *kustomer_json_type(const cJSON *pVal);
 
-/* ---- functions.c: results shared by the SQL functions ------------------- */
-
-/* Report an error message built with sqlite3_mprintf (takes ownership;
-** NULL means out of memory). */
-void kustomer_result_error(sqlite3_context *ctx, char *zMsg);
-
-/* Hand a finished string to SQLite as the result (with the JSON subtype
-** when bJson), or report its error code (NOMEM, TOOBIG). */
-void kustomer_result_str(sqlite3_context *ctx, sqlite3_str *p, int bJson);
-
-/* The {"statusCode":N,"error":"..."} result of a per-event failure. */
-void kustomer_result_event_error(sqlite3_context *ctx, int status,
-                                 const char *zMsg);
-
 /* ---- settings.c: destination settings ----------------------------------- */
+
+#define KUSTOMER_DEFAULT_BASE "https://api.kustomerapp.com"
+#define KUSTOMER_TIMEOUT_MS   30000   /* one HTTP request, when not set */
 
 typedef struct KSettings KSettings;
 struct KSettings {
@@ -221,7 +222,8 @@ struct KSettings {
   char *zAuth;            /* Authorization header value of kustomer_request;
                           ** NULL when the key comes from zKeyEnv */
   char *zKeyEnv;          /* apiKeyEnv: variable holding the key, or NULL */
-  long timeoutMs;         /* timeoutMs, default 30000 */
+  int bHasKey;            /* apiKey or apiKeyEnv was given */
+  long timeoutMs;         /* timeoutMs, default KUSTOMER_TIMEOUT_MS */
   int bAdvanced;          /* advancedTransform */
   int bIdentityEmail;     /* setIdentityEmail */
   int bDisableEmail;      /* disableEmailAsTrackingProperty */
@@ -237,19 +239,6 @@ struct KSettings {
 int kustomer_settings_parse(const char *z, int n, KSettings **ppOut,
                             char **pzErr);
 void kustomer_settings_free(KSettings *p);
-
-/*
-** Settings for the function argument argv[iArg] (defaults when absent or
-** NULL).  A constant settings argument is parsed once per statement: the
-** parse is cached with sqlite3_set_auxdata.  On error, reports it on ctx
-** (prefixed with zFunc) and returns NULL.  *pbNew says the object is new:
-** pass it to kustomer_settings_done() after the last use.
-*/
-KSettings *kustomer_settings_get(sqlite3_context *ctx, int argc,
-                                 sqlite3_value **argv, int iArg,
-                                 const char *zFunc, int *pbNew);
-void kustomer_settings_done(sqlite3_context *ctx, int iArg, KSettings *pSet,
-                            int bNew);
 
 /* ---- transform.c: the reference's transformation ----------------------- */
 
@@ -412,7 +401,130 @@ int kustomer_has_space(const char *z, size_t n);
 /* ISO-8601 test of the advanced transformation (section 6.4). */
 int kustomer_is_iso_date(const char *z, size_t n);
 
-/* ---- http.c: the HTTP client (the only user of libcurl) ----------------- */
+/* Meta rules: the verdict on one meta key/value as it would be sent, NULL
+** when Kustomer accepts it, else the rule's name and severity (shared by
+** kustomer_check and kustomer_meta_each). */
+typedef struct KProblem KProblem;
+struct KProblem {
+  const char *zRule;        /* e.g. "number_key_without_num" */
+  const char *zSeverity;    /* "error" or "warning" */
+  const char *zMessage;     /* a sentence for people */
+};
+const KProblem *kustomer_meta_item_problem(const KMetaItem *pItem);
+
+/* ======== SQL support ==================================================== */
+
+/* ---- support.c: results, errors and arguments of the SQL surface -------- */
+
+/* Report an error message built with sqlite3_mprintf (takes ownership;
+** NULL means out of memory). */
+void kustomer_result_error(sqlite3_context *ctx, char *zMsg);
+
+/* Report an error code: TOOBIG and NOMEM as SQLite's own, others plain. */
+void kustomer_result_code(sqlite3_context *ctx, int rc);
+
+/* Hand a finished string to SQLite as the result (with the JSON subtype
+** when bJson), or report its error code (NOMEM, TOOBIG). */
+void kustomer_result_str(sqlite3_context *ctx, sqlite3_str *p, int bJson);
+
+/* The {"statusCode":N,"error":"..."} result of a per-event failure. */
+void kustomer_result_event_error(sqlite3_context *ctx, int status,
+                                 const char *zMsg);
+
+/* A value's SQL type as an error names it: integer, real, text, blob,
+** null ("nothing" for a NULL pointer: an argument not given). */
+const char *kustomer_type_name(sqlite3_value *pVal);
+
+/* "zFunc(): argument N (zName) must be JSON text, got <type>", from
+** sqlite3_mprintf: the one wording of that error. */
+char *kustomer_not_text(const char *zFunc, int iArg, const char *zName,
+                        sqlite3_value *pVal);
+
+/* The settings of argument iArg (1-based, for messages) of zFunc, a value
+** that may be NULL (defaults).  SQLITE_OK and a new object; SQLITE_ERROR
+** with *pzErr prefixed "zFunc(): argument N (settings) "; SQLITE_NOMEM. */
+int kustomer_settings_value(sqlite3_value *pVal, const char *zFunc, int iArg,
+                            KSettings **ppSet, char **pzErr);
+
+/* The reference's defaults, shared (never freed). */
+const KSettings *kustomer_settings_default(void);
+
+/*
+** Settings for the function argument argv[iArg] (defaults when absent or
+** NULL).  A constant settings argument is parsed once per statement: the
+** parse is cached with sqlite3_set_auxdata.  On error, reports it on ctx
+** (prefixed with zFunc) and returns NULL.  *pbNew says the object is new:
+** pass it to kustomer_settings_done() after the last use.
+*/
+const KSettings *kustomer_settings_get(sqlite3_context *ctx, int argc,
+                                       sqlite3_value **argv, int iArg,
+                                       const char *zFunc, int *pbNew);
+void kustomer_settings_done(sqlite3_context *ctx, int iArg,
+                            const KSettings *pSet, int bNew);
+
+/* Table-valued functions: xBestIndex for the nArg (at most
+** KUSTOMER_TVF_MAX_ARGS) HIDDEN argument columns from iFirstArg, the first
+** nRequired of them required (azArg names them for the error).  Equality
+** constraints on them become xFilter's arguments in column order; idxNum
+** has bit i set when argument i+1 is there.  rCost is a scan's cost: a
+** dear one (requests) is run once. */
+#define KUSTOMER_TVF_MAX_ARGS 4
+int kustomer_tvf_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo,
+                            int iFirstArg, int nArg, int nRequired,
+                            const char *zFunc, const char *const *azArg,
+                            double rCost);
+/* xFilter's arguments back in column order: apArg[i] is argument i+1, or
+** NULL when not given. */
+void kustomer_tvf_args(int idxNum, int argc, sqlite3_value **argv, int nArg,
+                       sqlite3_value **apArg);
+int kustomer_tvf_disconnect(sqlite3_vtab *pVtab);
+/* xConnect of a pure table-valued function: declares the schema and makes
+** it innocuous (usable in views and triggers). */
+int kustomer_tvf_connect_pure(sqlite3 *db, const char *zSchema,
+                              sqlite3_vtab **ppVtab);
+/* Set a vtab's error message (from sqlite3_mprintf; takes ownership). */
+int kustomer_vtab_error(sqlite3_vtab *pVtab, char *zMsg);
+/* kustomer_settings_value() for a table-valued function: the error goes
+** to the vtab. */
+int kustomer_vtab_settings(sqlite3_vtab *pVtab, const char *zFunc, int iArg,
+                           sqlite3_value *pVal, KSettings **ppSet);
+
+/* Virtual table arguments "key=value", in the manner of csv.c: a table of
+** the keys, each a field of a struct at iOff.  A value may be quoted
+** ('...' or "...", doubled quotes inside).  Unknown and repeated keys and
+** values out of range are errors naming the key. */
+#define KARG_TEXT 0         /* char*, from sqlite3_malloc */
+#define KARG_REAL 1         /* double */
+#define KARG_INT  2         /* int */
+#define KARG_BOOL 3         /* int, 0 or 1 */
+typedef struct KArgSpec KArgSpec;
+struct KArgSpec {
+  const char *zKey;         /* NULL ends the table */
+  int eType;                /* KARG_* */
+  size_t iOff;              /* offsetof() the field */
+  double rDefault;
+  double rMin, rMax;        /* range of a number */
+  int bMinOpen;             /* rMin itself is out of range */
+  const char *zRange;       /* "must be between ..." (NULL: unchecked) */
+};
+void kustomer_args_defaults(const KArgSpec *aSpec, void *pStruct);
+void kustomer_args_free(const KArgSpec *aSpec, void *pStruct);
+/* Parse argv[3..argc-1] of xCreate into pStruct (defaults first).
+** SQLITE_ERROR with *pzErr (no prefix), SQLITE_NOMEM, SQLITE_OK. */
+int kustomer_args_parse(const KArgSpec *aSpec, int argc,
+                        const char *const *argv, void *pStruct, char **pzErr);
+/* The range check alone (after loading from storage); an error or NULL. */
+char *kustomer_args_check(const KArgSpec *aSpec, const void *pStruct);
+/* Set the field named zKey from a stored value (unknown keys ignored). */
+int kustomer_args_load(const KArgSpec *aSpec, void *pStruct,
+                       const char *zKey, sqlite3_value *pVal);
+/* Bind the field of a to parameter iParam of pStmt. */
+void kustomer_args_bind(const KArgSpec *a, const void *pStruct,
+                        sqlite3_stmt *pStmt, int iParam);
+
+/* ======== Network ======================================================== */
+
+/* ---- http.c: the HTTP transport (the only user of libcurl) -------------- */
 
 typedef struct KHttp KHttp;
 
@@ -432,7 +544,7 @@ struct KHttpReq {
   const char *zAuth;        /* Authorization value, or NULL */
   const char *zBody;        /* NULL: no body */
   int nBody;
-  long timeoutMs;           /* <=0: 30 s */
+  long timeoutMs;           /* <=0: KUSTOMER_TIMEOUT_MS */
 };
 
 typedef struct KHttpResp KHttpResp;
@@ -487,33 +599,105 @@ int kustomer_multi_start(KHttpMulti *p, const KHttpReq *pReq,
 int kustomer_multi_next(KHttpMulti *p, int msWait, sqlite3_int64 *piTag,
                         KHttpResp *pResp);
 
-/* ---- vtab.c: what the table-valued functions share --------------------- */
-/* xBestIndex for the nArg (at most KUSTOMER_TVF_MAX_ARGS) HIDDEN argument
-** columns from iFirstArg, the first nRequired of them required (azArg names
-** them for the error).  Equality constraints on them become xFilter's
-** arguments in column order; idxNum has bit i set when argument i+1 is
-** there.  rCost is a scan's cost: a dear one (requests) is run once. */
-#define KUSTOMER_TVF_MAX_ARGS 4
-int kustomer_tvf_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo,
-                            int iFirstArg, int nArg, int nRequired,
-                            const char *zFunc, const char *const *azArg,
-                            double rCost);
-int kustomer_tvf_disconnect(sqlite3_vtab *pVtab);
-int kustomer_tvf_connect(sqlite3 *db, const char *zSchema,
-                         sqlite3_vtab **ppVtab);
-int kustomer_vtab_error(sqlite3_vtab *pVtab, char *zMsg);
+/* ---- kapi.c: Kustomer's HTTP conventions, used by every network module -- */
 
-/* ---- check.c: what Kustomer would reject -------------------------------- */
+/* Seconds on a monotonic clock: deadlines and waits. */
+double kustomer_clock(void);
+/* Seconds since 1970 (the wall clock): what other processes read, such as
+** request ledgers and x-ratelimit-reset. */
+double kustomer_wall(void);
 
-/* The verdict on one meta key/value as it would be sent: NULL when
-** Kustomer accepts it, else the rule's name and severity. */
-typedef struct KProblem KProblem;
-struct KProblem {
-  const char *zRule;        /* e.g. "number_key_without_num" */
-  const char *zSeverity;    /* "error" or "warning" */
-  const char *zMessage;     /* a sentence for people */
+/* The Authorization value "Bearer <key>": settings.apiKey, else the
+** variable settings.apiKeyEnv names.  Without either: with bRequired,
+** SQLITE_ERROR and *pzErr (no function prefix); else "Bearer undefined",
+** as the reference sends.  Free the value with kustomer_api_auth_free(),
+** which wipes it. */
+int kustomer_api_auth(const KSettings *pSet, int bRequired, char **pzAuth,
+                      char **pzErr);
+void kustomer_api_auth_free(char *zAuth);
+
+/* A request without a body, with the settings' timeout (NULL: the
+** default); set zBody/nBody after for one with a body. */
+void kustomer_api_request(KHttpReq *pReq, const char *zMethod,
+                          const char *zUrl, const char *zAuth,
+                          const KSettings *pSet);
+
+/* zMsg (from sqlite3_mprintf, owned) with every occurrence of the key in
+** zAuth replaced by "<redacted>": a server that echoes the request in its
+** error body must not put the key into an error or a row. */
+char *kustomer_api_redact(char *zMsg, const char *zAuth);
+
+/* Kustomer's message in a response body: errors[0].detail, title or
+** message, else a top-level message, else the first nMax bytes of the body
+** (cut on a UTF-8 boundary, control characters blanked).  NULL when there
+** is nothing to say or on out-of-memory. */
+char *kustomer_api_message(const KHttpResp *pResp, int nMax);
+
+/* data.id of a JSON response body, or NULL. */
+char *kustomer_api_data_id(const KHttpResp *pResp);
+
+/* What a response means. */
+#define KAPI_OK     0   /* 2xx */
+#define KAPI_RETRY  1   /* 5xx, 408, a dropped or timed-out connection:
+                        ** again after kustomer_api_backoff() */
+#define KAPI_WAIT   2   /* 429: again once the rate window allows */
+#define KAPI_DOWN   3   /* connection refused, no such host, ...: the
+                        ** server is not there (now) */
+#define KAPI_AUTH   4   /* 401/403: the key is refused; stop */
+#define KAPI_FATAL  5   /* any other status, or the URL was refused */
+int kustomer_api_class(const KHttpResp *pResp);
+
+/* The wait before attempt nTry+1 (nTry 1-based): base doubled per
+** attempt, at most cap, with +-25% jitter from sqlite3_randomness() (never
+** rand(), which would reseed the host process's generator). */
+double kustomer_api_backoff(int nTry, double base, double cap);
+
+/* The rate-limit headers of a response, each -1 when absent or not
+** digits: x-ratelimit-limit, -remaining, -reset (as seconds from now,
+** whether sent as epoch seconds or as seconds), Retry-After (seconds or an
+** HTTP-date, as seconds from now). */
+typedef struct KApiRate KApiRate;
+struct KApiRate {
+  double limit, remaining, reset, retryAfter;
 };
-const KProblem *kustomer_meta_item_problem(const KMetaItem *pItem);
+void kustomer_api_rate(const KHttpResp *pResp, KApiRate *pRate);
+/* Seconds until the rate limit allows a request: Retry-After, else the
+** reset; -1 when neither says. */
+double kustomer_api_rate_wait(const KApiRate *pRate);
+
+/*
+** The limiter: never more than nAllowed = floor(rate_limit * budget)
+** requests start in any window of rate_window seconds, and none while a
+** 429 or a used-up budget says to wait.  Times are wall-clock seconds, so
+** that starts loaded from a ledger other processes wrote count too.
+*/
+typedef struct KLimiter KLimiter;
+struct KLimiter {
+  double rateWindow;        /* seconds */
+  double tWindow;           /* the window with a margin for the time a
+                            ** request takes to reach Kustomer */
+  double budget;
+  double maxPause;          /* longest pause a response may cause (<=0:
+                            ** no cap) */
+  int nAllowed;             /* 0: no budget kept, only the headers obeyed */
+  double tPause;            /* no request starts before this (wall) */
+  int n429;                 /* 429s in a row without a wait in them */
+  double *aSent;            /* starts in the window, oldest first */
+  int nSent, nAlloc;
+};
+int kustomer_limiter_init(KLimiter *p, double rateLimit, double budget,
+                          double rateWindow);
+void kustomer_limiter_free(KLimiter *p);
+/* Count a request started at wall time t (now, or from a ledger). */
+int kustomer_limiter_add(KLimiter *p, double t);
+/* How many requests may start now, nInFlight being out already. */
+int kustomer_limiter_available(KLimiter *p, int nInFlight);
+/* Seconds until another request may start (0: now). */
+double kustomer_limiter_wait(KLimiter *p);
+/* Obey a response's 429 or used-up budget: pause for what Retry-After or
+** x-ratelimit-reset asks (a 429 that says nothing: a backoff from 1 s up
+** to the window).  Returns the pause it set, 0 for none. */
+double kustomer_limiter_observe(KLimiter *p, const KHttpResp *pResp);
 
 /* ---- outbox.c and flush.c: durable delivery ----------------------------- */
 
@@ -529,16 +713,69 @@ struct KOutboxConfig {
   int progress;             /* draw a progress bar on a terminal */
 };
 
-/* Read and check an outbox's configuration. */
-int kustomer_outbox_config_read(sqlite3 *db, const char *zDb,
-                                const char *zName, KOutboxConfig *p,
+/* An outbox's shadow tables and the statements on them, prepared when
+** first used (FTS5's fts5StorageGetStmt): outbox.c owns their SQL. */
+#define KOB_DUE           0
+#define KOB_DUE_CREATE    1
+#define KOB_SENDING       2
+#define KOB_SEND_LOG      3
+#define KOB_SENT          4
+#define KOB_RETRY         5
+#define KOB_FAILED        6
+#define KOB_ROW           7
+#define KOB_TO_UPDATE     8
+#define KOB_INSERT        9
+#define KOB_DELETE        10
+#define KOB_RETRY_FAILED  11
+#define KOB_COUNT         12
+#define KOB_NEXT_DUE      13
+#define KOB_RECOVER       14
+#define KOB_SENDS         15
+#define KOB_SENDS_PRUNE   16
+#define KOB_CONFIG_GET    17
+#define KOB_CONFIG_PUT    18
+#define KOB_CONFIG_DEL    19
+#define KOB_N             20
+typedef struct KOutboxStore KOutboxStore;
+struct KOutboxStore {
+  sqlite3 *db;
+  char *zDb;                /* schema holding the tables */
+  char *zName;              /* the outbox's name */
+  int iVersion;             /* storage version read from <name>_config */
+  sqlite3_stmt *aStmt[KOB_N];
+};
+int kustomer_outbox_store_init(KOutboxStore *p, sqlite3 *db,
+                               const char *zDb, const char *zName);
+void kustomer_outbox_store_close(KOutboxStore *p);
+/* The statement eStmt (KOB_*), reset and its bindings cleared. */
+int kustomer_outbox_stmt(KOutboxStore *p, int eStmt, sqlite3_stmt **ppStmt);
+
+/* Read and check an outbox's configuration and its storage version (an
+** unknown one is an error). */
+int kustomer_outbox_config_read(KOutboxStore *pStore, KOutboxConfig *p,
                                 char **pzErr);
 void kustomer_outbox_config_clear(KOutboxConfig *p);
 
-/* The request envelope stored for an event (no Authorization header), or
-** the reason the event cannot be sent.  One of the two is set. */
+/* Bring the tables of an older storage version up to this one's; call
+** inside a write transaction. */
+int kustomer_outbox_upgrade(KOutboxStore *p, char **pzErr);
+
+/* What the outbox stores for an event: the request envelope (no
+** Authorization header), its kind ("create", "update" or "track") and,
+** for identify, the customer key ("externalId=<id>", the lookup that finds
+** it); or the reason the event cannot be sent (zError).  zCustomerId (may
+** be NULL): the customer an identify updates. */
+typedef struct KOutboxItem KOutboxItem;
+struct KOutboxItem {
+  char *zRequest;
+  const char *zKind;
+  char *zCustomerKey;
+  char *zError;
+};
 int kustomer_outbox_request(const KSettings *pSet, const char *zEvent,
-                            int nEvent, char **pzRequest, char **pzError);
+                            int nEvent, const char *zCustomerId,
+                            KOutboxItem *pItem);
+void kustomer_outbox_item_clear(KOutboxItem *p);
 
 /* ---- registration (one function per module, called from the entry) ----- */
 int kustomer_register_functions(sqlite3 *db);

@@ -37,7 +37,7 @@ static int each_connect(sqlite3 *db, void *pAux, int argc,
                         const char *const *argv, sqlite3_vtab **ppVtab,
                         char **pzErr){
   (void)pAux; (void)argc; (void)argv; (void)pzErr;
-  return kustomer_tvf_connect(db,
+  return kustomer_tvf_connect_pure(db,
       "CREATE TABLE x(key TEXT, value, type TEXT, kustomer_key TEXT,"
       " kustomer_value, problem TEXT, properties HIDDEN, settings HIDDEN)",
       ppVtab);
@@ -80,34 +80,21 @@ static int each_filter(sqlite3_vtab_cursor *cur, int idxNum,
   sqlite3_vtab *pVtab = cur->pVtab;
   KSettings *pSet = 0;
   char *zErr = 0;
-  const char *z = 0;
-  int n = 0, rc;
+  const char *z;
+  int rc;
   (void)idxNum; (void)idxStr;
 
   each_reset(pCur);
   pCur->meta.aItem = pCur->meta.aStatic;
   if( argc<1 || sqlite3_value_type(argv[0])==SQLITE_NULL ) return SQLITE_OK;
   if( sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
-    return kustomer_vtab_error(pVtab, sqlite3_mprintf("kustomer_meta_each(): "
-                               "argument 1 (properties) must be JSON text"));
+    return kustomer_vtab_error(pVtab, kustomer_not_text("kustomer_meta_each",
+                                                        1, "properties",
+                                                        argv[0]));
   }
-  if( argc>1 && sqlite3_value_type(argv[1])!=SQLITE_NULL ){
-    if( sqlite3_value_type(argv[1])!=SQLITE_TEXT ){
-      return kustomer_vtab_error(pVtab, sqlite3_mprintf(
-          "kustomer_meta_each(): argument 2 (settings) must be JSON text"));
-    }
-    z = (const char*)sqlite3_value_text(argv[1]);
-    if( z==0 ) return SQLITE_NOMEM;
-    n = sqlite3_value_bytes(argv[1]);
-  }
-  rc = kustomer_settings_parse(z, n, &pSet, &zErr);
-  if( rc!=SQLITE_OK ){
-    if( zErr==0 ) return rc;
-    rc = kustomer_vtab_error(pVtab, sqlite3_mprintf("kustomer_meta_each(): "
-                             "argument 2 (settings) %s", zErr));
-    sqlite3_free(zErr);
-    return rc;
-  }
+  rc = kustomer_vtab_settings(pVtab, "kustomer_meta_each", 2,
+                              argc>1 ? argv[1] : 0, &pSet);
+  if( rc ) return rc;
   z = (const char*)sqlite3_value_text(argv[0]);
   if( z==0 ){
     kustomer_settings_free(pSet);
@@ -212,7 +199,7 @@ static int each_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx,
           sqlite3_result_error_nomem(ctx);
           break;
         }
-        pStr = cJSON_Parse(z);
+        pStr = kustomer_json_parse(z, (int)strlen(z), 0);
         sqlite3_free(z);
         if( pStr==0 || !cJSON_IsString(pStr) ){
           cJSON_Delete(pStr);
@@ -239,20 +226,17 @@ static int each_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
 }
 
 static sqlite3_module eachModule = {
-  0,                        /* iVersion */
-  0,                        /* xCreate: eponymous only */
-  each_connect,
-  each_best_index,
-  kustomer_tvf_disconnect,
-  0,                        /* xDestroy */
-  each_open,
-  each_close,
-  each_filter,
-  each_next,
-  each_eof,
-  each_column,
-  each_rowid,
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0  /* xUpdate .. xShadowName */
+  /* eponymous only: no xCreate */
+  .xConnect = each_connect,
+  .xBestIndex = each_best_index,
+  .xDisconnect = kustomer_tvf_disconnect,
+  .xOpen = each_open,
+  .xClose = each_close,
+  .xFilter = each_filter,
+  .xNext = each_next,
+  .xEof = each_eof,
+  .xColumn = each_column,
+  .xRowid = each_rowid,
 };
 
 int kustomer_register_meta_each(sqlite3 *db){

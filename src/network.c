@@ -16,36 +16,20 @@
 #include "kustomer.h"
 SQLITE_EXTENSION_INIT3
 
-/*
-** The Authorization value to send: settings.apiKey, else the variable
-** named by settings.apiKeyEnv.  Returns a string to free with auth_free(),
-** or NULL with *pzErr set.
-*/
-static char *auth_value(const KSettings *pSet, const char *zFunc,
-                        char **pzErr){
-  const char *zKey;
-  char *z;
-  *pzErr = 0;
-  if( pSet->zAuth ){
-    z = sqlite3_mprintf("%s", pSet->zAuth);
-  }else{
-    zKey = getenv(pSet->zKeyEnv);
-    if( zKey==0 || zKey[0]==0 ){
-      *pzErr = sqlite3_mprintf("%s(): the environment variable %s named by "
-                               "apiKeyEnv is not set", zFunc, pSet->zKeyEnv);
-      return 0;
-    }
-    z = sqlite3_mprintf("Bearer %s", zKey);
+/* The Authorization value to send (settings.apiKey, else the variable
+** apiKeyEnv names, else the reference's "Bearer undefined"), or NULL with
+** the SQL error set on ctx. */
+static char *auth_value(sqlite3_context *ctx, const KSettings *pSet,
+                        const char *zFunc){
+  char *zAuth = 0, *zErr = 0;
+  int rc = kustomer_api_auth(pSet, 0, &zAuth, &zErr);
+  if( rc==SQLITE_ERROR ){
+    kustomer_result_error(ctx, sqlite3_mprintf("%s(): %s", zFunc, zErr));
+  }else if( rc ){
+    sqlite3_result_error_nomem(ctx);
   }
-  if( z==0 ) *pzErr = 0;
-  return z;
-}
-
-static void auth_free(char *z){
-  if( z ){
-    memset(z, 0, strlen(z));
-    sqlite3_free(z);
-  }
+  sqlite3_free(zErr);
+  return zAuth;
 }
 
 /* Append a response body: its JSON when it is JSON, else it as a string. */
@@ -181,7 +165,7 @@ static int identify_lookups(sqlite3_context *ctx, KHttp *pHttp,
                             const cJSON *pEvent, const KSettings *pSet,
                             char **pzId){
   const cJSON *apVal[3];
-  char *zAuth = 0, *zErr = 0;
+  char *zAuth = 0;
   int i, rc = SQLITE_OK;
 
   *pzId = 0;
@@ -193,11 +177,8 @@ static int identify_lookups(sqlite3_context *ctx, KHttp *pHttp,
     char *zUrl;
     if( !kustomer_js_truthy(apVal[i]) ) continue;
     if( zAuth==0 ){
-      zAuth = auth_value(pSet, "kustomer_process", &zErr);
-      if( zAuth==0 ){
-        kustomer_result_error(ctx, zErr);
-        return SQLITE_ERROR;
-      }
+      zAuth = auth_value(ctx, pSet, "kustomer_process");
+      if( zAuth==0 ) return SQLITE_ERROR;
     }
     pUrl = sqlite3_str_new(0);
     sqlite3_str_appendf(pUrl, "%s/v1/customers/%s", pSet->zBase,
@@ -210,11 +191,7 @@ static int identify_lookups(sqlite3_context *ctx, KHttp *pHttp,
       rc = SQLITE_NOMEM;
       break;
     }
-    memset(&req, 0, sizeof(req));
-    req.zMethod = "GET";
-    req.zUrl = zUrl;
-    req.zAuth = zAuth;
-    req.timeoutMs = pSet->timeoutMs;
+    kustomer_api_request(&req, "GET", zUrl, zAuth, pSet);
     rc = kustomer_http_do(pHttp, &req, &resp);
     sqlite3_free(zUrl);
     if( rc ){
@@ -253,7 +230,7 @@ static int identify_lookups(sqlite3_context *ctx, KHttp *pHttp,
     }
     kustomer_http_resp_clear(&resp);
   }
-  auth_free(zAuth);
+  kustomer_api_auth_free(zAuth);
   if( rc!=SQLITE_OK ){
     sqlite3_free(*pzId);
     *pzId = 0;
@@ -261,81 +238,78 @@ static int identify_lookups(sqlite3_context *ctx, KHttp *pHttp,
   return rc;
 }
 
+/* The envelope of an event for kustomer_process(): with the key it will
+** be sent with, and zId (may be NULL) as the customer to update. */
+static void process_result(sqlite3_context *ctx, const cJSON *pDoc,
+                           const KSettings *pSet, int eType,
+                           const char *zId){
+  sqlite3_str *pOut;
+  KSettings set = *pSet;
+  KError err = {0, 0};
+  char *zAuth = 0;
+  int rc;
+  if( set.zAuth==0 && eType>0 ){
+    zAuth = auth_value(ctx, pSet, "kustomer_process");
+    if( zAuth==0 ) return;
+    set.zAuth = zAuth;
+  }
+  pOut = sqlite3_str_new(0);
+  rc = kustomer_request_write(pOut, pDoc, &set, zId, 0, &err);
+  kustomer_api_auth_free(zAuth);
+  if( rc==SQLITE_OK ){
+    kustomer_result_str(ctx, pOut, 1);
+  }else{
+    sqlite3_free(sqlite3_str_finish(pOut));
+    if( rc==KUSTOMER_EVENT_ERROR ){
+      kustomer_result_event_error(ctx, err.status, err.zMsg);
+    }else{
+      kustomer_result_code(ctx, rc);
+    }
+  }
+  kustomer_error_clear(&err);
+}
+
+/* kustomer_process(event, settings) -> what RudderStack's processor gives */
 static void process_func(sqlite3_context *ctx, int argc,
                          sqlite3_value **argv){
   KHttp *pHttp = (KHttp*)sqlite3_user_data(ctx);
-  KSettings *pSet;
+  const KSettings *pSet;
   int bNewSet = 0;
   cJSON *pDoc = 0;
   char *zErr = 0, *zId = 0;
   KError err = {0, 0};
-  int rc, eType;
+  int eType;
   const char *z;
 
   if( sqlite3_value_type(argv[0])==SQLITE_NULL ) return;
   if( sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
-    kustomer_result_error(ctx, sqlite3_mprintf("kustomer_process(): argument 1 "
-                                      "(event) must be JSON text"));
+    kustomer_result_error(ctx, kustomer_not_text("kustomer_process", 1,
+                                                 "event", argv[0]));
     return;
   }
   pSet = kustomer_settings_get(ctx, argc, argv, 1, "kustomer_process",
                                &bNewSet);
   if( pSet==0 ) return;
   z = (const char*)sqlite3_value_text(argv[0]);
-  if( z==0 ){
-    sqlite3_result_error_nomem(ctx);
-    goto done;
-  }
-  pDoc = kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
+  pDoc = z ? kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr) : 0;
   if( pDoc==0 ){
-    if( zErr ){
-      char *zMsg = sqlite3_mprintf("Event %s", zErr);
-      if( zMsg ) kustomer_result_event_error(ctx, 400, zMsg);
-      else sqlite3_result_error_nomem(ctx);
-      sqlite3_free(zMsg);
-    }else{
-      sqlite3_result_error_nomem(ctx);
-    }
+    char *zMsg = zErr ? sqlite3_mprintf("Event %s", zErr) : 0;
+    if( zMsg ) kustomer_result_event_error(ctx, 400, zMsg);
+    else sqlite3_result_error_nomem(ctx);
+    sqlite3_free(zMsg);
     goto done;
   }
   eType = kustomer_event_type(pDoc, &err);
-  if( eType==KTYPE_IDENTIFY ){
-    /* Lookups first: a lookup error wins over a missing externalId. */
-    rc = identify_lookups(ctx, pHttp, pDoc, pSet, &zId);
-    if( rc!=SQLITE_OK ) goto done;
-  }else if( eType==SQLITE_NOMEM ){
+  if( eType==SQLITE_NOMEM ){
     sqlite3_result_error_nomem(ctx);
     goto done;
   }
-  {
-    sqlite3_str *pOut = sqlite3_str_new(0);
-    KSettings set = *pSet;
-    char *zAuth = 0;
-    /* The envelope carries the key the request will be sent with. */
-    if( set.zAuth==0 && eType>0 ){
-      zAuth = auth_value(pSet, "kustomer_process", &zErr);
-      if( zAuth==0 ){
-        sqlite3_free(sqlite3_str_finish(pOut));
-        kustomer_result_error(ctx, zErr);
-        zErr = 0;
-        goto done;
-      }
-      set.zAuth = zAuth;
-    }
-    kustomer_error_clear(&err);
-    rc = kustomer_request_write(pOut, pDoc, &set, zId, 0, &err);
-    auth_free(zAuth);
-    if( rc==KUSTOMER_EVENT_ERROR ){
-      sqlite3_free(sqlite3_str_finish(pOut));
-      kustomer_result_event_error(ctx, err.status, err.zMsg);
-    }else if( rc!=SQLITE_OK ){
-      sqlite3_free(sqlite3_str_finish(pOut));
-      if( rc==SQLITE_TOOBIG ) sqlite3_result_error_toobig(ctx);
-      else sqlite3_result_error_nomem(ctx);
-    }else{
-      kustomer_result_str(ctx, pOut, 1);
-    }
+  /* Lookups first: a lookup error wins over a missing externalId. */
+  if( eType==KTYPE_IDENTIFY
+   && identify_lookups(ctx, pHttp, pDoc, pSet, &zId)!=SQLITE_OK ){
+    goto done;
   }
+  process_result(ctx, pDoc, pSet, eType, zId);
 
 done:
   kustomer_error_clear(&err);
@@ -351,23 +325,88 @@ static int is_empty_object(const cJSON *p){
   return p==0 || cJSON_IsNull(p) || (cJSON_IsObject(p) && p->child==0);
 }
 
+/*
+** The request an envelope describes, into *pReq (its URL and method point
+** into pEnv; the body is *pzBody, to free).  The key is the settings' when
+** given, else the envelope's Authorization header (*pzAuth, to free with
+** kustomer_api_auth_free()).  0 after reporting an error on ctx.
+*/
+static int send_request(sqlite3_context *ctx, const cJSON *pEnv,
+                        const KSettings *pSet, KHttpReq *pReq,
+                        char **pzAuth, char **pzBody){
+  const cJSON *pMethod = kustomer_json_member(pEnv, "method");
+  const cJSON *pUrl = kustomer_json_member(pEnv, "endpoint");
+  const cJSON *pJson;
+  *pzAuth = *pzBody = 0;
+  if( !cJSON_IsString(pMethod) || !cJSON_IsString(pUrl) ){
+    const cJSON *pE = kustomer_json_member(pEnv, "error");
+    if( cJSON_IsString(pE) ){
+      kustomer_result_error(ctx, sqlite3_mprintf("kustomer_send(): argument 1 "
+                            "is a failed transformation, not a request: %s",
+                            pE->valuestring));
+    }else{
+      kustomer_result_error(ctx, sqlite3_mprintf("kustomer_send(): argument 1 "
+                            "(request) needs string members \"method\" and "
+                            "\"endpoint\""));
+    }
+    return 0;
+  }
+  if( !is_empty_object(kustomer_json_member(pEnv, "params")) ){
+    kustomer_result_error(ctx, sqlite3_mprintf("kustomer_send(): request "
+                          "params are not supported: put them in the "
+                          "endpoint"));
+    return 0;
+  }
+  if( pSet ){
+    *pzAuth = auth_value(ctx, pSet, "kustomer_send");
+    if( *pzAuth==0 ) return 0;
+  }else{
+    const cJSON *pA = kustomer_json_member(
+        kustomer_json_member(pEnv, "headers"), "Authorization");
+    if( cJSON_IsString(pA) ){
+      *pzAuth = sqlite3_mprintf("%s", pA->valuestring);
+      if( *pzAuth==0 ){
+        sqlite3_result_error_nomem(ctx);
+        return 0;
+      }
+    }
+  }
+  kustomer_api_request(pReq, pMethod->valuestring, pUrl->valuestring,
+                       *pzAuth, pSet);
+  pJson = kustomer_json_member(kustomer_json_member(pEnv, "body"), "JSON");
+  /* An empty body is not sent with a GET. */
+  if( pJson && !(cJSON_IsObject(pJson) && pJson->child==0
+                 && strcmp(pMethod->valuestring, "GET")==0) ){
+    sqlite3_str *p = sqlite3_str_new(0);
+    kustomer_json_value(p, pJson);
+    pReq->nBody = sqlite3_str_length(p);
+    *pzBody = sqlite3_str_finish(p);
+    if( *pzBody==0 ){
+      sqlite3_result_error_nomem(ctx);
+      return 0;
+    }
+    pReq->zBody = *pzBody;
+  }
+  return 1;
+}
+
+/* kustomer_send(request [, settings]) -> {"status":..,"headers":..,
+** "body":..} */
 static void send_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   KHttp *pHttp = (KHttp*)sqlite3_user_data(ctx);
-  KSettings *pSet = 0;
+  const KSettings *pSet = 0;
   int bNewSet = 0;
-  cJSON *pReq = 0;
+  cJSON *pEnv = 0;
   char *zErr = 0, *zAuth = 0, *zBody = 0;
-  const cJSON *pMethod, *pUrl, *pHeaders, *pBody, *pJson;
   KHttpReq req;
   KHttpResp resp;
   const char *z;
-  int rc;
 
   memset(&resp, 0, sizeof(resp));
   if( sqlite3_value_type(argv[0])==SQLITE_NULL ) return;
   if( sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
-    kustomer_result_error(ctx, sqlite3_mprintf("kustomer_send(): argument 1 "
-                                      "(request) must be JSON text"));
+    kustomer_result_error(ctx, kustomer_not_text("kustomer_send", 1,
+                                                 "request", argv[0]));
     return;
   }
   if( argc>1 && sqlite3_value_type(argv[1])!=SQLITE_NULL ){
@@ -376,83 +415,14 @@ static void send_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
     if( pSet==0 ) return;
   }
   z = (const char*)sqlite3_value_text(argv[0]);
-  if( z==0 ){
-    sqlite3_result_error_nomem(ctx);
+  pEnv = z ? kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr) : 0;
+  if( pEnv==0 ){
+    kustomer_result_error(ctx, zErr ? sqlite3_mprintf("kustomer_send(): "
+                          "argument 1 (request) %s", zErr) : 0);
     goto done;
   }
-  pReq = kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
-  if( pReq==0 ){
-    kustomer_result_error(ctx,
-        zErr ? sqlite3_mprintf("kustomer_send(): argument 1 "
-                               "(request) %s", zErr) : 0);
-    goto done;
-  }
-  pMethod = kustomer_json_member(pReq, "method");
-  pUrl = kustomer_json_member(pReq, "endpoint");
-  if( !cJSON_IsString(pMethod) || !cJSON_IsString(pUrl) ){
-    const cJSON *pE = kustomer_json_member(pReq, "error");
-    if( cJSON_IsString(pE) ){
-      kustomer_result_error(ctx,
-          sqlite3_mprintf("kustomer_send(): argument 1 is a "
-                          "failed transformation, not a request: %s",
-                          pE->valuestring));
-    }else{
-      kustomer_result_error(ctx, sqlite3_mprintf("kustomer_send(): argument 1 "
-                   "(request) needs string members \"method\" and "
-                   "\"endpoint\""));
-    }
-    goto done;
-  }
-  if( !is_empty_object(kustomer_json_member(pReq, "params")) ){
-    kustomer_result_error(ctx,
-        sqlite3_mprintf("kustomer_send(): request params are "
-                        "not supported: put them in the "
-                        "endpoint"));
-    goto done;
-  }
-
-  /* The key: from the settings when given, else from the envelope. */
-  if( pSet ){
-    zAuth = auth_value(pSet, "kustomer_send", &zErr);
-    if( zAuth==0 ){
-      kustomer_result_error(ctx, zErr);
-      zErr = 0;
-      goto done;
-    }
-  }else{
-    const cJSON *pA;
-    pHeaders = kustomer_json_member(pReq, "headers");
-    pA = kustomer_json_member(pHeaders, "Authorization");
-    if( cJSON_IsString(pA) ){
-      zAuth = sqlite3_mprintf("%s", pA->valuestring);
-      if( zAuth==0 ){
-        sqlite3_result_error_nomem(ctx);
-        goto done;
-      }
-    }
-  }
-
-  pBody = kustomer_json_member(pReq, "body");
-  pJson = kustomer_json_member(pBody, "JSON");
-  memset(&req, 0, sizeof(req));
-  if( pJson && !(cJSON_IsObject(pJson) && pJson->child==0
-                 && strcmp(pMethod->valuestring, "GET")==0) ){
-    sqlite3_str *p = sqlite3_str_new(0);
-    kustomer_json_value(p, pJson);
-    req.nBody = sqlite3_str_length(p);
-    zBody = sqlite3_str_finish(p);
-    if( zBody==0 ){
-      sqlite3_result_error_nomem(ctx);
-      goto done;
-    }
-    req.zBody = zBody;
-  }
-  req.zMethod = pMethod->valuestring;
-  req.zUrl = pUrl->valuestring;
-  req.zAuth = zAuth;
-  req.timeoutMs = pSet ? pSet->timeoutMs : 30000;
-  rc = kustomer_http_do(pHttp, &req, &resp);
-  if( rc ){
+  if( !send_request(ctx, pEnv, pSet, &req, &zAuth, &zBody) ) goto done;
+  if( kustomer_http_do(pHttp, &req, &resp) ){
     sqlite3_result_error_nomem(ctx);
   }else if( resp.eNet ){
     kustomer_result_error(ctx,
@@ -468,10 +438,10 @@ static void send_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
 
 done:
   kustomer_http_resp_clear(&resp);
-  auth_free(zAuth);
+  kustomer_api_auth_free(zAuth);
   sqlite3_free(zBody);
   sqlite3_free(zErr);
-  cJSON_Delete(pReq);
+  cJSON_Delete(pEnv);
   if( pSet ) kustomer_settings_done(ctx, 1, pSet, bNewSet);
 }
 

@@ -11,14 +11,19 @@
 **
 ** Rows live in shadow tables in the same database, in the manner of FTS5:
 ** <name>_data (one row per event) and <name>_config (the table's
-** arguments), plus <name>_sends (when recent requests were sent, so the
-** rate limit holds across flushes and processes).  An INSERT only
-** transforms and stores: nothing is sent inside INSERT or COMMIT, because
-** a POST cannot be rolled back.  The API key is never stored: settings must
-** name it with apiKeyEnv, and the stored request has no Authorization
-** header; kustomer_flush() adds it when it sends.
+** arguments and its storage version), plus <name>_sends (when recent
+** requests were sent, so the rate limit holds across flushes and
+** processes).  This file owns them: every statement on them is prepared
+** here, for the table and for kustomer_flush().
+**
+** An INSERT only transforms and stores what the flush needs: the request,
+** its kind (create, update or track: decided once, here) and the customer
+** it is for.  Nothing is sent inside INSERT or COMMIT, because a POST
+** cannot be rolled back.  The API key is never stored: settings must name
+** it with apiKeyEnv, and the stored request has no Authorization header;
+** kustomer_flush() adds it when it sends.
 */
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "kustomer.h"
@@ -38,19 +43,28 @@ SQLITE_EXTENSION_INIT3
 #define OUT_NEXT_AT     10
 #define OUT_COMMAND     11  /* HIDDEN, named after the table, as in FTS5 */
 
-/* Shadow table schema; <name>_data's columns follow the vtab's order. */
+/*
+** Storage versions, in <name>_config's 'version' row:
+**   1  the first: no kind or customer_key, next_at
+**   2  kind and customer_key written at INSERT; next_attempt_at
+** A table of an older version is upgraded by its first write (INSERT or
+** flush); reads work on either.  A newer one is refused.
+*/
+#define OUTBOX_VERSION 2
+
+/* <name>_data's columns: the vtab's, in its order, then what only the
+** flush reads. */
 #define OUTBOX_DATA_SCHEMA \
   "id INTEGER PRIMARY KEY, event TEXT NOT NULL, request TEXT, " \
   "status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, " \
   "http_status INTEGER, error TEXT, kustomer_id TEXT, " \
-  "enqueued_at TEXT NOT NULL, sent_at TEXT, next_at REAL NOT NULL DEFAULT 0"
+  "enqueued_at TEXT NOT NULL, sent_at TEXT, " \
+  "next_attempt_at REAL NOT NULL DEFAULT 0, kind TEXT, customer_key TEXT"
 
 typedef struct Outbox Outbox;
 struct Outbox {
   sqlite3_vtab base;
-  sqlite3 *db;
-  char *zDb;                /* schema holding the table */
-  char *zName;              /* the table's name */
+  KOutboxStore store;       /* db, schema, name and statements */
   KOutboxConfig cfg;
   KSettings *pSet;          /* parsed cfg.zSettings, for INSERT */
 };
@@ -66,52 +80,36 @@ static int outbox_error(Outbox *p, char *zMsg){
   return kustomer_vtab_error(&p->base, zMsg);
 }
 
+/* ---- Arguments ---------------------------------------------------------- */
+
+static const KArgSpec aOutboxArg[] = {
+  { "settings", KARG_TEXT, offsetof(KOutboxConfig, zSettings),
+    0, 0, 0, 0, 0 },
+  { "rate_limit", KARG_REAL, offsetof(KOutboxConfig, rateLimit),
+    300 /* the smallest Kustomer plan */, 1, 1000000, 0,
+    "must be between 1 and 1000000 requests per window" },
+  { "budget", KARG_REAL, offsetof(KOutboxConfig, budget),
+    0.8, 0, 1, 1, "must be more than 0 and at most 1" },
+  { "max_attempts", KARG_INT, offsetof(KOutboxConfig, maxAttempts),
+    8, 1, 100, 0, "must be between 1 and 100" },
+  { "rate_window", KARG_REAL, offsetof(KOutboxConfig, rateWindow),
+    60, 0.1, 3600, 0, "must be between 0.1 and 3600 seconds" },
+  { "concurrency", KARG_INT, offsetof(KOutboxConfig, concurrency),
+    4, 1, 64, 0, "must be between 1 and 64" },
+  { "progress", KARG_BOOL, offsetof(KOutboxConfig, progress),
+    0, 0, 0, 0, 0 },
+  { 0, 0, 0, 0, 0, 0, 0, 0 }
+};
+
 void kustomer_outbox_config_clear(KOutboxConfig *p){
-  sqlite3_free(p->zSettings);
+  kustomer_args_free(aOutboxArg, p);
   memset(p, 0, sizeof(*p));
 }
 
-/* ---- Arguments, in the manner of csv.c ---------------------------------- */
-
-/* The value of "key=value" with SQL-style quotes removed, or NULL if the
-** argument is not for this key.  *pzErr on a malformed argument. */
-static char *arg_value(const char *zArg, const char *zKey){
-  size_t n = strlen(zKey);
-  const char *z;
-  char q;
-  char *zOut;
-  size_t i, j;
-  while( *zArg==' ' ) zArg++;
-  if( sqlite3_strnicmp(zArg, zKey, (int)n)!=0 ) return 0;
-  z = zArg + n;
-  while( *z==' ' ) z++;
-  if( *z!='=' ) return 0;
-  z++;
-  while( *z==' ' ) z++;
-  n = strlen(z);
-  while( n>0 && z[n-1]==' ' ) n--;
-  q = z[0];
-  if( n>=2 && (q=='\'' || q=='"') && z[n-1]==q ){
-    zOut = sqlite3_malloc64(n);
-    if( zOut==0 ) return 0;
-    for(i=1, j=0; i<n-1; i++){
-      zOut[j++] = z[i];
-      if( z[i]==q && z[i+1]==q ) i++;
-    }
-    zOut[j] = 0;
-    return zOut;
-  }
-  return sqlite3_mprintf("%.*s", (int)n, z);
-}
-
-static const char *const azArgKey[] = {
-  "settings", "rate_limit", "budget", "max_attempts", "rate_window",
-  "concurrency", "progress", 0
-};
-
-/* Check a configuration and fill in defaults; an error message or NULL. */
-static char *config_check(KOutboxConfig *p){
+/* Check the settings of a configuration: an error message or NULL. */
+static char *config_check_settings(const KOutboxConfig *p){
   KSettings *pSet = 0;
+  cJSON *pRoot;
   char *zErr = 0;
   int rc;
   if( p->zSettings==0 ){
@@ -120,268 +118,366 @@ static char *config_check(KOutboxConfig *p){
   }
   rc = kustomer_settings_parse(p->zSettings, (int)strlen(p->zSettings),
                                &pSet, &zErr);
-  if( rc==SQLITE_OK ){
-    cJSON *pRoot = cJSON_Parse(p->zSettings);
-    if( kustomer_json_member(pRoot, "apiKey") ){
-      zErr = sqlite3_mprintf("settings must not hold apiKey: it would be "
-                             "stored in the database file; name an "
-                             "environment variable with apiKeyEnv");
-    }else if( pSet->zKeyEnv==0 ){
-      zErr = sqlite3_mprintf("settings need apiKeyEnv, the environment "
-                             "variable holding the API key");
-    }
-    cJSON_Delete(pRoot);
-    kustomer_settings_free(pSet);
-    if( zErr ) return zErr;
-  }else{
+  if( rc ){
     char *zMsg = sqlite3_mprintf("settings %s", zErr ? zErr : "out of memory");
     sqlite3_free(zErr);
     return zMsg;
   }
-  if( p->rateLimit<1 || p->rateLimit>1000000 ){
-    return sqlite3_mprintf("rate_limit must be between 1 and 1000000 "
-                           "requests per window");
+  pRoot = kustomer_json_parse(p->zSettings, (int)strlen(p->zSettings), 0);
+  if( kustomer_json_member(pRoot, "apiKey") ){
+    zErr = sqlite3_mprintf("settings must not hold apiKey: it would be "
+                           "stored in the database file; name an "
+                           "environment variable with apiKeyEnv");
+  }else if( pSet->zKeyEnv==0 ){
+    zErr = sqlite3_mprintf("settings need apiKeyEnv, the environment "
+                           "variable holding the API key");
   }
-  if( !(p->budget>0.0 && p->budget<=1.0) ){
-    return sqlite3_mprintf("budget must be more than 0 and at most 1");
-  }
-  if( p->maxAttempts<1 || p->maxAttempts>100 ){
-    return sqlite3_mprintf("max_attempts must be between 1 and 100");
-  }
-  if( !(p->rateWindow>=0.1 && p->rateWindow<=3600) ){
-    return sqlite3_mprintf("rate_window must be between 0.1 and 3600 "
-                           "seconds");
-  }
-  if( p->concurrency<1 || p->concurrency>64 ){
-    return sqlite3_mprintf("concurrency must be between 1 and 64");
-  }
-  return 0;
+  cJSON_Delete(pRoot);
+  kustomer_settings_free(pSet);
+  return zErr;
 }
 
-static void config_defaults(KOutboxConfig *p){
-  p->rateLimit = 300;       /* the smallest Kustomer plan */
-  p->budget = 0.8;
-  p->maxAttempts = 8;
-  p->rateWindow = 60;
-  p->concurrency = 4;
-  p->progress = 0;
+/* ---- Statements on the shadow tables ------------------------------------ */
+
+/* Each statement's SQL, with the schema and the table's name as its two
+** %w. */
+static const char *const azStmt[KOB_N] = {
+  /* KOB_DUE: due rows that the pipeline sends one per request */
+  "SELECT id FROM \"%w\".\"%w_data\" WHERE status='pending'"
+  " AND next_attempt_at<=?1 AND kind<>'create' ORDER BY id LIMIT 256",
+  /* KOB_DUE_CREATE: due customer creations, for bulk */
+  "SELECT id, request, customer_key FROM \"%w\".\"%w_data\""
+  " WHERE status='pending' AND next_attempt_at<=?1 AND kind='create'"
+  " ORDER BY id LIMIT 200",
+  /* KOB_SENDING */
+  "UPDATE \"%w\".\"%w_data\" SET status='sending', attempts=attempts+1"
+  " WHERE id=?1",
+  /* KOB_SEND_LOG */
+  "INSERT INTO \"%w\".\"%w_sends\"(t) VALUES(?1)",
+  /* KOB_SENT */
+  "UPDATE \"%w\".\"%w_data\" SET status='sent', http_status=?1,"
+  " kustomer_id=coalesce(?2, kustomer_id), error=NULL,"
+  " sent_at=strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ','now') WHERE id=?3",
+  /* KOB_RETRY */
+  "UPDATE \"%w\".\"%w_data\" SET status='pending', next_attempt_at=?1,"
+  " attempts=attempts-?2, http_status=?3, error=?4 WHERE id=?5",
+  /* KOB_FAILED */
+  "UPDATE \"%w\".\"%w_data\" SET status='failed', http_status=?1, error=?2"
+  " WHERE id=?3",
+  /* KOB_ROW */
+  "SELECT request, attempts, event, kind, customer_key FROM \"%w\".\"%w_data\""
+  " WHERE id=?1",
+  /* KOB_TO_UPDATE: a create found to exist, to be sent as an update */
+  "UPDATE \"%w\".\"%w_data\" SET request=?1, kustomer_id=?2, kind='update',"
+  " status='pending', next_attempt_at=0 WHERE id=?3",
+  /* KOB_INSERT */
+  "INSERT INTO \"%w\".\"%w_data\"(id, event, request, status, error,"
+  " enqueued_at, kind, customer_key) VALUES(?1, ?2, ?3, ?4, ?5,"
+  " strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ','now'), ?6, ?7)",
+  /* KOB_DELETE */
+  "DELETE FROM \"%w\".\"%w_data\" WHERE id=?1",
+  /* KOB_RETRY_FAILED: the 'retry' command */
+  "UPDATE \"%w\".\"%w_data\" SET status='pending', attempts=0, error=NULL,"
+  " http_status=NULL, next_attempt_at=0 WHERE status='failed'",
+  /* KOB_COUNT */
+  "SELECT count(*) FROM \"%w\".\"%w_data\" WHERE status=?1",
+  /* KOB_NEXT_DUE */
+  "SELECT min(next_attempt_at) FROM \"%w\".\"%w_data\""
+  " WHERE status='pending'",
+  /* KOB_RECOVER: a killed flush's rows in flight go back to pending */
+  "UPDATE \"%w\".\"%w_data\" SET status='pending' WHERE status='sending'",
+  /* KOB_SENDS: the starts still in the window */
+  "SELECT t FROM \"%w\".\"%w_sends\" WHERE t>=?1 ORDER BY t",
+  /* KOB_SENDS_PRUNE */
+  "DELETE FROM \"%w\".\"%w_sends\" WHERE t<?1",
+  /* KOB_CONFIG_GET */
+  "SELECT v FROM \"%w\".\"%w_config\" WHERE k=?1",
+  /* KOB_CONFIG_PUT */
+  "INSERT OR REPLACE INTO \"%w\".\"%w_config\"(k, v) VALUES(?1, ?2)",
+  /* KOB_CONFIG_DEL */
+  "DELETE FROM \"%w\".\"%w_config\" WHERE k=?1",
+};
+
+int kustomer_outbox_stmt(KOutboxStore *p, int eStmt, sqlite3_stmt **ppStmt){
+  int rc = SQLITE_OK;
+  if( p->aStmt[eStmt]==0 ){
+    char *zSql = sqlite3_mprintf(azStmt[eStmt], p->zDb, p->zName);
+    if( zSql==0 ) return SQLITE_NOMEM;
+    rc = sqlite3_prepare_v3(p->db, zSql, -1, SQLITE_PREPARE_PERSISTENT,
+                            &p->aStmt[eStmt], 0);
+    sqlite3_free(zSql);
+  }else{
+    sqlite3_reset(p->aStmt[eStmt]);
+    sqlite3_clear_bindings(p->aStmt[eStmt]);
+  }
+  *ppStmt = p->aStmt[eStmt];
+  return rc;
 }
 
-/* Parse a number argument; non-zero if it is not one. */
-static int arg_number(const char *z, double *pr){
-  char *zEnd = 0;
-  if( z==0 || *z==0 ) return 1;
-  *pr = strtod(z, &zEnd);
-  return *zEnd!=0;
-}
-
-static char *config_from_args(int argc, const char *const *argv,
-                              KOutboxConfig *p){
-  int i, k;
-  int aSeen[7] = {0, 0, 0, 0, 0, 0, 0};
+int kustomer_outbox_store_init(KOutboxStore *p, sqlite3 *db,
+                               const char *zDb, const char *zName){
   memset(p, 0, sizeof(*p));
-  config_defaults(p);
-  for(i=3; i<argc; i++){
-    char *zVal = 0;
-    double r = 0;
-    for(k=0; azArgKey[k]; k++){
-      zVal = arg_value(argv[i], azArgKey[k]);
-      if( zVal ) break;
-    }
-    if( zVal==0 ){
-      return sqlite3_mprintf("unknown argument %Q (known: settings, "
-                             "rate_limit, budget, max_attempts, rate_window, "
-                             "concurrency, progress)", argv[i]);
-    }
-    if( aSeen[k]++ ){
-      sqlite3_free(zVal);
-      return sqlite3_mprintf("argument %s given twice", azArgKey[k]);
-    }
-    if( k==0 ){
-      p->zSettings = zVal;
-      continue;
-    }
-    if( arg_number(zVal, &r) ){
-      char *zErr = sqlite3_mprintf("%s must be a number, not %Q",
-                                   azArgKey[k], zVal);
-      sqlite3_free(zVal);
-      return zErr;
-    }
-    sqlite3_free(zVal);
-    switch( k ){
-      case 1: p->rateLimit = r; break;
-      case 2: p->budget = r; break;
-      case 3: p->maxAttempts = (int)r; break;
-      case 4: p->rateWindow = r; break;
-      case 5: p->concurrency = (int)r; break;
-      default: p->progress = r!=0; break;
-    }
-  }
-  return config_check(p);
+  p->db = db;
+  p->zDb = sqlite3_mprintf("%s", zDb);
+  p->zName = sqlite3_mprintf("%s", zName);
+  return (p->zDb && p->zName) ? SQLITE_OK : SQLITE_NOMEM;
 }
 
-int kustomer_outbox_config_read(sqlite3 *db, const char *zDb,
-                                const char *zName, KOutboxConfig *p,
+void kustomer_outbox_store_close(KOutboxStore *p){
+  int i;
+  for(i=0; i<KOB_N; i++) sqlite3_finalize(p->aStmt[i]);
+  sqlite3_free(p->zDb);
+  sqlite3_free(p->zName);
+  memset(p, 0, sizeof(*p));
+}
+
+/* Drop the statements (the tables were renamed): prepared again as
+** needed. */
+static void store_forget(KOutboxStore *p){
+  int i;
+  for(i=0; i<KOB_N; i++){
+    sqlite3_finalize(p->aStmt[i]);
+    p->aStmt[i] = 0;
+  }
+}
+
+/* Run statements, each with the schema and the table's name as its two %w
+** (sqlite3_mprintf has no positional arguments), until one fails. */
+static int store_exec(KOutboxStore *p, char **pzErr,
+                      const char *const *azSql, int nSql){
+  int i, rc = SQLITE_OK;
+  for(i=0; i<nSql && rc==SQLITE_OK; i++){
+    char *zSql = sqlite3_mprintf(azSql[i], p->zDb, p->zName);
+    rc = zSql ? sqlite3_exec(p->db, zSql, 0, 0, pzErr) : SQLITE_NOMEM;
+    sqlite3_free(zSql);
+  }
+  return rc;
+}
+
+/* ---- Configuration and version ------------------------------------------- */
+
+int kustomer_outbox_config_read(KOutboxStore *pStore, KOutboxConfig *p,
                                 char **pzErr){
   sqlite3_stmt *pStmt = 0;
   char *zSql;
-  int rc;
+  int rc, iVersion = -1;
   memset(p, 0, sizeof(*p));
-  config_defaults(p);
+  kustomer_args_defaults(aOutboxArg, p);
   *pzErr = 0;
-  zSql = sqlite3_mprintf("SELECT k, v FROM \"%w\".\"%w_config\"", zDb, zName);
+  zSql = sqlite3_mprintf("SELECT k, v FROM \"%w\".\"%w_config\"",
+                         pStore->zDb, pStore->zName);
   if( zSql==0 ) return SQLITE_NOMEM;
-  rc = sqlite3_prepare_v2(db, zSql, -1, &pStmt, 0);
+  rc = sqlite3_prepare_v2(pStore->db, zSql, -1, &pStmt, 0);
   sqlite3_free(zSql);
   if( rc!=SQLITE_OK ){
-    *pzErr = sqlite3_mprintf("%s is not a kustomer_outbox table", zName);
-    return SQLITE_ERROR;
+    *pzErr = sqlite3_mprintf("%s is not a kustomer_outbox table",
+                             pStore->zName);
+    return *pzErr ? SQLITE_ERROR : SQLITE_NOMEM;
   }
-  while( sqlite3_step(pStmt)==SQLITE_ROW ){
+  while( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
     const char *zK = (const char*)sqlite3_column_text(pStmt, 0);
-    if( zK==0 ) continue;
-    if( strcmp(zK, "settings")==0 ){
-      sqlite3_free(p->zSettings);
-      p->zSettings = sqlite3_mprintf("%s", sqlite3_column_text(pStmt, 1));
-    }else if( strcmp(zK, "rate_limit")==0 ){
-      p->rateLimit = sqlite3_column_double(pStmt, 1);
-    }else if( strcmp(zK, "budget")==0 ){
-      p->budget = sqlite3_column_double(pStmt, 1);
-    }else if( strcmp(zK, "max_attempts")==0 ){
-      p->maxAttempts = sqlite3_column_int(pStmt, 1);
-    }else if( strcmp(zK, "rate_window")==0 ){
-      p->rateWindow = sqlite3_column_double(pStmt, 1);
-    }else if( strcmp(zK, "concurrency")==0 ){
-      p->concurrency = sqlite3_column_int(pStmt, 1);
-    }else if( strcmp(zK, "progress")==0 ){
-      p->progress = sqlite3_column_int(pStmt, 1);
+    if( zK && strcmp(zK, "version")==0 ){
+      iVersion = sqlite3_column_type(pStmt, 1)==SQLITE_INTEGER
+               ? sqlite3_column_int(pStmt, 1) : 0;
+    }else if( zK ){
+      rc = kustomer_args_load(aOutboxArg, p, zK, sqlite3_column_value(pStmt,1));
     }
   }
-  rc = sqlite3_finalize(pStmt);
-  if( rc==SQLITE_OK ){
-    *pzErr = config_check(p);
-    if( *pzErr ) rc = SQLITE_ERROR;
+  if( rc==SQLITE_OK ) rc = sqlite3_finalize(pStmt);
+  else sqlite3_finalize(pStmt);
+  if( rc ) return rc;
+  if( iVersion<1 || iVersion>OUTBOX_VERSION ){
+    /* As FTS5 refuses a format it does not know: reading it as another
+    ** would lose rows. */
+    *pzErr = iVersion<0 ?
+        sqlite3_mprintf("%s is not a kustomer_outbox table (no version "
+                        "row in %s_config)", pStore->zName, pStore->zName) :
+        sqlite3_mprintf("%s has storage version %d, which this extension "
+                        "(%s) does not know (it knows 1 to %d)",
+                        pStore->zName, iVersion, KUSTOMER_VERSION,
+                        OUTBOX_VERSION);
+    return *pzErr ? SQLITE_ERROR : SQLITE_NOMEM;
   }
+  pStore->iVersion = iVersion;
+  *pzErr = config_check_settings(p);
+  if( *pzErr==0 ) *pzErr = kustomer_args_check(aOutboxArg, p);
+  return *pzErr ? SQLITE_ERROR : SQLITE_OK;
+}
+
+/* The customer key of an event: the lookup that finds its customer by
+** externalId ("externalId=<id as a path segment>"), NULL when none. */
+static char *customer_key_of(const cJSON *pEvent){
+  const cJSON *pId = kustomer_user_id(pEvent);
+  sqlite3_str *p;
+  if( pId==0 ) return 0;
+  p = sqlite3_str_new(0);
+  sqlite3_str_appendall(p, kustomer_aLookupPrefix[1]);
+  kustomer_path_segment_value(p, pId);
+  return sqlite3_str_finish(p);
+}
+
+/* Version 1 to 2: the kind of each stored request, from the request as it
+** stands (a create rewritten as an update is an update), and the customer
+** key of each identify, from its event. */
+static int upgrade_1_to_2(KOutboxStore *p, char **pzErr){
+  static const char *const azSql[] = {
+    "ALTER TABLE \"%w\".\"%w_data\" RENAME COLUMN next_at"
+    " TO next_attempt_at",
+    "ALTER TABLE \"%w\".\"%w_data\" ADD COLUMN kind TEXT",
+    "ALTER TABLE \"%w\".\"%w_data\" ADD COLUMN customer_key TEXT",
+    "UPDATE \"%w\".\"%w_data\" SET kind=CASE"
+    " WHEN request IS NULL THEN NULL"
+    " WHEN json_extract(request,'$.endpoint') LIKE '%%/v1/tracking/%%'"
+    "  THEN 'track'"
+    " WHEN json_extract(request,'$.method')='POST' THEN 'create'"
+    " ELSE 'update' END",
+  };
+  sqlite3_stmt *pSel = 0, *pUpd = 0;
+  char *zSql;
+  int rc = store_exec(p, pzErr, azSql, 4);
+  if( rc ) return rc;
+  zSql = sqlite3_mprintf("SELECT id, event FROM \"%w\".\"%w_data\""
+                         " WHERE kind IN ('create','update')",
+                         p->zDb, p->zName);
+  if( zSql ) rc = sqlite3_prepare_v2(p->db, zSql, -1, &pSel, 0);
+  else rc = SQLITE_NOMEM;
+  sqlite3_free(zSql);
+  zSql = sqlite3_mprintf("UPDATE \"%w\".\"%w_data\" SET customer_key=?1"
+                         " WHERE id=?2", p->zDb, p->zName);
+  if( rc==SQLITE_OK && zSql ) rc = sqlite3_prepare_v2(p->db, zSql, -1,
+                                                      &pUpd, 0);
+  else if( rc==SQLITE_OK ) rc = SQLITE_NOMEM;
+  sqlite3_free(zSql);
+  while( rc==SQLITE_OK && sqlite3_step(pSel)==SQLITE_ROW ){
+    const char *zEvent = (const char*)sqlite3_column_text(pSel, 1);
+    cJSON *pEvent = zEvent ? kustomer_json_parse(zEvent,
+                                   sqlite3_column_bytes(pSel, 1), 0) : 0;
+    char *zKey = customer_key_of(pEvent);
+    cJSON_Delete(pEvent);
+    sqlite3_bind_text(pUpd, 1, zKey, -1, sqlite3_free);
+    sqlite3_bind_int64(pUpd, 2, sqlite3_column_int64(pSel, 0));
+    sqlite3_step(pUpd);
+    rc = sqlite3_reset(pUpd);
+  }
+  if( rc==SQLITE_OK ) rc = sqlite3_finalize(pSel);
+  else sqlite3_finalize(pSel);
+  sqlite3_finalize(pUpd);
+  return rc;
+}
+
+int kustomer_outbox_upgrade(KOutboxStore *p, char **pzErr){
+  int rc = SQLITE_OK;
+  *pzErr = 0;
+  if( p->iVersion>=OUTBOX_VERSION ) return SQLITE_OK;
+  store_forget(p);
+  if( p->iVersion==1 ) rc = upgrade_1_to_2(p, pzErr);
+  if( rc==SQLITE_OK ){
+    char *zSql = sqlite3_mprintf("UPDATE \"%w\".\"%w_config\" SET v=%d"
+                                 " WHERE k='version'", p->zDb, p->zName,
+                                 OUTBOX_VERSION);
+    rc = zSql ? sqlite3_exec(p->db, zSql, 0, 0, pzErr) : SQLITE_NOMEM;
+    sqlite3_free(zSql);
+  }
+  if( rc==SQLITE_OK ) p->iVersion = OUTBOX_VERSION;
   return rc;
 }
 
 /* ---- Create, connect, destroy, rename ---------------------------------- */
 
-static int outbox_exec(sqlite3 *db, char **pzErr, const char *zFmt, ...){
-  va_list ap;
+/* Create the shadow tables and store the arguments. */
+static int outbox_create_tables(KOutboxStore *p, const KOutboxConfig *pCfg,
+                                char **pzErr){
+  /* The index's name must not follow the table's: ALTER TABLE RENAME
+  ** keeps index names, and an index cannot be dropped during it. */
+  unsigned char aRand[8];
+  sqlite3_stmt *pPut = 0;
+  char zIdx[40];
   char *zSql;
-  int rc;
-  va_start(ap, zFmt);
-  zSql = sqlite3_vmprintf(zFmt, ap);
-  va_end(ap);
-  if( zSql==0 ) return SQLITE_NOMEM;
-  rc = sqlite3_exec(db, zSql, 0, 0, pzErr);
+  const KArgSpec *a;
+  int i, rc;
+  sqlite3_randomness(sizeof(aRand), aRand);
+  memcpy(zIdx, "kustomer_outbox_", 16);
+  for(i=0; i<8; i++){
+    zIdx[16+2*i] = "0123456789abcdef"[aRand[i]>>4];
+    zIdx[17+2*i] = "0123456789abcdef"[aRand[i]&15];
+  }
+  zIdx[32] = 0;
+  zSql = sqlite3_mprintf(
+      "CREATE TABLE \"%w\".\"%w_data\"(" OUTBOX_DATA_SCHEMA ");"
+      "CREATE INDEX \"%w\".\"%s_due\" ON \"%w_data\"(status,"
+      " next_attempt_at);"
+      "CREATE TABLE \"%w\".\"%w_config\"(k TEXT PRIMARY KEY, v);"
+      "CREATE TABLE \"%w\".\"%w_sends\"(t REAL NOT NULL);"
+      "INSERT INTO \"%w\".\"%w_config\"(k, v) VALUES('version', %d);",
+      p->zDb, p->zName, p->zDb, zIdx, p->zName, p->zDb, p->zName,
+      p->zDb, p->zName, p->zDb, p->zName, OUTBOX_VERSION);
+  rc = zSql ? sqlite3_exec(p->db, zSql, 0, 0, pzErr) : SQLITE_NOMEM;
   sqlite3_free(zSql);
+  if( rc==SQLITE_OK ) rc = kustomer_outbox_stmt(p, KOB_CONFIG_PUT, &pPut);
+  for(a=aOutboxArg; rc==SQLITE_OK && a->zKey; a++){
+    sqlite3_bind_text(pPut, 1, a->zKey, -1, SQLITE_STATIC);
+    kustomer_args_bind(a, pCfg, pPut, 2);
+    sqlite3_step(pPut);
+    rc = sqlite3_reset(pPut);
+  }
+  p->iVersion = OUTBOX_VERSION;
   return rc;
+}
+
+static void outbox_free(Outbox *p){
+  if( p==0 ) return;
+  kustomer_outbox_store_close(&p->store);
+  kustomer_outbox_config_clear(&p->cfg);
+  kustomer_settings_free(p->pSet);
+  sqlite3_free(p);
 }
 
 static int outbox_init(sqlite3 *db, int argc, const char *const *argv,
                        sqlite3_vtab **ppVtab, char **pzErr, int bCreate){
-  Outbox *p = 0;
-  KOutboxConfig cfg;
-  char *zErr = 0;
-  int rc = SQLITE_OK;
+  Outbox *p;
+  char *zErr = 0, *zSchema;
+  int rc;
 
-  memset(&cfg, 0, sizeof(cfg));
   *ppVtab = 0;
-  if( bCreate ){
-    zErr = config_from_args(argc, argv, &cfg);
-  }else{
-    if( kustomer_outbox_config_read(db, argv[1], argv[2], &cfg, &zErr) ){
-      if( zErr==0 ) rc = SQLITE_NOMEM;
+  p = sqlite3_malloc(sizeof(*p));
+  if( p==0 ) return SQLITE_NOMEM;
+  memset(p, 0, sizeof(*p));
+  rc = kustomer_outbox_store_init(&p->store, db, argv[1], argv[2]);
+  if( rc==SQLITE_OK && bCreate ){
+    rc = kustomer_args_parse(aOutboxArg, argc, argv, &p->cfg, &zErr);
+    if( rc==SQLITE_OK ){
+      zErr = config_check_settings(&p->cfg);
+      if( zErr ) rc = SQLITE_ERROR;
     }
+    if( rc==SQLITE_OK ) rc = outbox_create_tables(&p->store, &p->cfg, pzErr);
+  }else if( rc==SQLITE_OK ){
+    rc = kustomer_outbox_config_read(&p->store, &p->cfg, &zErr);
   }
   if( zErr ){
     *pzErr = sqlite3_mprintf("kustomer_outbox: %s", zErr);
     sqlite3_free(zErr);
-    rc = SQLITE_ERROR;
-    goto fail;
   }
   if( rc ) goto fail;
 
-  if( bCreate ){
-    /* The index's name must not follow the table's: ALTER TABLE RENAME
-    ** keeps index names, and an index cannot be dropped during it. */
-    unsigned char aRand[8];
-    char zIdx[40];
-    int i;
-    sqlite3_randomness(sizeof(aRand), aRand);
-    memcpy(zIdx, "kustomer_outbox_", 16);
-    for(i=0; i<8; i++){
-      zIdx[16+2*i] = "0123456789abcdef"[aRand[i]>>4];
-      zIdx[17+2*i] = "0123456789abcdef"[aRand[i]&15];
-    }
-    zIdx[32] = 0;
-    rc = outbox_exec(db, pzErr,
-        "CREATE TABLE \"%w\".\"%w_data\"(" OUTBOX_DATA_SCHEMA ");"
-        "CREATE INDEX \"%w\".\"%s_due\" ON \"%w_data\"(status, next_at);"
-        "CREATE TABLE \"%w\".\"%w_config\"(k TEXT PRIMARY KEY, v);"
-        "CREATE TABLE \"%w\".\"%w_sends\"(t REAL NOT NULL);"
-        "INSERT INTO \"%w\".\"%w_config\"(k, v) VALUES"
-        "('version', 1), ('settings', %Q), ('rate_limit', %.17g),"
-        "('budget', %.17g), ('max_attempts', %d), ('rate_window', %.17g),"
-        "('concurrency', %d), ('progress', %d);",
-        argv[1], argv[2], argv[1], zIdx, argv[2],
-        argv[1], argv[2], argv[1], argv[2], argv[1], argv[2],
-        cfg.zSettings, cfg.rateLimit, cfg.budget, cfg.maxAttempts,
-        cfg.rateWindow, cfg.concurrency, cfg.progress);
-    if( rc ) goto fail;
-  }
-
-  {
-    char *zSchema = sqlite3_mprintf(
-        "CREATE TABLE x(id INTEGER, event TEXT, request TEXT, status TEXT,"
-        " attempts INTEGER, http_status INTEGER, error TEXT,"
-        " kustomer_id TEXT, enqueued_at TEXT, sent_at TEXT,"
-        " next_attempt_at REAL, \"%w\" HIDDEN)", argv[2]);
-    if( zSchema==0 ){
-      rc = SQLITE_NOMEM;
-      goto fail;
-    }
-    rc = sqlite3_declare_vtab(db, zSchema);
-    sqlite3_free(zSchema);
-    if( rc ) goto fail;
-  }
+  zSchema = sqlite3_mprintf(
+      "CREATE TABLE x(id INTEGER, event TEXT, request TEXT, status TEXT,"
+      " attempts INTEGER, http_status INTEGER, error TEXT,"
+      " kustomer_id TEXT, enqueued_at TEXT, sent_at TEXT,"
+      " next_attempt_at REAL, \"%w\" HIDDEN)", argv[2]);
+  rc = zSchema ? sqlite3_declare_vtab(db, zSchema) : SQLITE_NOMEM;
+  sqlite3_free(zSchema);
+  if( rc ) goto fail;
+  /* A hostile schema must not be able to queue (csv.c's reason). */
   sqlite3_vtab_config(db, SQLITE_VTAB_DIRECTONLY);
-
-  p = sqlite3_malloc(sizeof(*p));
-  if( p==0 ){
-    rc = SQLITE_NOMEM;
-    goto fail;
-  }
-  memset(p, 0, sizeof(*p));
-  p->db = db;
-  p->zDb = sqlite3_mprintf("%s", argv[1]);
-  p->zName = sqlite3_mprintf("%s", argv[2]);
-  p->cfg = cfg;
-  memset(&cfg, 0, sizeof(cfg));
-  if( p->zDb==0 || p->zName==0 ){
-    rc = SQLITE_NOMEM;
-    goto fail;
-  }
   rc = kustomer_settings_parse(p->cfg.zSettings,
                                (int)strlen(p->cfg.zSettings), &p->pSet, &zErr);
-  if( rc ){
-    sqlite3_free(zErr);
-    goto fail;
-  }
+  sqlite3_free(zErr);
+  if( rc ) goto fail;
   *ppVtab = &p->base;
   return SQLITE_OK;
 
 fail:
-  kustomer_outbox_config_clear(&cfg);
-  if( p ){
-    sqlite3_free(p->zDb);
-    sqlite3_free(p->zName);
-    kustomer_outbox_config_clear(&p->cfg);
-    kustomer_settings_free(p->pSet);
-    sqlite3_free(p);
-  }
+  outbox_free(p);
   return rc;
 }
 
@@ -400,41 +496,42 @@ static int outbox_connect(sqlite3 *db, void *pAux, int argc,
 }
 
 static int outbox_disconnect(sqlite3_vtab *pVtab){
-  Outbox *p = (Outbox*)pVtab;
-  sqlite3_free(p->zDb);
-  sqlite3_free(p->zName);
-  kustomer_outbox_config_clear(&p->cfg);
-  kustomer_settings_free(p->pSet);
-  sqlite3_free(p);
+  outbox_free((Outbox*)pVtab);
   return SQLITE_OK;
 }
 
 static int outbox_destroy(sqlite3_vtab *pVtab){
+  static const char *const azSql[] = {
+    "DROP TABLE IF EXISTS \"%w\".\"%w_data\"",
+    "DROP TABLE IF EXISTS \"%w\".\"%w_config\"",
+    "DROP TABLE IF EXISTS \"%w\".\"%w_sends\"",
+  };
   Outbox *p = (Outbox*)pVtab;
-  int rc = outbox_exec(p->db, 0,
-      "DROP TABLE IF EXISTS \"%w\".\"%w_data\";"
-      "DROP TABLE IF EXISTS \"%w\".\"%w_config\";"
-      "DROP TABLE IF EXISTS \"%w\".\"%w_sends\";",
-      p->zDb, p->zName, p->zDb, p->zName, p->zDb, p->zName);
+  int rc;
+  store_forget(&p->store);
+  rc = store_exec(&p->store, 0, azSql, 3);
   if( rc==SQLITE_OK ) outbox_disconnect(pVtab);
   return rc;
 }
 
 static int outbox_rename(sqlite3_vtab *pVtab, const char *zNew){
   Outbox *p = (Outbox*)pVtab;
-  char *zName;
-  int rc = outbox_exec(p->db, 0,
+  char *zSql, *zName;
+  int rc;
+  store_forget(&p->store);
+  zSql = sqlite3_mprintf(
       "ALTER TABLE \"%w\".\"%w_data\" RENAME TO \"%w_data\";"
       "ALTER TABLE \"%w\".\"%w_config\" RENAME TO \"%w_config\";"
       "ALTER TABLE \"%w\".\"%w_sends\" RENAME TO \"%w_sends\";",
-      p->zDb, p->zName, zNew,
-      p->zDb, p->zName, zNew,
-      p->zDb, p->zName, zNew);
+      p->store.zDb, p->store.zName, zNew, p->store.zDb, p->store.zName, zNew,
+      p->store.zDb, p->store.zName, zNew);
+  rc = zSql ? sqlite3_exec(p->store.db, zSql, 0, 0, 0) : SQLITE_NOMEM;
+  sqlite3_free(zSql);
   if( rc ) return rc;
   zName = sqlite3_mprintf("%s", zNew);
   if( zName==0 ) return SQLITE_NOMEM;
-  sqlite3_free(p->zName);
-  p->zName = zName;
+  sqlite3_free(p->store.zName);
+  p->store.zName = zName;
   return SQLITE_OK;
 }
 
@@ -520,14 +617,21 @@ static int outbox_filter(sqlite3_vtab_cursor *cur, int idxNum,
   sqlite3_finalize(pCur->pStmt);
   pCur->pStmt = 0;
   pCur->bEof = 0;
+  /* Each cursor has a statement of its own: a self-join reads two rows at
+  ** once. */
   zSql = sqlite3_mprintf("SELECT id, event, request, status, attempts,"
                          " http_status, error, kustomer_id, enqueued_at,"
-                         " sent_at, next_at FROM \"%w\".\"%w_data\"%s"
-                         " ORDER BY id", p->zDb, p->zName, zWhere);
+                         " sent_at, %s FROM \"%w\".\"%w_data\"%s"
+                         " ORDER BY id",
+                         p->store.iVersion<2 ? "next_at" : "next_attempt_at",
+                         p->store.zDb, p->store.zName, zWhere);
   if( zSql==0 ) return SQLITE_NOMEM;
-  rc = sqlite3_prepare_v2(p->db, zSql, -1, &pCur->pStmt, 0);
+  rc = sqlite3_prepare_v2(p->store.db, zSql, -1, &pCur->pStmt, 0);
   sqlite3_free(zSql);
-  if( rc ) return outbox_error(p, sqlite3_mprintf("%s", sqlite3_errmsg(p->db)));
+  if( rc ){
+    return outbox_error(p, sqlite3_mprintf("%s",
+                                           sqlite3_errmsg(p->store.db)));
+  }
   if( argc>0 ) sqlite3_bind_value(pCur->pStmt, 1, argv[0]);
   return outbox_next(cur);
 }
@@ -556,83 +660,154 @@ static int outbox_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
 
 /* ---- Writing ------------------------------------------------------------ */
 
-/*
-** The request stored for an event: the envelope without Authorization, or
-** the reason it cannot be made.  *pzRequest or *pzError is set.
-*/
+void kustomer_outbox_item_clear(KOutboxItem *p){
+  sqlite3_free(p->zRequest);
+  sqlite3_free(p->zError);
+  sqlite3_free(p->zCustomerKey);
+  memset(p, 0, sizeof(*p));
+}
+
 int kustomer_outbox_request(const KSettings *pSet, const char *zEvent,
-                            int nEvent, char **pzRequest, char **pzError){
+                            int nEvent, const char *zCustomerId,
+                            KOutboxItem *pItem){
   KSettings set = *pSet;
   KError err = {0, 0};
   sqlite3_str *pOut;
   char *zErr = 0;
   cJSON *pDoc;
-  int rc;
+  int rc, eType;
 
-  *pzRequest = *pzError = 0;
+  memset(pItem, 0, sizeof(*pItem));
   set.zAuth = 0;
   pDoc = kustomer_json_parse(zEvent, nEvent, &zErr);
   if( pDoc==0 ){
     if( zErr==0 ) return SQLITE_NOMEM;
-    *pzError = sqlite3_mprintf("Event %s", zErr);
+    pItem->zError = sqlite3_mprintf("Event %s", zErr);
     sqlite3_free(zErr);
-    return *pzError ? SQLITE_OK : SQLITE_NOMEM;
+    return pItem->zError ? SQLITE_OK : SQLITE_NOMEM;
   }
   pOut = sqlite3_str_new(0);
-  rc = kustomer_request_write(pOut, pDoc, &set, 0, 0, &err);
-  cJSON_Delete(pDoc);
+  rc = kustomer_request_write(pOut, pDoc, &set, zCustomerId, 0, &err);
   if( rc==KUSTOMER_EVENT_ERROR ){
     sqlite3_free(sqlite3_str_finish(pOut));
-    *pzError = err.zMsg;
+    cJSON_Delete(pDoc);
+    pItem->zError = err.zMsg;
     return SQLITE_OK;
   }
   kustomer_error_clear(&err);
   if( rc==SQLITE_OK ) rc = sqlite3_str_errcode(pOut);
-  *pzRequest = sqlite3_str_finish(pOut);
-  if( rc ){
-    sqlite3_free(*pzRequest);
-    *pzRequest = 0;
+  pItem->zRequest = sqlite3_str_finish(pOut);
+  eType = kustomer_event_type(pDoc, &err);
+  kustomer_error_clear(&err);
+  if( eType!=KTYPE_IDENTIFY ){
+    pItem->zKind = "track";
+  }else{
+    /* The choice kustomer_request_write() made, read off the envelope's
+    ** fixed start. */
+    static const char zPost[] =
+        "{\"version\":\"1\",\"type\":\"REST\",\"method\":\"POST\"";
+    pItem->zKind = (pItem->zRequest && strncmp(pItem->zRequest, zPost,
+                                               sizeof(zPost)-1)==0)
+                 ? "create" : "update";
+    pItem->zCustomerKey = customer_key_of(pDoc);
+    if( pItem->zCustomerKey==0 && kustomer_user_id(pDoc) ) rc = SQLITE_NOMEM;
   }
+  cJSON_Delete(pDoc);
+  if( rc ) kustomer_outbox_item_clear(pItem);
   return rc;
 }
 
 /* The 'retry' command: failed rows go back to pending, attempts reset. */
 static int outbox_command(Outbox *p, sqlite3_value *pCmd){
   const char *z = (const char*)sqlite3_value_text(pCmd);
-  if( z && sqlite3_stricmp(z, "retry")==0 ){
-    return outbox_exec(p->db, &p->base.zErrMsg,
-        "UPDATE \"%w\".\"%w_data\" SET status='pending', attempts=0,"
-        " error=NULL, http_status=NULL, next_at=0 WHERE status='failed'",
-        p->zDb, p->zName);
+  sqlite3_stmt *pStmt;
+  int rc;
+  if( z==0 || sqlite3_stricmp(z, "retry")!=0 ){
+    return outbox_error(p, sqlite3_mprintf("kustomer_outbox: unknown command "
+                        "%Q (known: 'retry')", z ? z : ""));
   }
-  return outbox_error(p, sqlite3_mprintf("kustomer_outbox: unknown command "
-                      "%Q (known: 'retry')", z ? z : ""));
+  rc = kustomer_outbox_stmt(&p->store, KOB_RETRY_FAILED, &pStmt);
+  if( rc==SQLITE_OK ){
+    sqlite3_step(pStmt);
+    rc = sqlite3_reset(pStmt);
+  }
+  return rc;
+}
+
+/* INSERT of an event: stored with its request, or as invalid with the
+** reason it cannot be sent. */
+static int outbox_insert(Outbox *p, sqlite3_value **argv,
+                         sqlite3_int64 *pRowid){
+  sqlite3_value *pEvent = argv[2+OUT_EVENT];
+  sqlite3_stmt *pStmt;
+  KOutboxItem item;
+  const char *zEvent;
+  int rc;
+
+  if( sqlite3_value_type(pEvent)!=SQLITE_TEXT ){
+    return outbox_error(p, sqlite3_mprintf("kustomer_outbox: event must be "
+                        "JSON text, got %s",
+                        sqlite3_value_type(pEvent)==SQLITE_NULL ?
+                        "NULL" : kustomer_type_name(pEvent)));
+  }
+  zEvent = (const char*)sqlite3_value_text(pEvent);
+  if( zEvent==0 ) return SQLITE_NOMEM;
+  rc = kustomer_outbox_request(p->pSet, zEvent, sqlite3_value_bytes(pEvent),
+                               0, &item);
+  if( rc ) return rc;
+  rc = kustomer_outbox_stmt(&p->store, KOB_INSERT, &pStmt);
+  if( rc==SQLITE_OK ){
+    sqlite3_bind_value(pStmt, 1, sqlite3_value_type(argv[1])!=SQLITE_NULL ?
+                                 argv[1] : argv[2+OUT_ID]);
+    sqlite3_bind_value(pStmt, 2, pEvent);
+    sqlite3_bind_text(pStmt, 3, item.zRequest, -1, SQLITE_STATIC);
+    sqlite3_bind_text(pStmt, 4, item.zError ? "invalid" : "pending", -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(pStmt, 5, item.zError, -1, SQLITE_STATIC);
+    sqlite3_bind_text(pStmt, 6, item.zKind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(pStmt, 7, item.zCustomerKey, -1, SQLITE_STATIC);
+    sqlite3_step(pStmt);
+    rc = sqlite3_reset(pStmt);
+    sqlite3_clear_bindings(pStmt);
+  }
+  if( rc ){
+    outbox_error(p, sqlite3_mprintf("kustomer_outbox: %s",
+                                    sqlite3_errmsg(p->store.db)));
+  }else{
+    *pRowid = sqlite3_last_insert_rowid(p->store.db);
+  }
+  kustomer_outbox_item_clear(&item);
+  return rc;
 }
 
 static int outbox_update(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
                          sqlite3_int64 *pRowid){
   Outbox *p = (Outbox*)pVtab;
-  sqlite3_stmt *pStmt = 0;
-  char *zRequest = 0, *zError = 0, *zSql;
-  const char *zEvent;
+  sqlite3_stmt *pStmt;
+  char *zErr = 0;
   int rc, i;
 
+  /* The first write of a table of an older version upgrades it, inside
+  ** the caller's transaction. */
+  rc = kustomer_outbox_upgrade(&p->store, &zErr);
+  if( rc ){
+    return outbox_error(p, sqlite3_mprintf("kustomer_outbox: cannot upgrade "
+                        "%s to storage version %d: %s", p->store.zName,
+                        OUTBOX_VERSION, zErr ? zErr :
+                        sqlite3_errmsg(p->store.db)));
+  }
   if( argc==1 ){
-    zSql = sqlite3_mprintf("DELETE FROM \"%w\".\"%w_data\" WHERE id=?",
-                           p->zDb, p->zName);
-    if( zSql==0 ) return SQLITE_NOMEM;
-    rc = sqlite3_prepare_v2(p->db, zSql, -1, &pStmt, 0);
-    sqlite3_free(zSql);
+    rc = kustomer_outbox_stmt(&p->store, KOB_DELETE, &pStmt);
     if( rc ) return rc;
     sqlite3_bind_value(pStmt, 1, argv[0]);
     sqlite3_step(pStmt);
-    return sqlite3_finalize(pStmt);
+    return sqlite3_reset(pStmt);
   }
   if( sqlite3_value_type(argv[0])!=SQLITE_NULL ){
     return outbox_error(p, sqlite3_mprintf("kustomer_outbox: rows cannot be "
                         "updated (delete them, insert again, or use "
                         "INSERT INTO %s(%s) VALUES('retry'))",
-                        p->zName, p->zName));
+                        p->store.zName, p->store.zName));
   }
   if( sqlite3_value_type(argv[2+OUT_COMMAND])!=SQLITE_NULL ){
     return outbox_command(p, argv[2+OUT_COMMAND]);
@@ -644,75 +819,26 @@ static int outbox_update(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
                           "event can be inserted"));
     }
   }
-  if( sqlite3_value_type(argv[2+OUT_EVENT])!=SQLITE_TEXT ){
-    return outbox_error(p, sqlite3_mprintf("kustomer_outbox: event must be "
-                        "JSON text, got %s",
-                        sqlite3_value_type(argv[2+OUT_EVENT])==SQLITE_NULL ?
-                        "NULL" : "another type"));
-  }
-  zEvent = (const char*)sqlite3_value_text(argv[2+OUT_EVENT]);
-  if( zEvent==0 ) return SQLITE_NOMEM;
-  rc = kustomer_outbox_request(p->pSet, zEvent,
-                               sqlite3_value_bytes(argv[2+OUT_EVENT]),
-                               &zRequest, &zError);
-  if( rc ) return rc;
-
-  zSql = sqlite3_mprintf("INSERT INTO \"%w\".\"%w_data\"(id, event, request,"
-                         " status, error, enqueued_at) VALUES(?, ?, ?, ?, ?,"
-                         " strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ','now'))",
-                         p->zDb, p->zName);
-  if( zSql==0 ){
-    rc = SQLITE_NOMEM;
-    goto done;
-  }
-  rc = sqlite3_prepare_v2(p->db, zSql, -1, &pStmt, 0);
-  sqlite3_free(zSql);
-  if( rc ) goto done;
-  if( sqlite3_value_type(argv[1])!=SQLITE_NULL ){
-    sqlite3_bind_value(pStmt, 1, argv[1]);
-  }else{
-    sqlite3_bind_value(pStmt, 1, argv[2+OUT_ID]);
-  }
-  sqlite3_bind_value(pStmt, 2, argv[2+OUT_EVENT]);
-  if( zRequest ) sqlite3_bind_text(pStmt, 3, zRequest, -1, SQLITE_STATIC);
-  sqlite3_bind_text(pStmt, 4, zError ? "invalid" : "pending", -1,
-                    SQLITE_STATIC);
-  if( zError ) sqlite3_bind_text(pStmt, 5, zError, -1, SQLITE_STATIC);
-  sqlite3_step(pStmt);
-  rc = sqlite3_finalize(pStmt);
-  if( rc ){
-    outbox_error(p, sqlite3_mprintf("kustomer_outbox: %s",
-                                    sqlite3_errmsg(p->db)));
-  }else{
-    *pRowid = sqlite3_last_insert_rowid(p->db);
-  }
-
-done:
-  sqlite3_free(zRequest);
-  sqlite3_free(zError);
-  return rc;
+  return outbox_insert(p, argv, pRowid);
 }
 
 static sqlite3_module outboxModule = {
-  3,                        /* iVersion: xShadowName */
-  outbox_create,
-  outbox_connect,
-  outbox_best_index,
-  outbox_disconnect,
-  outbox_destroy,
-  outbox_open,
-  outbox_close,
-  outbox_filter,
-  outbox_next,
-  outbox_eof,
-  outbox_column,
-  outbox_rowid,
-  outbox_update,
-  0, 0, 0, 0,               /* xBegin, xSync, xCommit, xRollback */
-  0,                        /* xFindFunction */
-  outbox_rename,
-  0, 0, 0,                  /* xSavepoint, xRelease, xRollbackTo */
-  outbox_shadow_name
+  .iVersion = 3,            /* xShadowName */
+  .xCreate = outbox_create,
+  .xConnect = outbox_connect,
+  .xBestIndex = outbox_best_index,
+  .xDisconnect = outbox_disconnect,
+  .xDestroy = outbox_destroy,
+  .xOpen = outbox_open,
+  .xClose = outbox_close,
+  .xFilter = outbox_filter,
+  .xNext = outbox_next,
+  .xEof = outbox_eof,
+  .xColumn = outbox_column,
+  .xRowid = outbox_rowid,
+  .xUpdate = outbox_update,
+  .xRename = outbox_rename,
+  .xShadowName = outbox_shadow_name,
 };
 
 int kustomer_register_outbox(sqlite3 *db){

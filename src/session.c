@@ -90,16 +90,6 @@ struct SessionState {
 
 static const char azBase36[] = "0123456789abcdefghijklmnopqrstuvwxyz";
 
-static const char *type_name(int eType){
-  switch( eType ){
-    case SQLITE_INTEGER: return "integer";
-    case SQLITE_FLOAT:   return "real";
-    case SQLITE_BLOB:    return "blob";
-    case SQLITE_NULL:    return "null";
-    default:             return "text";
-  }
-}
-
 /* Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
 ** days_from_civil), exact for every year ISO text can hold. */
 static sqlite3_int64 days_from_civil(int y, int m, int d){
@@ -245,7 +235,7 @@ static int session_time(sqlite3_context *ctx, sqlite3_value *pVal,
       kustomer_result_error(ctx,
           sqlite3_mprintf("%s(): argument 1 (timestamp) must "
                           "be text or a number, got %s", SESSION_FUNC,
-                          type_name(eType)));
+                          kustomer_type_name(pVal)));
       return -1;
   }
   if( !bOk ){
@@ -284,7 +274,7 @@ static double session_gap(sqlite3_context *ctx, int argc,
     kustomer_result_error(ctx,
         sqlite3_mprintf("%s(): argument 2 (gap_minutes) must "
                         "be a positive number, got %s", SESSION_FUNC,
-                        type_name(eType)));
+                        kustomer_type_name(argv[1])));
     return -1.0;
   }
   r = sqlite3_value_double(argv[1]);
@@ -310,7 +300,7 @@ static int session_text_arg(sqlite3_context *ctx, int argc,
     kustomer_result_error(ctx,
         sqlite3_mprintf("%s(): argument %d (%s) must be text "
                         "or an integer, got %s", SESSION_FUNC, iArg+1, zName,
-                        type_name(eType)));
+                        kustomer_type_name(argv[iArg])));
     return 0;
   }
   return 1;

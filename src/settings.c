@@ -5,13 +5,12 @@
 ** genericScreen), plus this project's apiKeyEnv (the key from an
 ** environment variable, so it need not sit in SQL or a database), orgName
 ** and pod/orgPod (Kustomer's per-organisation and regional hosts) and
-** timeoutMs.  Parsed once per statement when the argument is a constant.
+** timeoutMs.  Part of the core: no SQL context here (support.c reads the
+** settings argument of a function, once per statement when constant).
 */
 #include <string.h>
 #include "kustomer.h"
 SQLITE_EXTENSION_INIT3
-
-#define KUSTOMER_DEFAULT_BASE "https://api.kustomerapp.com"
 
 void kustomer_settings_free(KSettings *p){
   if( p ){
@@ -127,6 +126,7 @@ int kustomer_settings_parse(const char *z, int n, KSettings **ppOut,
   }
   /* "Bearer " + apiKey, as JavaScript interpolates it.  With only
   ** apiKeyEnv, the key is not known here: it is added at send time. */
+  pSet->bHasKey = pKey!=0 || pSet->zKeyEnv!=0;
   if( pKey || pSet->zKeyEnv==0 ){
     pStr = sqlite3_str_new(0);
     sqlite3_str_appendall(pStr, "Bearer ");
@@ -153,7 +153,7 @@ int kustomer_settings_parse(const char *z, int n, KSettings **ppOut,
     }
     pSet->timeoutMs = (long)pTimeout->valuedouble;
   }else{
-    pSet->timeoutMs = 30000;
+    pSet->timeoutMs = KUSTOMER_TIMEOUT_MS;
   }
 
   pSet->bAdvanced = settings_flag(pRoot, "advancedTransform");
@@ -170,65 +170,4 @@ done:
   }
   *ppOut = pSet;
   return rc;
-}
-
-/* Settings when none are given: the reference's defaults. */
-static KSettings defaultSettings = {
-  (char*)KUSTOMER_DEFAULT_BASE, (char*)"Bearer undefined", 0, 30000,
-  0, 0, 0, 0, 0
-};
-
-static void settings_error(sqlite3_context *ctx, char *zMsg){
-  if( zMsg ){
-    sqlite3_result_error(ctx, zMsg, -1);
-    sqlite3_free(zMsg);
-  }else{
-    sqlite3_result_error_nomem(ctx);
-  }
-}
-
-KSettings *kustomer_settings_get(sqlite3_context *ctx, int argc,
-                                 sqlite3_value **argv, int iArg,
-                                 const char *zFunc, int *pbNew){
-  KSettings *pSet;
-  const char *zText;
-  char *zErr = 0;
-  int rc;
-
-  *pbNew = 0;
-  if( iArg>=argc || sqlite3_value_type(argv[iArg])==SQLITE_NULL ){
-    return &defaultSettings;
-  }
-  pSet = sqlite3_get_auxdata(ctx, iArg);
-  if( pSet ) return pSet;
-  if( sqlite3_value_type(argv[iArg])!=SQLITE_TEXT ){
-    settings_error(ctx, sqlite3_mprintf("%s(): argument %d (settings) must "
-                   "be JSON text", zFunc, iArg+1));
-    return 0;
-  }
-  zText = (const char*)sqlite3_value_text(argv[iArg]);
-  rc = zText==0 ? SQLITE_NOMEM :
-       kustomer_settings_parse(zText, sqlite3_value_bytes(argv[iArg]),
-                               &pSet, &zErr);
-  if( rc==SQLITE_NOMEM ){
-    sqlite3_result_error_nomem(ctx);
-    return 0;
-  }
-  if( rc!=SQLITE_OK ){
-    settings_error(ctx, sqlite3_mprintf("%s(): argument %d (settings) %s",
-                                        zFunc, iArg+1, zErr));
-    sqlite3_free(zErr);
-    return 0;
-  }
-  *pbNew = 1;
-  return pSet;
-}
-
-void kustomer_settings_done(sqlite3_context *ctx, int iArg, KSettings *pSet,
-                            int bNew){
-  /* Last use of pSet: SQLite may free it before set_auxdata returns. */
-  if( bNew ){
-    sqlite3_set_auxdata(ctx, iArg, pSet,
-                        (void(*)(void*))kustomer_settings_free);
-  }
 }

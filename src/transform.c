@@ -36,7 +36,7 @@ static int event_error(KError *pErr, const char *zFmt, ...){
 ** Append the text built in a temporary string as a JSON string literal and
 ** free the temporary.  Returns the temporary's error code (NOMEM, TOOBIG).
 */
-static int flush_json_string(sqlite3_str *p, sqlite3_str *pTmp){
+static int append_json_string(sqlite3_str *p, sqlite3_str *pTmp){
   int rc = sqlite3_str_errcode(pTmp);
   int n = sqlite3_str_length(pTmp);
   char *z = sqlite3_str_finish(pTmp);
@@ -725,14 +725,14 @@ int kustomer_meta_write_value(sqlite3_str *p, const KMetaItem *pItem){
     case KCONV_OBJJSON:
       pTmp = sqlite3_str_new(0);
       kustomer_json_value(pTmp, v);
-      return flush_json_string(p, pTmp);
+      return append_json_string(p, pTmp);
     case KCONV_ARRJOIN:
       pTmp = sqlite3_str_new(0);
       for(pC=v->child; pC; pC=pC->next){
         if( pC!=v->child ) sqlite3_str_appendchar(pTmp, 1, ',');
         kustomer_json_value(pTmp, pC);
       }
-      return flush_json_string(p, pTmp);
+      return append_json_string(p, pTmp);
     default:
       kustomer_json_value(p, v);
       return SQLITE_OK;
@@ -990,6 +990,70 @@ int kustomer_meta_write(sqlite3_str *p, const KMeta *pMeta){
   return rc;
 }
 
+/* ---- Meta rules: what Kustomer accepts (kustomer-api.md section 4) ----- */
+
+static const KProblem aMetaProblem[] = {
+#define P_NUM_KEY    0
+  { "number_key_without_num", "error",
+    "number value: Kustomer requires its key to end in Num" },
+#define P_STR_NUM    1
+  { "num_key_with_string", "error",
+    "string value under a key ending in Num: Kustomer expects a number" },
+#define P_DATE_KEY   2
+  { "date_key_without_at", "warning",
+    "date-time value: its key should end in At to be stored as a date" },
+#define P_AT_NONDATE 3
+  { "at_key_without_date", "warning",
+    "key ends in At but the value is not an ISO-8601 date-time" },
+#define P_NESTED     4
+  { "nested_value", "error",
+    "nested object or array: meta values must be flat" },
+#define P_BOOL       5
+  { "boolean_value", "error",
+    "boolean value: meta accepts numbers, strings and date-times" },
+#define P_DUPLICATE  6
+  { "duplicate_key", "warning",
+    "the key appears again later in the object; only the last value is sent" },
+#define P_COLLISION  7
+  { "key_collision", "warning",
+    "a later property maps to the same Kustomer key and replaces this value" },
+};
+
+/* Whether a NUL-terminated key ends in zSuffix. */
+static int key_ends(const char *z, const char *zSuffix){
+  return ends_with(z, strlen(z), zSuffix);
+}
+
+const KProblem *kustomer_meta_item_problem(const KMetaItem *pItem){
+  const cJSON *v = pItem->pSrc;
+  const char *zKey = pItem->zKey;
+  switch( pItem->eFate ){
+    case KFATE_DUPLICATE: return &aMetaProblem[P_DUPLICATE];
+    case KFATE_COLLISION: return &aMetaProblem[P_COLLISION];
+    case KFATE_SENT:      break;
+    default:              return 0;
+  }
+  if( pItem->eConv!=KCONV_NONE ){
+    /* Sent as a string of JSON or "true"/"false": never a date. */
+    if( key_ends(zKey, "Num") ) return &aMetaProblem[P_STR_NUM];
+    if( key_ends(zKey, "At") ) return &aMetaProblem[P_AT_NONDATE];
+    return 0;
+  }
+  if( cJSON_IsNumber(v) ){
+    return key_ends(zKey, "Num") ? 0 : &aMetaProblem[P_NUM_KEY];
+  }
+  if( cJSON_IsString(v) ){
+    int bDate = kustomer_is_iso_date(v->valuestring, strlen(v->valuestring));
+    if( key_ends(zKey, "Num") ) return &aMetaProblem[P_STR_NUM];
+    if( bDate && !key_ends(zKey, "At") ) return &aMetaProblem[P_DATE_KEY];
+    if( !bDate && key_ends(zKey, "At") ) return &aMetaProblem[P_AT_NONDATE];
+    return 0;
+  }
+  if( cJSON_IsBool(v) ) return &aMetaProblem[P_BOOL];
+  if( cJSON_IsArray(v) || cJSON_IsObject(v) ) return &aMetaProblem[P_NESTED];
+  return 0;
+}
+
 /* ---- Event name (5.1, 3.5, 6.1) ---------------------------------------- */
 
 static const char *const azPageName[] = {
@@ -1152,7 +1216,7 @@ int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
     kustomer_json_value(p, pRaw);
     sqlite3_free(sqlite3_str_finish(pName));
   }else{
-    flush_json_string(p, pName);
+    append_json_string(p, pName);
   }
   if( (pVal = first_acceptable(&ev, azSessionId))!=0 ){
     sqlite3_str_appendall(p, ",\"sessionId\":");
@@ -1354,7 +1418,7 @@ int kustomer_identify_write(sqlite3_str *p, const cJSON *pEvent,
   pAddr = sqlite3_str_new(0);
   if( address_text(pAddr, &ev) ){
     sqlite3_str_appendall(p, ",\"locations\":[{\"type\":\"home\",\"address\":");
-    rc = flush_json_string(p, pAddr);
+    rc = append_json_string(p, pAddr);
     sqlite3_str_append(p, "}]", 2);
   }else{
     sqlite3_free(sqlite3_str_finish(pAddr));
@@ -1409,7 +1473,7 @@ const char *const kustomer_aLookupPrefix[3] = {
 };
 
 /* The id of the first context.externalId entry of type kustomerId (3.7). */
-static const cJSON *kustomer_id_of(const cJSON *pEvent){
+static const cJSON *customer_id_of(const cJSON *pEvent){
   const cJSON *pList = path_get(pEvent, "context.externalId");
   const cJSON *pC;
   if( !cJSON_IsArray(pList) ) return 0;
@@ -1436,7 +1500,7 @@ int kustomer_request_write(sqlite3_str *p, const cJSON *pEvent,
   if( eType!=KTYPE_IDENTIFY ){
     zCustomerId = 0;
   }else{
-    pKid = kustomer_id_of(pEvent);
+    pKid = customer_id_of(pEvent);
     if( !kustomer_js_truthy(pKid) ) pKid = 0;
     if( pKid || (zCustomerId && zCustomerId[0]==0) ) zCustomerId = 0;
   }
@@ -1493,5 +1557,5 @@ int kustomer_identify_lookups(const cJSON *pEvent, const cJSON *apVal[3]){
   apVal[0] = first_acceptable(&ev, azEmail);
   apVal[1] = first_acceptable(&ev, azUserIdOnly);
   apVal[2] = pAnon;
-  return kustomer_js_truthy(kustomer_id_of(pEvent));
+  return kustomer_js_truthy(customer_id_of(pEvent));
 }
