@@ -1,5 +1,5 @@
 # kustomer-sqlite: a SQLite extension that turns analytics events into
-# Kustomer API requests.
+# Kustomer API requests and keeps Kustomer's records as SQLite tables.
 #
 #   make            build dist/kustomer.so
 #   make demo       install what is missing, build, run sql/demo.sql
@@ -16,7 +16,11 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 XCFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -fPIC -fvisibility=hidden
-LIBS     = -lcurl -lcjson -lm
+# curl and cJSON as pkg-config describes them (the loadable never links
+# libsqlite3: the host provides it).
+PKGS     = libcurl libcjson
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS       = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
 SRC      = kustomer_ext.c $(wildcard src/*.c)
 HDR      = $(wildcard src/*.h)
@@ -31,43 +35,50 @@ ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer \
 SQLITE3 ?= sqlite3
 
 # Debian packages: to build, to test (and to run the demo).
-BUILD_PKGS = make gcc libc6-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev ca-certificates
+BUILD_PKGS = make gcc libc6-dev pkg-config libsqlite3-dev libcjson-dev libcurl4-openssl-dev ca-certificates
 TEST_PKGS  = sqlite3 python3 valgrind
 
-.PHONY: all deps deps-build demo test asan valgrind unit clean check-deps fake-kustomer
+.PHONY: all deps demo test asan valgrind unit clean check-deps fake-kustomer layers
 
 all: $(SO)
 
 # A missing dependency is named with the command that installs it.
 check-deps:
-	@test -f /usr/include/sqlite3ext.h || { echo "error: sqlite3ext.h not found: install libsqlite3-dev (sudo apt-get install libsqlite3-dev)" >&2; exit 1; }
-	@test -f /usr/include/cjson/cJSON.h || { echo "error: cjson/cJSON.h not found: install libcjson-dev (sudo apt-get install libcjson-dev)" >&2; exit 1; }
-	@test -f /usr/include/x86_64-linux-gnu/curl/curl.h -o -f /usr/include/curl/curl.h -o -n "$$(ls /usr/include/*/curl/curl.h 2>/dev/null)" || { echo "error: curl/curl.h not found: install libcurl4-openssl-dev (sudo apt-get install libcurl4-openssl-dev)" >&2; exit 1; }
+	@command -v pkg-config >/dev/null || { echo "error: pkg-config not found: install pkg-config (sudo apt-get install pkg-config)" >&2; exit 1; }
+	@pkg-config --exists sqlite3 || { echo "error: sqlite3ext.h not found: install libsqlite3-dev (sudo apt-get install libsqlite3-dev)" >&2; exit 1; }
+	@pkg-config --exists libcjson || { echo "error: cjson/cJSON.h not found: install libcjson-dev (sudo apt-get install libcjson-dev)" >&2; exit 1; }
+	@pkg-config --exists libcurl || { echo "error: curl/curl.h not found: install libcurl4-openssl-dev (sudo apt-get install libcurl4-openssl-dev)" >&2; exit 1; }
 
-$(SO): $(SRC) $(HDR) | check-deps
-	@mkdir -p dist
-	$(CC) $(XCFLAGS) $(CFLAGS) -shared -o $@ $(SRC) $(LIBS)
+# One rule per build of the extension: $(1) the file, $(2) its flags.
+define SO_RULE
+$(1): $$(SRC) $$(HDR) | check-deps
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(XCFLAGS) $(2) $$(PKG_CFLAGS) -shared -o $$@ $$(SRC) $$(LIBS)
+endef
+$(eval $(call SO_RULE,$(SO),$$(CFLAGS)))
+$(eval $(call SO_RULE,$(ASAN_SO),$$(ASAN_FLAGS)))
+$(eval $(call SO_RULE,$(LIMITS_SO),$$(CFLAGS) $$(LIMITS)))
+$(eval $(call SO_RULE,$(ASAN_LIMITS_SO),$$(ASAN_FLAGS) $$(LIMITS)))
 
-$(ASAN_SO): $(SRC) $(HDR) | check-deps
-	@mkdir -p build/asan
-	$(CC) $(XCFLAGS) $(ASAN_FLAGS) -shared -o $@ $(SRC) $(LIBS)
+# Unit tests: jsnum alone; the core and kapi.c with SQLITE_CORE against
+# libsqlite3 (tests/unit/test_core.c includes their sources).
+CORE_SRC = src/jsnum.c src/json.c src/settings.c src/transform.c src/kapi.c
+define UNIT_RULES
+$(1)/test_jsnum: tests/unit/test_jsnum.c src/jsnum.c src/kustomer.h | check-deps
+	@mkdir -p $(1)
+	$$(CC) $$(XCFLAGS) $(2) -Isrc -o $$@ tests/unit/test_jsnum.c src/jsnum.c -lm
+$(1)/test_core: tests/unit/test_core.c $$(CORE_SRC) src/http.c src/kustomer.h | check-deps
+	@mkdir -p $(1)
+	$$(CC) $$(XCFLAGS) $(2) -DSQLITE_CORE $$(PKG_CFLAGS) -Isrc -o $$@ \
+	  tests/unit/test_core.c src/http.c $$(LIBS) -lsqlite3
+endef
+comma := ,
+$(eval $(call UNIT_RULES,build,$$(CFLAGS)))
+$(eval $(call UNIT_RULES,build/asan,-O1 -g -fsanitize=address$$(comma)undefined -fno-sanitize-recover=undefined))
 
-$(LIMITS_SO): $(SRC) $(HDR) | check-deps
-	@mkdir -p build/limits
-	$(CC) $(XCFLAGS) $(CFLAGS) $(LIMITS) -shared -o $@ $(SRC) $(LIBS)
-
-$(ASAN_LIMITS_SO): $(SRC) $(HDR) | check-deps
-	@mkdir -p build/asan-limits
-	$(CC) $(XCFLAGS) $(ASAN_FLAGS) $(LIMITS) -shared -o $@ $(SRC) $(LIBS)
-
-build/test_jsnum: tests/unit/test_jsnum.c src/jsnum.c src/kustomer.h | check-deps
-	@mkdir -p build
-	$(CC) $(XCFLAGS) $(CFLAGS) -Isrc -o $@ tests/unit/test_jsnum.c src/jsnum.c -lm
-
-build/asan/test_jsnum: tests/unit/test_jsnum.c src/jsnum.c src/kustomer.h | check-deps
-	@mkdir -p build/asan
-	$(CC) $(XCFLAGS) -O1 -g -fsanitize=address,undefined \
-	  -fno-sanitize-recover=undefined -Isrc -o $@ tests/unit/test_jsnum.c src/jsnum.c -lm
+# The layers of README "Layout" (tests/run.sh runs this too).
+layers:
+	@tests/layers.sh
 
 # Install whatever Debian packages are missing (as root, or with sudo).
 deps:
@@ -85,14 +96,14 @@ demo: deps
 	@mkdir -p out
 	$(SQLITE3) :memory: < sql/demo.sql
 
-unit: build/test_jsnum
+unit: build/test_jsnum build/test_core
 
 test: deps
 	@$(MAKE) --no-print-directory $(SO) $(LIMITS_SO) unit
 	@KUSTOMER_LIMITS_SO=$(LIMITS_SO) tests/run.sh $(SO)
 
 asan: deps
-	@$(MAKE) --no-print-directory $(ASAN_SO) $(ASAN_LIMITS_SO) build/asan/test_jsnum
+	@$(MAKE) --no-print-directory $(ASAN_SO) $(ASAN_LIMITS_SO) build/asan/test_jsnum build/asan/test_core
 	@KUSTOMER_UNIT_DIR=build/asan KUSTOMER_LIMITS_SO=$(ASAN_LIMITS_SO) \
 	  KUSTOMER_TEST_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -129,18 +140,17 @@ FUZZ_FLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fno-omit-frame-pointer 
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
               -Isrc -Itests/fuzz
 FUZZ_EXT    = tests/fuzz/fuzz_common.c tests/fuzz/fuzz_common.h $(SRC) $(HDR)
+FUZZ_TARGETS = fuzz_functions fuzz_json fuzz_http fuzz_jsnum
 
-build/fuzz/fuzz_functions: tests/fuzz/fuzz_functions.c $(FUZZ_EXT) | check-deps
+# $(1) the target, $(2) extra flags, $(3) extra libraries
+define FUZZ_RULE
+build/fuzz/$(1): tests/fuzz/$(1).c $$(FUZZ_EXT) | check-deps
 	@mkdir -p build/fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_functions.c tests/fuzz/fuzz_common.c $(SRC) -lsqlite3 $(LIBS)
-
-build/fuzz/fuzz_json: tests/fuzz/fuzz_json.c $(FUZZ_EXT) | check-deps
-	@mkdir -p build/fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_json.c tests/fuzz/fuzz_common.c $(SRC) -lsqlite3 $(LIBS)
-
-build/fuzz/fuzz_http: tests/fuzz/fuzz_http.c $(FUZZ_EXT) | check-deps
-	@mkdir -p build/fuzz
-	$(FUZZ_CC) $(FUZZ_FLAGS) -DFETCH_SLEEP_MAX=0.01 -o $@ tests/fuzz/fuzz_http.c tests/fuzz/fuzz_common.c $(SRC) -lsqlite3 $(LIBS) -lpthread
+	$$(FUZZ_CC) $$(FUZZ_FLAGS) $(2) $$(PKG_CFLAGS) -o $$@ tests/fuzz/$(1).c tests/fuzz/fuzz_common.c $$(SRC) -lsqlite3 $$(LIBS) $(3)
+endef
+$(eval $(call FUZZ_RULE,fuzz_functions,,))
+$(eval $(call FUZZ_RULE,fuzz_json,,))
+$(eval $(call FUZZ_RULE,fuzz_http,-DFETCH_SLEEP_MAX=0.01,-lpthread))
 
 build/fuzz/fuzz_jsnum: tests/fuzz/fuzz_jsnum.c src/jsnum.c src/kustomer.h
 	@mkdir -p build/fuzz
@@ -149,6 +159,6 @@ build/fuzz/fuzz_jsnum: tests/fuzz/fuzz_jsnum.c src/jsnum.c src/kustomer.h
 fuzz:
 	@$(MAKE) --no-print-directory deps EXTRA_PKGS="clang libclang-rt-14-dev"
 	@command -v $(FUZZ_CC) >/dev/null || { echo "error: $(FUZZ_CC) not found: install clang and libclang-rt-14-dev (sudo apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
-	@$(MAKE) --no-print-directory build/fuzz/fuzz_functions build/fuzz/fuzz_json build/fuzz/fuzz_jsnum build/fuzz/fuzz_http
+	@$(MAKE) --no-print-directory $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 	@/usr/bin/python3 tests/fuzz/seeds.py build/fuzz/corpus >/dev/null
 	@FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) tests/fuzz/run.sh

@@ -37,7 +37,7 @@ struct EventArg {
   const KSettings *pSet;
   int bNewSet;
   cJSON *pDoc;
-  KJsonRaw raw;             /* properties as text (PARSE_LEAN) */
+  KMetaText raw;            /* properties as text (PARSE_LEAN) */
   KJsonRoom room;           /* lent to the parse: no allocation when small */
   KError err;
 };
@@ -56,7 +56,7 @@ static int event_arg(sqlite3_context *ctx, int argc, sqlite3_value **argv,
   char *zErr = 0;
   memset(p, 0, offsetof(EventArg, raw));
   p->zFunc = zFunc;
-  p->raw.eState = KRAW_NONE;    /* set by kustomer_event_parse_lean() */
+  p->raw.raw.eState = KRAW_NONE;  /* set by kustomer_event_parse_lean() */
   p->err.status = 0;
   p->err.zMsg = 0;
   if( sqlite3_value_type(argv[0])==SQLITE_NULL ) return 0;

@@ -1046,6 +1046,62 @@ static void raw_write(sqlite3_str *p, ScanPos z, size_t n, int bRewrite){
   if( zEnd>zRun ) sqlite3_str_append(p, (const char*)zRun, (int)(zEnd-zRun));
 }
 
+int kustomer_json_raw_key(const KJsonRaw *pRaw, int i, const char **pz,
+                          int *pn){
+  const struct KJsonRawMember *pM = &pRaw->aMember[i];
+  *pz = pM->zKey+1;
+  *pn = pM->nKey-2;
+  return memchr(*pz, '\\', (size_t)*pn)==0;
+}
+
+int kustomer_json_raw_kind(const KJsonRaw *pRaw, int i){
+  switch( pRaw->aMember[i].zVal[0] ){
+    case '"': return KRAWV_STRING;
+    case 't': return KRAWV_TRUE;
+    case 'f': return KRAWV_FALSE;
+    case 'n': return KRAWV_NULL;
+    case '{': return KRAWV_OBJECT;
+    case '[': return KRAWV_ARRAY;
+    default:  return KRAWV_NUMBER;
+  }
+}
+
+void kustomer_json_raw_string(const KJsonRaw *pRaw, int i, const char **pz,
+                              int *pn){
+  const struct KJsonRawMember *pM = &pRaw->aMember[i];
+  *pz = pM->zVal+1;
+  *pn = pM->nVal-2;
+}
+
+int kustomer_json_raw_array_scalar(const KJsonRaw *pRaw, int i, int *peKind,
+                                   const char **pz){
+  const struct KJsonRawMember *pM = &pRaw->aMember[i];
+  ScanPos z = (ScanPos)pM->zVal, zEnd = z + pM->nVal;
+  *pz = 0;
+  *peKind = KRAWV_NULL;
+  while( *(z = skip_ws(z))=='[' ) z++;
+  *pz = (const char*)z;
+  switch( *z ){
+    case '"':
+      *peKind = KRAWV_STRING;
+      z = raw_string(z, zEnd);
+      break;
+    case 't': case 'f': case 'n': case '{': case ']':
+      return 0;
+    default: {
+      RawNum num;
+      int bRewrite = 0;
+      *peKind = KRAWV_NUMBER;
+      z = raw_number(z, &num, &bRewrite);
+      break;
+    }
+  }
+  if( z==0 ) return 0;
+  /* nothing but the closing brackets after it: no ',' at any depth */
+  while( z<zEnd && *(z = skip_ws(z))==']' ) z++;
+  return z>=zEnd;
+}
+
 void kustomer_json_raw_value(sqlite3_str *p, const KJsonRaw *pRaw, int i){
   const struct KJsonRawMember *pM = &pRaw->aMember[i];
   raw_write(p, (ScanPos)pM->zVal, (size_t)pM->nVal, pRaw->bRewrite);

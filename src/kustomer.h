@@ -112,13 +112,7 @@ struct KJsonRaw {
   int bRewrite;             /* set by kustomer_json_raw_ok(): the text has
                             ** whitespace between tokens, or a number
                             ** JavaScript prints otherwise (389.0) */
-  unsigned char aAdv[KRAW_MEMBERS];  /* KRAW_ADV_* of each member, set by
-                            ** kustomer_meta_raw_advanced_ok() */
 };
-#define KRAW_ADV_CONV  0x03   /* mask: the value's KCONV_* */
-#define KRAW_ADV_NUM   0x04   /* the key takes "Num" */
-#define KRAW_ADV_AT    0x08   /* the key takes "At" */
-#define KRAW_ADV_SKIP  0x10   /* a session/tracking key: not in meta */
 /*
 ** Room a caller may lend kustomer_json_parse_some() for the tree, which it
 ** then builds there if it fits, saving an allocation: the tree is then
@@ -166,6 +160,32 @@ void kustomer_json_raw_object(sqlite3_str *p, const KJsonRaw *pRaw,
 /* Append the value of pRaw's member i as kustomer_json_value() would write
 ** its parse. */
 void kustomer_json_raw_value(sqlite3_str *p, const KJsonRaw *pRaw, int i);
+
+/* The key of member i as written, without its quotes; returns whether it
+** has no escape (then these bytes are the key). */
+int kustomer_json_raw_key(const KJsonRaw *pRaw, int i, const char **pz,
+                          int *pn);
+
+/* The kind of member i's value. */
+#define KRAWV_NULL   0
+#define KRAWV_TRUE   1
+#define KRAWV_FALSE  2
+#define KRAWV_NUMBER 3
+#define KRAWV_STRING 4
+#define KRAWV_ARRAY  5
+#define KRAWV_OBJECT 6
+int kustomer_json_raw_kind(const KJsonRaw *pRaw, int i);
+
+/* A string value's text between its quotes, escapes as written. */
+void kustomer_json_raw_string(const KJsonRaw *pRaw, int i, const char **pz,
+                              int *pn);
+
+/* For an array value that holds nothing but, in arrays of one element, one
+** scalar (whose JavaScript string then has no ','): returns 1, its kind
+** (KRAWV_STRING or KRAWV_NUMBER) and its text (*pz at the string's
+** quote).  0 for any other array. */
+int kustomer_json_raw_array_scalar(const KJsonRaw *pRaw, int i, int *peKind,
+                                   const char **pz);
 
 /* Append a JSON string literal for n bytes of UTF-8, escaped as
 ** JSON.stringify escapes. */
@@ -274,27 +294,29 @@ int kustomer_event_type(const cJSON *pEvent, KError *pErr);
 cJSON *kustomer_event_parse(const char *z, int n, KJsonRoom *pRoom,
                             char **pzErr);
 
+/* The properties of a tracking event as text, for meta written from it:
+** json.c's record of the members, and the advanced plan of each, which
+** transform.c decides from that record. */
+typedef struct KMetaText KMetaText;
+struct KMetaText {
+  KJsonRaw raw;
+  unsigned char aAdv[KRAW_MEMBERS];
+};
+
 /* The same for the request and tracking bodies: of a track, page or
 ** screen event only the traits members they read.  With pProps, when
-** pProps->eState is KRAW_TEXT the tree holds only the members of
+** pProps->raw.eState is KRAW_TEXT the tree holds only the members of
 ** properties that lookups read, and meta is written from the text, which
-** kustomer_json_raw_ok() has accepted, and with bAdvanced also
-** kustomer_meta_raw_advanced_ok(): pass the bAdvanced of the settings the
-** tree is then transformed with.  pRoom, if not NULL, is lent to
-** kustomer_json_parse_some(). */
+** is canonical and, with bAdvanced, whose advanced plan the text decides:
+** pass the bAdvanced of the settings the tree is then transformed with.
+** pRoom, if not NULL, is lent to kustomer_json_parse_some(). */
 cJSON *kustomer_event_parse_lean(const char *z, int n, int bAdvanced,
-                                 KJsonRaw *pProps, KJsonRoom *pRoom,
+                                 KMetaText *pProps, KJsonRoom *pRoom,
                                  char **pzErr);
-
-/* Whether the advanced transformation of the KRAW_TEXT properties pRaw
-** (which passed kustomer_json_raw_ok()) can be written from their text:
-** no key with an escape or whitespace to rewrite, no two members mapped
-** to one key, no array whose JavaScript string might be a date. */
-int kustomer_meta_raw_advanced_ok(KJsonRaw *pRaw);
 
 /* Append meta from the text of properties (see above).  SQLITE_OK or
 ** SQLITE_NOMEM. */
-int kustomer_meta_write_raw(sqlite3_str *p, const KJsonRaw *pProps,
+int kustomer_meta_write_raw(sqlite3_str *p, const KMetaText *pProps,
                             int bAdvanced, int bDropEmail);
 
 /*
@@ -358,7 +380,7 @@ int kustomer_event_name_write(sqlite3_str *p, const cJSON *pEvent, int eType,
 
 /* Append the {identity, event} body of a track/page/screen event. */
 int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
-                            const KSettings *pSet, const KJsonRaw *pPropsRaw,
+                            const KSettings *pSet, const KMetaText *pPropsRaw,
                             KError *pErr);
 
 /* Append the customer body of an identify event. */
@@ -372,7 +394,7 @@ int kustomer_identify_write(sqlite3_str *p, const cJSON *pEvent,
 */
 int kustomer_request_write(sqlite3_str *p, const cJSON *pEvent,
                            const KSettings *pSet, const char *zCustomerId,
-                           const KJsonRaw *pPropsRaw, KError *pErr);
+                           const KMetaText *pPropsRaw, KError *pErr);
 
 /*
 ** The values identify's customer lookups use, in the reference's order

@@ -274,37 +274,30 @@ static const KJsonKeep aTrackKeepProps[] = {   /* properties parsed whole */
   { "context", aTrackContextKeep, 0 }, { 0, 0, 0 }
 };
 
+static int meta_text_ok(KMetaText *pText, int bAdvanced);
+
 cJSON *kustomer_event_parse_lean(const char *z, int n, int bAdvanced,
-                                 KJsonRaw *pProps, KJsonRoom *pRoom,
+                                 KMetaText *pProps, KJsonRoom *pRoom,
                                  char **pzErr){
   static const char zIdentify[] = "{\"type\":\"identify\"";
+  KJsonRaw *pRaw = pProps ? &pProps->raw : 0;
   cJSON *p;
   const cJSON *pType;
   int bAgain = 0;
+  if( pRaw ){
+    pRaw->eState = KRAW_NONE;
+    pRaw->z = 0;
+  }
   /* Most identify events say so first: they read much more of traits, so
   ** parse them as such at once.  (Any event may take that parse.) */
   if( n>=(int)sizeof(zIdentify)-1
    && memcmp(z, zIdentify, sizeof(zIdentify)-1)==0 ){
-    if( pProps ){
-      pProps->eState = KRAW_NONE;
-      pProps->z = 0;
-    }
     return kustomer_event_parse(z, n, pRoom, pzErr);
   }
-  p = kustomer_json_parse_some(z, n, pProps ? aTrackKeep : aTrackKeepProps,
-                               pProps, pRoom, pzErr);
+  p = kustomer_json_parse_some(z, n, pRaw ? aTrackKeep : aTrackKeepProps,
+                               pRaw, pRoom, pzErr);
   if( p==0 ) return 0;
-  if( pProps ){
-    if( pProps->eState==KRAW_REPARSE ) bAgain = 1;
-    if( pProps->eState==KRAW_TEXT && !pProps->bChecked
-     && !kustomer_json_raw_ok(pProps) ){
-      bAgain = 1;
-    }
-    if( !bAgain && bAdvanced && pProps->eState==KRAW_TEXT
-     && !kustomer_meta_raw_advanced_ok(pProps) ){
-      bAgain = 1;
-    }
-  }
+  if( pProps && !meta_text_ok(pProps, bAdvanced) ) bAgain = 1;
   /* An identify reads much more of traits. */
   pType = kustomer_json_member(p, "type");
   if( cJSON_IsString(pType)
@@ -313,9 +306,9 @@ cJSON *kustomer_event_parse_lean(const char *z, int n, int bAdvanced,
   }
   if( bAgain ){
     kustomer_json_delete(p);
-    if( pProps ){
-      pProps->eState = KRAW_NONE;
-      pProps->z = 0;
+    if( pRaw ){
+      pRaw->eState = KRAW_NONE;
+      pRaw->z = 0;
     }
     p = kustomer_event_parse(z, n, pRoom, pzErr);
   }
@@ -480,22 +473,76 @@ int kustomer_event_type(const cJSON *pEvent, KError *pErr){
 
 /* ---- Meta (sections 5.1 and 6) ----------------------------------------- */
 
+/*
+** The rules that turn a properties object into meta, written once for the
+** two ways meta is made: from a parse (kustomer_meta_plan(), for
+** kustomer_meta, kustomer_check and properties the text cannot decide) and
+** from the text of properties (kustomer_meta_write_raw(), the fast way,
+** with json.c's record of the members).
+*/
+
+/* The session and tracking keys: sent as sessionId/trackingId, not in
+** meta. */
 static const char *const azExcluded[] = {
   "kustomerSessionId", "kustomer_session_id",
   "kustomerTrackingId", "kustomer_tracking_id", 0
 };
 
-static int is_excluded(const char *zKey){
+static int is_excluded(const char *z, size_t n){
   const char *const *az;
   for(az=azExcluded; *az; az++){
-    if( zKey[0]==(*az)[0] && strcmp(zKey, *az)==0 ) return 1;
+    if( z[0]==(*az)[0] && strlen(*az)==n && memcmp(z, *az, n)==0 ) return 1;
   }
   return 0;
+}
+
+/* Whether a key as sent (n bytes) is the e-mail that
+** disableEmailAsTrackingProperty removes. */
+static int is_dropped_email(const char *z, size_t n, int bDropEmail){
+  return bDropEmail && n==5 && memcmp(z, "email", 5)==0;
 }
 
 static int ends_with(const char *z, size_t n, const char *zSuffix){
   size_t k = strlen(zSuffix);
   return n>=k && memcmp(&z[n-k], zSuffix, k)==0;
+}
+
+/* The advanced transformation of one member (6.2): the suffix its key
+** takes (NULL: none; never doubled: not when the key already ends in it)
+** and the conversion of its value (*peConv), from the value's kind
+** (KRAWV_*) and whether its JavaScript string looks like an ISO date. */
+static const char *advanced_rule(int eKind, int bDate, const char *zKey,
+                                 size_t nKey, int *peConv){
+  const char *zSuffix = 0;
+  *peConv = KCONV_NONE;
+  if( eKind==KRAWV_NUMBER ){
+    zSuffix = "Num";
+  }else if( bDate ){
+    zSuffix = "At";
+  }else if( eKind==KRAWV_TRUE || eKind==KRAWV_FALSE ){
+    *peConv = KCONV_BOOLSTR;
+  }else if( eKind==KRAWV_ARRAY ){
+    *peConv = KCONV_ARRJOIN;
+  }else if( eKind==KRAWV_OBJECT ){
+    *peConv = KCONV_OBJJSON;
+  }
+  if( zSuffix && ends_with(zKey, nKey, zSuffix) ) zSuffix = 0;
+  return zSuffix;
+}
+
+/* ---- Meta from a parse -------------------------------------------------- */
+
+/* The kind of a parsed value, as KRAWV_*. */
+static int value_kind(const cJSON *v){
+  switch( v->type & 0xff ){
+    case cJSON_String: return KRAWV_STRING;
+    case cJSON_Number: return KRAWV_NUMBER;
+    case cJSON_True:   return KRAWV_TRUE;
+    case cJSON_False:  return KRAWV_FALSE;
+    case cJSON_Array:  return KRAWV_ARRAY;
+    case cJSON_Object: return KRAWV_OBJECT;
+    default:           return KRAWV_NULL;
+  }
 }
 
 /* Whether the JavaScript string of an array may start with a digit, as a
@@ -530,30 +577,20 @@ static int value_is_date(const cJSON *v){
 /* Set the advanced transformation's key and conversion for one item. */
 static int meta_advanced_key(KMetaItem *pItem){
   const cJSON *v = pItem->pSrc;
-  const char *zSrc = v->string;
+  const char *zSrc = v->string, *zSuffix;
   size_t nSrc = strlen(zSrc);
-  const char *zSuffix = 0;
   sqlite3_str *p;
-  int n;
+  int n, eConv;
   char *z;
-
-  if( cJSON_IsNumber(v) ){
-    zSuffix = "Num";
-  }else if( value_is_date(v) ){
-    zSuffix = "At";
-  }else if( cJSON_IsBool(v) ){
-    pItem->eConv = KCONV_BOOLSTR;
-  }else if( cJSON_IsArray(v) ){
-    pItem->eConv = KCONV_ARRJOIN;
-  }else if( cJSON_IsObject(v) ){
-    pItem->eConv = KCONV_OBJJSON;
-  }
 
   /* Most keys have no whitespace to change, so the key is the source key,
   ** or the source key and a suffix. */
   if( !kustomer_has_space(zSrc, nSrc) ){
     size_t k;
-    if( zSuffix==0 || ends_with(zSrc, nSrc, zSuffix) ){
+    zSuffix = advanced_rule(value_kind(v), value_is_date(v), zSrc, nSrc,
+                            &eConv);
+    pItem->eConv = eConv;
+    if( zSuffix==0 ){
       pItem->zKey = zSrc;
       return SQLITE_OK;
     }
@@ -569,12 +606,12 @@ static int meta_advanced_key(KMetaItem *pItem){
 
   p = sqlite3_str_new(0);
   js_dashify(p, zSrc, nSrc);
-  if( zSuffix && sqlite3_str_errcode(p)==SQLITE_OK ){
-    n = sqlite3_str_length(p);
-    if( !ends_with(sqlite3_str_value(p), (size_t)n, zSuffix) ){
-      sqlite3_str_appendall(p, zSuffix);
-    }
-  }
+  n = sqlite3_str_length(p);
+  zSuffix = advanced_rule(value_kind(v), value_is_date(v),
+                          sqlite3_str_value(p) ? sqlite3_str_value(p) : "",
+                          (size_t)n, &eConv);
+  pItem->eConv = eConv;
+  if( zSuffix ) sqlite3_str_appendall(p, zSuffix);
   n = sqlite3_str_length(p);
   z = sqlite3_str_finish(p);
   if( z==0 ){
@@ -598,87 +635,101 @@ void kustomer_meta_free(KMeta *pMeta){
   pMeta->nItem = 0;
 }
 
-int kustomer_meta_plan(const cJSON *pProps, int bAdvanced, int bDropEmail,
-                       KMeta *pMeta){
+/* Scratch space of a plan: azKey, and aFirst/aLast/aOrder of n each. */
+typedef struct PlanWork PlanWork;
+struct PlanWork {
   int aSmall[3*16];
   const char *azSmall[16];
-  int *aFirst = aSmall, *aLast, *aOrder;
-  const char **azKey = azSmall;
-  void *pAlloc = 0;
+  const char **azKey;
+  int *aFirst, *aLast, *aOrder;
+  void *pAlloc;
+};
+
+/* The plan's items (one per member) and its scratch space. */
+static int plan_alloc(const cJSON *pProps, KMeta *pMeta, PlanWork *w){
   const cJSON *pC;
-  int n = 0, i, m, rc = SQLITE_OK, iPrev;
-
-  memset(pMeta, 0, sizeof(*pMeta));
-  pMeta->pProps = pProps;
-  pMeta->bAdvanced = bAdvanced;
-  pMeta->iFirst = -1;
-  pMeta->aItem = pMeta->aStatic;
-  if( !cJSON_IsObject(pProps) ) return SQLITE_OK;
-
+  int n = 0, i;
+  w->azKey = w->azSmall;
+  w->aFirst = w->aSmall;
+  w->pAlloc = 0;
   for(pC=pProps->child; pC; pC=pC->next) n++;
   if( n>16 ){
     pMeta->aItem = sqlite3_malloc64(sizeof(KMetaItem)*(sqlite3_uint64)n);
-    pAlloc = sqlite3_malloc64((sizeof(int)*3+sizeof(char*))
-                              *(sqlite3_uint64)n);
-    if( pMeta->aItem==0 || pAlloc==0 ){
-      sqlite3_free(pAlloc);
+    w->pAlloc = sqlite3_malloc64((sizeof(int)*3+sizeof(char*))
+                                 *(sqlite3_uint64)n);
+    if( pMeta->aItem==0 || w->pAlloc==0 ){
+      sqlite3_free(w->pAlloc);
+      w->pAlloc = 0;
       if( pMeta->aItem==0 ) pMeta->aItem = pMeta->aStatic;
       return SQLITE_NOMEM;
     }
-    azKey = (const char**)pAlloc;       /* pointers first: alignment */
-    aFirst = (int*)&azKey[n];
+    w->azKey = (const char**)w->pAlloc;    /* pointers first: alignment */
+    w->aFirst = (int*)&w->azKey[n];
   }
-  aLast = &aFirst[n];
-  aOrder = &aFirst[2*n];
+  w->aLast = &w->aFirst[n];
+  w->aOrder = &w->aFirst[2*n];
   memset(pMeta->aItem, 0, sizeof(KMetaItem)*(size_t)n);
   pMeta->nItem = n;
   for(i=0, pC=pProps->child; pC; pC=pC->next, i++){
     pMeta->aItem[i].pSrc = pC;
     pMeta->aItem[i].iNext = -1;
-    azKey[i] = pC->string;
+    w->azKey[i] = pC->string;
   }
+  return SQLITE_OK;
+}
 
-  /* A repeated key: JSON.parse keeps the last value at the first place. */
-  rc = kustomer_first_same(n, azKey, aFirst);
-  if( rc ) goto done;
-  for(i=0; i<n; i++) aLast[aFirst[i]] = i;
-  for(i=0; i<n; i++) aOrder[i] = -1;
+/* The fate and key of each member: a repeated key keeps the last value at
+** the first place (JSON.parse); session/tracking keys are excluded.
+** Leaves in aOrder[first place] the item sent from there (-1: none). */
+static int plan_keys(KMeta *pMeta, PlanWork *w){
+  int i, n = pMeta->nItem;
+  int rc = kustomer_first_same(n, w->azKey, w->aFirst);
+  if( rc ) return rc;
+  for(i=0; i<n; i++) w->aLast[w->aFirst[i]] = i;
+  for(i=0; i<n; i++) w->aOrder[i] = -1;
   for(i=0; i<n; i++){
     KMetaItem *pItem = &pMeta->aItem[i];
-    if( aLast[aFirst[i]]!=i ){
+    const char *zKey = pItem->pSrc->string;
+    if( w->aLast[w->aFirst[i]]!=i ){
       pItem->eFate = KFATE_DUPLICATE;
-    }else if( is_excluded(pItem->pSrc->string) ){
+    }else if( is_excluded(zKey, strlen(zKey)) ){
       pItem->eFate = KFATE_EXCLUDED;
     }else{
-      if( bAdvanced ){
+      if( pMeta->bAdvanced ){
         rc = meta_advanced_key(pItem);
-        if( rc ) goto done;
+        if( rc ) return rc;
       }else{
-        pItem->zKey = pItem->pSrc->string;
+        pItem->zKey = zKey;
       }
-      aOrder[aFirst[i]] = i;
+      w->aOrder[w->aFirst[i]] = i;
     }
   }
+  return SQLITE_OK;
+}
 
-  /* The sent items in output order, and collisions between their keys:
-  ** the later value wins, at the first key's place (6.3). */
+/* The sent items in output order, and collisions between their keys: the
+** later value wins, at the first key's place (6.3).  Then the e-mail
+** drop, and the links of the items sent. */
+static int plan_order(KMeta *pMeta, PlanWork *w, int bDropEmail){
+  int i, m, rc, iPrev = -1;
+  int n = pMeta->nItem;
+  int *aFirst = w->aFirst, *aLast = w->aLast, *aOrder = w->aOrder;
   for(i=0, m=0; i<n; i++){
     if( aOrder[i]>=0 ){
       aOrder[m] = aOrder[i];
-      azKey[m] = pMeta->aItem[aOrder[m]].zKey;
+      w->azKey[m] = pMeta->aItem[aOrder[m]].zKey;
       m++;
     }
   }
-  if( bAdvanced ){
-    rc = kustomer_first_same(m, azKey, aFirst);
-    if( rc ) goto done;
+  if( pMeta->bAdvanced ){
+    rc = kustomer_first_same(m, w->azKey, aFirst);
+    if( rc ) return rc;
   }else{
-    /* Keys sent as they are, once each after the pass above: no two of
-    ** them can collide. */
+    /* Keys sent as they are, once each after plan_keys(): no two of them
+    ** can collide. */
     for(i=0; i<m; i++) aFirst[i] = i;
   }
   for(i=0; i<m; i++) aLast[aFirst[i]] = i;
-  iPrev = -1;
   for(i=0; i<m; i++){
     KMetaItem *pItem = &pMeta->aItem[aOrder[i]];
     if( aLast[aFirst[i]]!=i ){
@@ -686,9 +737,8 @@ int kustomer_meta_plan(const cJSON *pProps, int bAdvanced, int bDropEmail,
       continue;
     }
     pItem->iPos = aFirst[i];
-    if( bDropEmail && strcmp(pItem->zKey, "email")==0 ){
+    if( is_dropped_email(pItem->zKey, strlen(pItem->zKey), bDropEmail) ){
       pItem->eFate = KFATE_EMAIL;
-      continue;
     }
   }
   /* Link the winners in the order of their key's first place. */
@@ -704,9 +754,23 @@ int kustomer_meta_plan(const cJSON *pProps, int bAdvanced, int bDropEmail,
     }
     iPrev = iWin;
   }
+  return SQLITE_OK;
+}
 
-done:
-  sqlite3_free(pAlloc);
+int kustomer_meta_plan(const cJSON *pProps, int bAdvanced, int bDropEmail,
+                       KMeta *pMeta){
+  PlanWork w;
+  int rc;
+  memset(pMeta, 0, sizeof(*pMeta));
+  pMeta->pProps = pProps;
+  pMeta->bAdvanced = bAdvanced;
+  pMeta->iFirst = -1;
+  pMeta->aItem = pMeta->aStatic;
+  if( !cJSON_IsObject(pProps) ) return SQLITE_OK;
+  rc = plan_alloc(pProps, pMeta, &w);
+  if( rc==SQLITE_OK ) rc = plan_keys(pMeta, &w);
+  if( rc==SQLITE_OK ) rc = plan_order(pMeta, &w, bDropEmail);
+  sqlite3_free(w.pAlloc);
   return rc;
 }
 
@@ -739,236 +803,6 @@ int kustomer_meta_write_value(sqlite3_str *p, const KMetaItem *pItem){
   }
 }
 
-/* ---- Meta from the text of properties ---------------------------------- */
-
-static int raw_is_excluded(const char *z, size_t n){
-  const char *const *az;
-  for(az=azExcluded; *az; az++){
-    if( z[0]==(*az)[0] && strlen(*az)==n && memcmp(z, *az, n)==0 ) return 1;
-  }
-  return 0;
-}
-
-/* Whether meta leaves out the member with the raw key z (n bytes). */
-static int meta_raw_skip(const char *z, size_t n, void *pArg){
-  if( *(int*)pArg && n==5 && memcmp(z, "email", 5)==0 ) return 1;
-  return raw_is_excluded(z, n);
-}
-
-static const char *raw_skip_ws(const char *z){
-  while( *z==' ' || *z=='\t' || *z=='\n' || *z=='\r' ) z++;
-  return z;
-}
-
-/* Whether the JavaScript string of the (valid) array at z, ending before
-** zEnd, might be a date, as value_is_date() decides for a parse: only an
-** array of one element, or of one array of one element, ..., has no ','
-** in it, and only a number or a string starting with a digit can then
-** start a date (["2020"]). */
-static int raw_array_may_be_date(const char *z, const char *zEnd){
-  int bDigit;
-  while( *(z = raw_skip_ws(z))=='[' ) z++;
-  if( *z=='"' ){
-    bDigit = z[1]>='0' && z[1]<='9';
-    for(z++; *z!='"'; z++){
-      if( *z=='\\' ) z++;
-    }
-    z++;
-  }else if( (*z>='0' && *z<='9') || *z=='-' ){
-    bDigit = 1;
-    while( (*z>='0' && *z<='9') || *z=='-' || *z=='+' || *z=='.'
-        || *z=='e' || *z=='E' ){
-      z++;
-    }
-  }else{
-    return 0;   /* true, false, null, an object, or [] */
-  }
-  /* a ',' after the first scalar, at any depth, is in the string */
-  while( z<zEnd && *(z = raw_skip_ws(z))==']' ) z++;
-  return bDigit && z>=zEnd;
-}
-
-/* The advanced transformation of a member of properties from its text, as
-** meta_advanced_key() for a parse: the suffix its key takes and the
-** conversion of its value, as KRAW_ADV_* bits.  -1 when the text cannot
-** tell: a key with an escape or whitespace (rewritten), an array that may
-** print as a date. */
-static int raw_advanced_member(const struct KJsonRawMember *pM){
-  const char *zKey = pM->zKey+1, *v = pM->zVal;
-  size_t nKey = (size_t)pM->nKey-2, k;
-  int eAdv = KCONV_NONE;
-  for(k=0; k<nKey; k++){
-    unsigned char c = (unsigned char)zKey[k];
-    if( c<=' ' || c=='\\' ) return -1;
-    if( c>=0x80 ){
-      if( memchr(&zKey[k], '\\', nKey-k)
-       || kustomer_has_space(&zKey[k], nKey-k) ){
-        return -1;
-      }
-      break;
-    }
-  }
-  switch( v[0] ){
-    case '"':
-      /* an escape cannot be part of a date: the text is tested as it is */
-      if( kustomer_is_iso_date(v+1, (size_t)pM->nVal-2)
-       && !(nKey>=2 && zKey[nKey-2]=='A' && zKey[nKey-1]=='t') ){
-        eAdv |= KRAW_ADV_AT;
-      }
-      break;
-    case 't': case 'f':
-      eAdv = KCONV_BOOLSTR;
-      break;
-    case 'n':
-      break;
-    case '{':
-      eAdv = KCONV_OBJJSON;
-      break;
-    case '[':
-      if( raw_array_may_be_date(v, v+pM->nVal) ) return -1;
-      eAdv = KCONV_ARRJOIN;
-      break;
-    default:
-      if( !(nKey>=3 && memcmp(&zKey[nKey-3], "Num", 3)==0) ){
-        eAdv |= KRAW_ADV_NUM;
-      }
-      break;
-  }
-  return eAdv;
-}
-
-/* Bytes the suffix of KRAW_ADV_* bits adds to a key. */
-static int raw_suffix_len(int eAdv){
-  return (eAdv & KRAW_ADV_NUM) ? 3 : (eAdv & KRAW_ADV_AT) ? 2 : 0;
-}
-
-/* Whether members i and j of pRaw, with their suffixes, have one key. */
-static int raw_key_same(const KJsonRaw *pRaw, int i, int j){
-  const struct KJsonRawMember *pA = &pRaw->aMember[i], *pB = &pRaw->aMember[j];
-  int eA = pRaw->aAdv[i], eB = pRaw->aAdv[j];
-  int nA = pA->nKey-2, nB = pB->nKey-2, n, k;
-  const char *zSufA = (eA & KRAW_ADV_NUM) ? "Num" : "At";
-  const char *zSufB = (eB & KRAW_ADV_NUM) ? "Num" : "At";
-  n = nA + raw_suffix_len(eA);
-  if( n!=nB + raw_suffix_len(eB) ) return 0;
-  for(k=0; k<n; k++){
-    char a = k<nA ? pA->zKey[1+k] : zSufA[k-nA];
-    char b = k<nB ? pB->zKey[1+k] : zSufB[k-nB];
-    if( a!=b ) return 0;
-  }
-  return 1;
-}
-
-int kustomer_meta_raw_advanced_ok(KJsonRaw *pRaw){
-  int aLen[KRAW_MEMBERS];   /* of each key sent, with its suffix */
-  int i, j, nSuffixed = 0;
-  for(i=0; i<pRaw->nMember; i++){
-    const struct KJsonRawMember *pM = &pRaw->aMember[i];
-    int eAdv;
-    if( raw_is_excluded(pM->zKey+1, (size_t)pM->nKey-2) ){
-      pRaw->aAdv[i] = KRAW_ADV_SKIP;
-      continue;
-    }
-    eAdv = raw_advanced_member(pM);
-    if( eAdv<0 ) return 0;
-    pRaw->aAdv[i] = (unsigned char)eAdv;
-    aLen[i] = pM->nKey-2 + raw_suffix_len(eAdv);
-    if( raw_suffix_len(eAdv) ) nSuffixed++;
-  }
-  /* Two members mapped to one key: the parse resolves it.  The keys in
-  ** the text differ, and so do two that end in different suffixes: only a
-  ** key with a suffix can meet one without. */
-  for(i=0; nSuffixed>0 && i<pRaw->nMember; i++){
-    int eAdv = pRaw->aAdv[i];
-    if( (eAdv & KRAW_ADV_SKIP) || raw_suffix_len(eAdv)==0 ) continue;
-    nSuffixed--;
-    for(j=0; j<pRaw->nMember; j++){
-      if( (pRaw->aAdv[j] & (KRAW_ADV_SKIP|KRAW_ADV_NUM|KRAW_ADV_AT))==0
-       && aLen[j]==aLen[i] && raw_key_same(pRaw, i, j) ){
-        return 0;
-      }
-    }
-  }
-  return 1;
-}
-
-/* Append n bytes of compact JSON text as a JSON string: its quotes and
-** backslashes escaped (it holds no control character). */
-static void raw_as_string(sqlite3_str *p, const char *z, int n){
-  int i, iStart = 0;
-  sqlite3_str_appendchar(p, 1, '"');
-  for(i=0; i<n; i++){
-    if( z[i]=='"' || z[i]=='\\' ){
-      sqlite3_str_append(p, &z[iStart], i-iStart);
-      sqlite3_str_appendchar(p, 1, '\\');
-      iStart = i;
-    }
-  }
-  sqlite3_str_append(p, &z[iStart], n-iStart);
-  sqlite3_str_appendchar(p, 1, '"');
-}
-
-/* The advanced transformation's meta from the text of properties that
-** passed kustomer_meta_raw_advanced_ok(). */
-static int meta_write_raw_advanced(sqlite3_str *p, const KJsonRaw *pRaw,
-                                   int bDropEmail){
-  sqlite3_str *pTmp = 0;
-  int i, bFirst = 1, rc = SQLITE_OK;
-  sqlite3_str_appendchar(p, 1, '{');
-  for(i=0; i<pRaw->nMember; i++){
-    const struct KJsonRawMember *pM = &pRaw->aMember[i];
-    int eAdv = pRaw->aAdv[i], eConv = eAdv & KRAW_ADV_CONV;
-    if( eAdv & KRAW_ADV_SKIP ) continue;
-    if( bDropEmail && raw_suffix_len(eAdv)==0 && pM->nKey==7
-     && memcmp(pM->zKey+1, "email", 5)==0 ){
-      continue;
-    }
-    if( !bFirst ) sqlite3_str_appendchar(p, 1, ',');
-    bFirst = 0;
-    /* a key without escapes: its text is its JSON */
-    sqlite3_str_append(p, pM->zKey, pM->nKey-1);
-    if( eAdv & KRAW_ADV_NUM ) sqlite3_str_append(p, "Num", 3);
-    if( eAdv & KRAW_ADV_AT ) sqlite3_str_append(p, "At", 2);
-    sqlite3_str_append(p, "\":", 2);
-    if( eConv==KCONV_BOOLSTR ){
-      sqlite3_str_appendall(p, pM->zVal[0]=='t' ? "\"true\"" : "\"false\"");
-    }else if( eConv==KCONV_OBJJSON || eConv==KCONV_ARRJOIN ){
-      /* The compact text; an array's elements joined by ',' are its text
-      ** inside the brackets. */
-      const char *z = pM->zVal;
-      int n = pM->nVal;
-      if( pRaw->bRewrite ){
-        if( pTmp==0 && (pTmp = sqlite3_str_new(0))==0 ) return SQLITE_NOMEM;
-        sqlite3_str_reset(pTmp);
-        kustomer_json_raw_value(pTmp, pRaw, i);
-        if( sqlite3_str_errcode(pTmp) ){
-          rc = sqlite3_str_errcode(pTmp);
-          break;
-        }
-        z = sqlite3_str_value(pTmp);
-        n = sqlite3_str_length(pTmp);
-      }
-      if( eConv==KCONV_ARRJOIN ){
-        z++;
-        n -= 2;
-      }
-      raw_as_string(p, z, n);
-    }else{
-      kustomer_json_raw_value(p, pRaw, i);
-    }
-  }
-  sqlite3_str_appendchar(p, 1, '}');
-  sqlite3_free(sqlite3_str_finish(pTmp));
-  return rc;
-}
-
-int kustomer_meta_write_raw(sqlite3_str *p, const KJsonRaw *pProps,
-                            int bAdvanced, int bDropEmail){
-  if( bAdvanced ) return meta_write_raw_advanced(p, pProps, bDropEmail);
-  kustomer_json_raw_object(p, pProps, meta_raw_skip, &bDropEmail);
-  return SQLITE_OK;
-}
-
 int kustomer_meta_write(sqlite3_str *p, const KMeta *pMeta){
   int i, rc = SQLITE_OK;
   if( !cJSON_IsObject(pMeta->pProps) ){
@@ -988,6 +822,190 @@ int kustomer_meta_write(sqlite3_str *p, const KMeta *pMeta){
   }
   sqlite3_str_appendchar(p, 1, '}');
   return rc;
+}
+
+/* ---- Meta from the text of properties ---------------------------------- */
+
+/* What the advanced plan says of one member, in KMetaText.aAdv. */
+#define ADV_CONV  0x03      /* mask: the value's KCONV_* */
+#define ADV_NUM   0x04      /* the key takes "Num" */
+#define ADV_AT    0x08      /* the key takes "At" */
+#define ADV_SKIP  0x10      /* a session/tracking key: not in meta */
+
+/* Whether the text of member i is enough to tell whether its JavaScript
+** string looks like a date (*pbDate): for a string, it is the date test
+** on its text (an escape cannot be part of a date); for an array, only
+** one that prints without a ',' and starts with a digit might be one, and
+** then the parse decides. */
+static int raw_date(const KJsonRaw *pRaw, int i, int eKind, int *pbDate){
+  const char *z;
+  int n, eScalar;
+  *pbDate = 0;
+  if( eKind==KRAWV_STRING ){
+    kustomer_json_raw_string(pRaw, i, &z, &n);
+    *pbDate = kustomer_is_iso_date(z, (size_t)n);
+  }else if( eKind==KRAWV_ARRAY
+         && kustomer_json_raw_array_scalar(pRaw, i, &eScalar, &z) ){
+    if( eScalar==KRAWV_NUMBER ) return 0;
+    if( eScalar==KRAWV_STRING && z[1]>='0' && z[1]<='9' ) return 0;
+  }
+  return 1;
+}
+
+/* The advanced plan of member i from its text, as ADV_* bits; -1 when the
+** text cannot tell: a key with an escape or whitespace (rewritten), an
+** array that may print as a date. */
+static int raw_advanced_member(const KJsonRaw *pRaw, int i){
+  const char *zKey, *zSuffix;
+  int nKey, eKind, bDate, eConv;
+  if( !kustomer_json_raw_key(pRaw, i, &zKey, &nKey)
+   || kustomer_has_space(zKey, (size_t)nKey) ){
+    return -1;
+  }
+  eKind = kustomer_json_raw_kind(pRaw, i);
+  if( !raw_date(pRaw, i, eKind, &bDate) ) return -1;
+  zSuffix = advanced_rule(eKind, bDate, zKey, (size_t)nKey, &eConv);
+  return eConv | (zSuffix==0 ? 0 : zSuffix[0]=='N' ? ADV_NUM : ADV_AT);
+}
+
+/* Bytes the suffix of ADV_* bits adds to a key. */
+static int raw_suffix_len(int eAdv){
+  return (eAdv & ADV_NUM) ? 3 : (eAdv & ADV_AT) ? 2 : 0;
+}
+
+/* Whether members i and j, with their suffixes, have one key. */
+static int raw_key_same(const KMetaText *pText, int i, int j){
+  const KJsonRaw *pRaw = &pText->raw;
+  const char *zA, *zB;
+  int eA = pText->aAdv[i], eB = pText->aAdv[j];
+  int nA, nB, n, k;
+  const char *zSufA = (eA & ADV_NUM) ? "Num" : "At";
+  const char *zSufB = (eB & ADV_NUM) ? "Num" : "At";
+  kustomer_json_raw_key(pRaw, i, &zA, &nA);
+  kustomer_json_raw_key(pRaw, j, &zB, &nB);
+  n = nA + raw_suffix_len(eA);
+  if( n!=nB + raw_suffix_len(eB) ) return 0;
+  for(k=0; k<n; k++){
+    char a = k<nA ? zA[k] : zSufA[k-nA];
+    char b = k<nB ? zB[k] : zSufB[k-nB];
+    if( a!=b ) return 0;
+  }
+  return 1;
+}
+
+/* Whether the advanced transformation of the properties can be written
+** from their text (which passed kustomer_json_raw_ok()): no key to
+** rewrite, no two members mapped to one key, no array that may be a
+** date.  Fills pText->aAdv. */
+static int meta_text_advanced_ok(KMetaText *pText){
+  const KJsonRaw *pRaw = &pText->raw;
+  int i, j, nSuffixed = 0;
+  for(i=0; i<pRaw->nMember; i++){
+    const char *zKey;
+    int nKey, eAdv;
+    kustomer_json_raw_key(pRaw, i, &zKey, &nKey);
+    if( is_excluded(zKey, (size_t)nKey) ){
+      pText->aAdv[i] = ADV_SKIP;
+      continue;
+    }
+    eAdv = raw_advanced_member(pRaw, i);
+    if( eAdv<0 ) return 0;
+    pText->aAdv[i] = (unsigned char)eAdv;
+    if( raw_suffix_len(eAdv) ) nSuffixed++;
+  }
+  /* Two members mapped to one key: the parse resolves it.  The keys in
+  ** the text differ, and so do two that end in different suffixes: only a
+  ** key with a suffix can meet one without. */
+  for(i=0; nSuffixed>0 && i<pRaw->nMember; i++){
+    int eAdv = pText->aAdv[i];
+    if( (eAdv & ADV_SKIP) || raw_suffix_len(eAdv)==0 ) continue;
+    nSuffixed--;
+    for(j=0; j<pRaw->nMember; j++){
+      if( (pText->aAdv[j] & (ADV_SKIP|ADV_NUM|ADV_AT))==0
+       && raw_key_same(pText, i, j) ){
+        return 0;
+      }
+    }
+  }
+  return 1;
+}
+
+/* Whether meta can be written from the text the lean parse recorded: the
+** text is canonical (kustomer_json_raw_ok()) and, with bAdvanced, the
+** advanced plan can be decided from it (filling aAdv).  Properties that
+** are absent or not an object (KRAW_NONE) take no text. */
+static int meta_text_ok(KMetaText *pText, int bAdvanced){
+  KJsonRaw *pRaw = &pText->raw;
+  if( pRaw->eState!=KRAW_TEXT ) return pRaw->eState==KRAW_NONE;
+  if( !pRaw->bChecked && !kustomer_json_raw_ok(pRaw) ) return 0;
+  return !bAdvanced || meta_text_advanced_ok(pText);
+}
+
+/* Whether plain meta leaves out the member with the key z (n bytes). */
+static int meta_text_skip(const char *z, size_t n, void *pArg){
+  return is_excluded(z, n) || is_dropped_email(z, n, *(int*)pArg);
+}
+
+/* The advanced transformation's meta from the text of properties that
+** passed meta_text_advanced_ok(). */
+static int meta_write_text_advanced(sqlite3_str *p, const KMetaText *pText,
+                                    int bDropEmail){
+  const KJsonRaw *pRaw = &pText->raw;
+  sqlite3_str *pTmp = 0;
+  int i, bFirst = 1, rc = SQLITE_OK;
+  sqlite3_str_appendchar(p, 1, '{');
+  for(i=0; i<pRaw->nMember; i++){
+    int eAdv = pText->aAdv[i], eConv = eAdv & ADV_CONV;
+    const char *zKey, *z;
+    int nKey, n;
+    if( eAdv & ADV_SKIP ) continue;
+    kustomer_json_raw_key(pRaw, i, &zKey, &nKey);
+    if( raw_suffix_len(eAdv)==0
+     && is_dropped_email(zKey, (size_t)nKey, bDropEmail) ){
+      continue;
+    }
+    if( !bFirst ) sqlite3_str_appendchar(p, 1, ',');
+    bFirst = 0;
+    /* a key without escapes: its text is its JSON */
+    sqlite3_str_appendchar(p, 1, '"');
+    sqlite3_str_append(p, zKey, nKey);
+    if( eAdv & ADV_NUM ) sqlite3_str_append(p, "Num", 3);
+    if( eAdv & ADV_AT ) sqlite3_str_append(p, "At", 2);
+    sqlite3_str_append(p, "\":", 2);
+    if( eConv==KCONV_BOOLSTR ){
+      sqlite3_str_appendall(p, kustomer_json_raw_kind(pRaw, i)==KRAWV_TRUE
+                               ? "\"true\"" : "\"false\"");
+    }else if( eConv==KCONV_OBJJSON || eConv==KCONV_ARRJOIN ){
+      /* The compact text as a string; an array's elements joined by ','
+      ** are its text inside the brackets. */
+      if( pTmp==0 && (pTmp = sqlite3_str_new(0))==0 ) return SQLITE_NOMEM;
+      sqlite3_str_reset(pTmp);
+      kustomer_json_raw_value(pTmp, pRaw, i);
+      if( sqlite3_str_errcode(pTmp) ){
+        rc = sqlite3_str_errcode(pTmp);
+        break;
+      }
+      z = sqlite3_str_value(pTmp);
+      n = sqlite3_str_length(pTmp);
+      if( eConv==KCONV_ARRJOIN ){
+        z++;
+        n -= 2;
+      }
+      kustomer_json_string(p, z, (size_t)n);
+    }else{
+      kustomer_json_raw_value(p, pRaw, i);
+    }
+  }
+  sqlite3_str_appendchar(p, 1, '}');
+  sqlite3_free(sqlite3_str_finish(pTmp));
+  return rc;
+}
+
+int kustomer_meta_write_raw(sqlite3_str *p, const KMetaText *pText,
+                            int bAdvanced, int bDropEmail){
+  if( bAdvanced ) return meta_write_text_advanced(p, pText, bDropEmail);
+  kustomer_json_raw_object(p, &pText->raw, meta_text_skip, &bDropEmail);
+  return SQLITE_OK;
 }
 
 /* ---- Meta rules: what Kustomer accepts (kustomer-api.md section 4) ----- */
@@ -1173,7 +1191,7 @@ static void write_value_or_null(sqlite3_str *p, const cJSON *pVal){
 }
 
 int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
-                            const KSettings *pSet, const KJsonRaw *pPropsRaw,
+                            const KSettings *pSet, const KMetaText *pPropsRaw,
                             KError *pErr){
   const cJSON *pRaw, *pVal;
   const cJSON *pProps = kustomer_json_member(pEvent, "properties");
@@ -1185,7 +1203,7 @@ int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
 
   /* The lean parse holds only some of an object's members: its text is
   ** written instead. */
-  if( pPropsRaw && pPropsRaw->eState==KRAW_TEXT ){
+  if( pPropsRaw && pPropsRaw->raw.eState==KRAW_TEXT ){
     pProps = 0;
   }else{
     pPropsRaw = 0;
@@ -1488,7 +1506,7 @@ static const cJSON *customer_id_of(const cJSON *pEvent){
 
 int kustomer_request_write(sqlite3_str *p, const cJSON *pEvent,
                            const KSettings *pSet, const char *zCustomerId,
-                           const KJsonRaw *pPropsRaw, KError *pErr){
+                           const KMetaText *pPropsRaw, KError *pErr){
   int eType = kustomer_event_type(pEvent, pErr);
   int rc = SQLITE_OK;
   const cJSON *pKid;

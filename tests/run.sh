@@ -18,11 +18,12 @@
 #
 # Suites, in order: the unit test binaries $KUSTOMER_UNIT_DIR/test_* that exist, each
 # tests/sql/*.sql and tests/sql/*.err (tests/run_sql.sh), the surface test
-# (tests/surface.sql against tests/surface.expected), tests/conformance.py,
-# the fake Kustomer API's own tests, the network, fetch and outbox tests
-# against it, and last tests/check_secrets.py, which searches every error
-# message, stored row, request and output line the others left in
-# $KUSTOMER_TEST_ARTIFACTS for the test API keys.
+# (tests/surface.sql against tests/surface.expected), the layers check
+# (tests/layers.sh), tests/conformance.py, every tests/test_*.py (the fake
+# Kustomer API's own tests, and the suites that run against it), and last
+# tests/check_secrets.py, which searches every error message, stored row,
+# request and output line the others left in $KUSTOMER_TEST_ARTIFACTS for
+# the test API keys.
 #
 # Every suite prints "ok <name>" / "FAIL <name>: <detail>" lines; they are
 # shown as they come and counted.  A suite that is killed by a signal, or
@@ -51,6 +52,8 @@ read -r -a WRAP <<< "${KUSTOMER_TEST_WRAP:-}"
 UNIT_TESTS=(
   "test_jsnum tests/unit/doubles.txt"
 )
+# Suites that do not load the extension (run with plain $PYTHON).
+NO_EXTENSION="test_fake_kustomer.py"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kustomer-tests.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT
@@ -162,19 +165,21 @@ for f in tests/sql/*.err; do
 done
 shopt -u nullglob
 
-# 3. The SQL surface.
+# 3. The SQL surface, and the layers of the source.
 run_suite "surface" surface_test
+run_suite "tests/layers.sh" bash tests/layers.sh
 
 # 4. Conformance vectors.
 run_suite "tests/conformance.py" run_python tests/conformance.py "$so"
 
-# 5. The fake Kustomer API itself (it does not load the extension).
-run_suite "tests/test_fake_kustomer.py" "$PYTHON" tests/test_fake_kustomer.py
-
-# 6. The network functions and the outbox against the fake.
-run_suite "tests/test_network.py" run_python tests/test_network.py "$so"
-run_suite "tests/test_fetch.py" run_python tests/test_fetch.py "$so"
-run_suite "tests/test_outbox.py" run_python tests/test_outbox.py "$so"
+# 5. Every tests/test_*.py: the fake Kustomer API's own tests, then the
+#    network functions, fetch, the outbox and the sync against it.
+for f in tests/test_*.py; do
+  case " $NO_EXTENSION " in
+    *" ${f##*/} "*) run_suite "$f" "$PYTHON" "$f" ;;
+    *) run_suite "$f" run_python "$f" "$so" ;;
+  esac
+done
 
 # 7. Last: the API key in no error, stored row, request or output above.
 run_suite "tests/check_secrets.py" "$PYTHON" tests/check_secrets.py "$KUSTOMER_TEST_ARTIFACTS"

@@ -26,9 +26,11 @@
 #
 # The first column is the check's name.  Other statements (create table,
 # insert, ...) may appear but must print nothing.  The number of rows printed
-# must equal the number of lines starting with "select '" (any case), so a
-# statement that prints nothing cannot vanish silently; any sqlite3 error
-# output is a failure.
+# must equal the number of lines starting with "select '" (any case), plus
+# N for each line "-- rows: N" (which announces a table-driven statement
+# that prints N checks, as a join of cases and settings), so a statement
+# that prints nothing cannot vanish silently; any sqlite3 error output is a
+# failure.
 #
 # FILE.err: statements that must fail with an exact error message.
 #
@@ -160,19 +162,21 @@ run_sql_file() {
     nfail=$((nfail + 1))
   fi
 
-  nexpect=$(grep -ciE "^select '" "$file")
+  # "select '" lines, plus what each "-- rows: N" line announces for the
+  # table-driven statement after it
+  nexpect=$(( $(grep -ciE "^select '" "$file") + $(awk '/^-- rows: *[0-9]+ *$/ { n += $3 } END { print n+0 }' "$file") ))
   nrows=$(LC_ALL=C tr -cd '\036' <"$tmp/out" | wc -c)
   if [ -s "$tmp/err" ]; then
     fail "$base" "sqlite3 error" "$(
       cat "$tmp/err"
       [ "$rc" -eq 0 ] || describe_rc "$rc"
       [ "$nrows" -eq "$nexpect" ] ||
-        echo "($nrows result rows for $nexpect \"select '\" lines)"
+        echo "($nrows result rows for $nexpect checks announced)"
     )"
   elif [ "$rc" -ne 0 ]; then
     fail "$base" "sqlite3 failed" "$(describe_rc "$rc")"
   elif [ "$nrows" -ne "$nexpect" ]; then
-    fail "$base" "result count: $nexpect lines start with \"select '\" but $nrows rows were printed"
+    fail "$base" "result count: $nexpect checks announced (\"select '\" lines and \"-- rows:\") but $nrows rows were printed"
   fi
 }
 

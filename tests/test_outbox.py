@@ -601,6 +601,62 @@ def t_lock_free_requests(so, fake, tmp):
     db.close()
 
 
+def t_storage_version(so, fake, tmp):
+    """An outbox of storage version 1 (no kind or customer_key, next_at)
+    is read as it is, upgraded by its first write and delivered; a
+    version this extension does not know is refused."""
+    fake.reset(api_key=KEY)
+    path = os.path.join(tmp, "v1.db")
+    db = open_db(so, path)
+    make_outbox(db, fake, "out")
+    db.executemany("insert into out(event) values (?)", [
+        (json.dumps({"type": "identify", "userId": "v1 user",
+                     "traits": {"email": "v1@example.com"}}),),
+        (json.dumps({"type": "track", "event": "V1", "userId": "v1 user",
+                     "properties": {"seqNum": 1}}),)])
+    # what version 1 wrote
+    db.execute("alter table out_data drop column kind")
+    db.execute("alter table out_data drop column customer_key")
+    db.execute("alter table out_data rename column next_attempt_at to next_at")
+    db.execute("update out_config set v=1 where k='version'")
+    db.close()
+    db = open_db(so, path)
+    rows = db.execute("select id, status, next_attempt_at from out").fetchall()
+    report("version 1: read as it is", [r[1] for r in rows] ==
+           ["pending", "pending"], rows)
+    db.execute("insert into out(event) values (?)", (json.dumps(
+        {"type": "identify", "userId": "v1 other"}),))
+    got = db.execute("select id, kind, customer_key from out_data"
+                     " order by id").fetchall()
+    version = db.execute("select v from out_config where k='version'"
+                         ).fetchone()[0]
+    report("version 1: upgraded by the first write (kind, customer key)",
+           version == 2 and got == [(1, "create", "externalId=v1%20user"),
+                                    (2, "track", None),
+                                    (3, "create", "externalId=v1%20other")],
+           (version, got))
+    summary = json.loads(db.execute("select kustomer_flush('out')")
+                         .fetchone()[0])
+    report("version 1: then delivered", summary["sent"] == 3, summary)
+    db.execute("update out_config set v=9 where k='version'")
+    db.close()
+    db = open_db(so, path)
+    try:
+        db.execute("select count(*) from out").fetchone()
+        report("version 9: refused", False, "no error")
+    except sqlite3.Error as e:
+        report("version 9: refused", "kustomer_outbox: out has storage "
+               "version 9, which this extension" in str(e) and
+               "does not know (it knows 1 to 2)" in str(e), str(e))
+    try:
+        db.execute("select kustomer_flush('out')").fetchone()
+        report("version 9: refused by the flush", False, "no error")
+    except sqlite3.Error as e:
+        report("version 9: refused by the flush", "kustomer_flush(): out has "
+               "storage version 9" in str(e), str(e))
+    db.close()
+
+
 def main():
     so = ktap.so_path(sys.argv, ROOT)
     tmp = tempfile.mkdtemp(prefix="koutbox")
@@ -615,6 +671,7 @@ def main():
         t_transactions(so, fake, tmp)
         t_hostile_file(so, fake, tmp)
         t_lock_free_requests(so, fake, tmp)
+        t_storage_version(so, fake, tmp)
     finally:
         fake.stop()
     sys.exit(1 if ktap.FAILED else 0)

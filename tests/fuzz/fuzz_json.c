@@ -123,12 +123,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv){
 ** error. */
 static char *request_text(const char *zIn, int n, int bLean,
                           const KSettings *pSet){
-  KJsonRaw raw;
+  KMetaText raw;
   KError err = {0, 0};
   char *zErr = 0, *z;
   sqlite3_str *s;
   int rc;
-  KJsonRaw *pRaw = bLean==1 ? &raw : 0;
+  KMetaText *pRaw = bLean==1 ? &raw : 0;
   KJsonRoom room;
   cJSON *p = bLean==1 ? kustomer_event_parse_lean(zIn, n, pSet->bAdvanced,
                                                   pRaw, &room, &zErr)
