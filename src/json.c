@@ -1046,31 +1046,33 @@ static void raw_write(sqlite3_str *p, ScanPos z, size_t n, int bRewrite){
   if( zEnd>zRun ) sqlite3_str_append(p, (const char*)zRun, (int)(zEnd-zRun));
 }
 
-int kustomer_json_raw_key(const KJsonRaw *pRaw, int i, const char **pz,
-                          int *pn){
+int kustomer_json_raw_key_plain(const KJsonRaw *pRaw, int i, int *pbHigh){
   const struct KJsonRawMember *pM = &pRaw->aMember[i];
-  *pz = pM->zKey+1;
-  *pn = pM->nKey-2;
-  return memchr(*pz, '\\', (size_t)*pn)==0;
-}
-
-int kustomer_json_raw_kind(const KJsonRaw *pRaw, int i){
-  switch( pRaw->aMember[i].zVal[0] ){
-    case '"': return KRAWV_STRING;
-    case 't': return KRAWV_TRUE;
-    case 'f': return KRAWV_FALSE;
-    case 'n': return KRAWV_NULL;
-    case '{': return KRAWV_OBJECT;
-    case '[': return KRAWV_ARRAY;
-    default:  return KRAWV_NUMBER;
+  const unsigned char *z = (const unsigned char*)pM->zKey+1;
+  int k, n = pM->nKey-2;
+  *pbHigh = 0;
+  for(k=0; k<n; k++){
+    if( z[k]<=' ' || z[k]=='\\' ) return 0;
+    if( z[k]>=0x80 ){
+      *pbHigh = 1;
+      return memchr(&z[k], '\\', (size_t)(n-k))==0;
+    }
   }
+  return 1;
 }
 
-void kustomer_json_raw_string(const KJsonRaw *pRaw, int i, const char **pz,
-                              int *pn){
-  const struct KJsonRawMember *pM = &pRaw->aMember[i];
-  *pz = pM->zVal+1;
-  *pn = pM->nVal-2;
+void kustomer_json_string_of_json(sqlite3_str *p, const char *z, int n){
+  int i, iStart = 0;
+  sqlite3_str_appendchar(p, 1, '"');
+  for(i=0; i<n; i++){
+    if( z[i]=='"' || z[i]=='\\' ){
+      sqlite3_str_append(p, &z[iStart], i-iStart);
+      sqlite3_str_appendchar(p, 1, '\\');
+      iStart = i;
+    }
+  }
+  sqlite3_str_append(p, &z[iStart], n-iStart);
+  sqlite3_str_appendchar(p, 1, '"');
 }
 
 int kustomer_json_raw_array_scalar(const KJsonRaw *pRaw, int i, int *peKind,

@@ -161,10 +161,17 @@ void kustomer_json_raw_object(sqlite3_str *p, const KJsonRaw *pRaw,
 ** its parse. */
 void kustomer_json_raw_value(sqlite3_str *p, const KJsonRaw *pRaw, int i);
 
-/* The key of member i as written, without its quotes; returns whether it
-** has no escape (then these bytes are the key). */
-int kustomer_json_raw_key(const KJsonRaw *pRaw, int i, const char **pz,
-                          int *pn);
+/* The key of member i as written, without its quotes. */
+static inline void kustomer_json_raw_key(const KJsonRaw *pRaw, int i,
+                                         const char **pz, int *pn){
+  *pz = pRaw->aMember[i].zKey+1;
+  *pn = pRaw->aMember[i].nKey-2;
+}
+
+/* Whether the key of member i has no escape and no ASCII whitespace or
+** control byte, so that its bytes are the key; *pbHigh says it has bytes
+** beyond ASCII (whose whitespace, if any, is JavaScript's business). */
+int kustomer_json_raw_key_plain(const KJsonRaw *pRaw, int i, int *pbHigh);
 
 /* The kind of member i's value. */
 #define KRAWV_NULL   0
@@ -174,11 +181,28 @@ int kustomer_json_raw_key(const KJsonRaw *pRaw, int i, const char **pz,
 #define KRAWV_STRING 4
 #define KRAWV_ARRAY  5
 #define KRAWV_OBJECT 6
-int kustomer_json_raw_kind(const KJsonRaw *pRaw, int i);
+static inline int kustomer_json_raw_kind(const KJsonRaw *pRaw, int i){
+  switch( pRaw->aMember[i].zVal[0] ){
+    case '"': return KRAWV_STRING;
+    case 't': return KRAWV_TRUE;
+    case 'f': return KRAWV_FALSE;
+    case 'n': return KRAWV_NULL;
+    case '{': return KRAWV_OBJECT;
+    case '[': return KRAWV_ARRAY;
+    default:  return KRAWV_NUMBER;
+  }
+}
 
 /* A string value's text between its quotes, escapes as written. */
-void kustomer_json_raw_string(const KJsonRaw *pRaw, int i, const char **pz,
-                              int *pn);
+static inline void kustomer_json_raw_string(const KJsonRaw *pRaw, int i,
+                                            const char **pz, int *pn){
+  *pz = pRaw->aMember[i].zVal+1;
+  *pn = pRaw->aMember[i].nVal-2;
+}
+
+/* Append n bytes of compact JSON text (no control characters) as a JSON
+** string: only its quotes and backslashes take an escape. */
+void kustomer_json_string_of_json(sqlite3_str *p, const char *z, int n);
 
 /* For an array value that holds nothing but, in arrays of one element, one
 ** scalar (whose JavaScript string then has no ','): returns 1, its kind

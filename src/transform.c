@@ -490,8 +490,10 @@ static const char *const azExcluded[] = {
 
 static int is_excluded(const char *z, size_t n){
   const char *const *az;
+  /* all four start with 'k' and are 17 to 20 bytes long */
+  if( n<17 || n>20 || z[0]!='k' ) return 0;
   for(az=azExcluded; *az; az++){
-    if( z[0]==(*az)[0] && strlen(*az)==n && memcmp(z, *az, n)==0 ) return 1;
+    if( strlen(*az)==n && memcmp(z, *az, n)==0 ) return 1;
   }
   return 0;
 }
@@ -857,9 +859,10 @@ static int raw_date(const KJsonRaw *pRaw, int i, int eKind, int *pbDate){
 ** array that may print as a date. */
 static int raw_advanced_member(const KJsonRaw *pRaw, int i){
   const char *zKey, *zSuffix;
-  int nKey, eKind, bDate, eConv;
-  if( !kustomer_json_raw_key(pRaw, i, &zKey, &nKey)
-   || kustomer_has_space(zKey, (size_t)nKey) ){
+  int nKey, eKind, bDate, eConv, bHigh;
+  kustomer_json_raw_key(pRaw, i, &zKey, &nKey);
+  if( !kustomer_json_raw_key_plain(pRaw, i, &bHigh)
+   || (bHigh && kustomer_has_space(zKey, (size_t)nKey)) ){
     return -1;
   }
   eKind = kustomer_json_raw_kind(pRaw, i);
@@ -991,7 +994,7 @@ static int meta_write_text_advanced(sqlite3_str *p, const KMetaText *pText,
         z++;
         n -= 2;
       }
-      kustomer_json_string(p, z, (size_t)n);
+      kustomer_json_string_of_json(p, z, n);
     }else{
       kustomer_json_raw_value(p, pRaw, i);
     }

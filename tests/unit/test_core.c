@@ -160,16 +160,19 @@ static void test_raw(void){
   };
   KJsonRaw raw;
   const char *z;
-  int n, i, bOk;
+  int n, i, bOk, bHigh;
   char zBuf[256];
+  sqlite3_str *pStr;
 
   bOk = raw_of("{\"a\":1,\"b\\\"c\":\"x\",\"d\":true,\"e\":null,"
                "\"f\":[1],\"g\":{},\"h\":false}", &raw);
   check("raw: record", bOk && raw.nMember==7, 0);
-  check("raw: a plain key", kustomer_json_raw_key(&raw, 0, &z, &n)
-        && n==1 && z[0]=='a', 0);
-  check("raw: a key with an escape", !kustomer_json_raw_key(&raw, 1, &z, &n)
-        && n==4, 0);
+  kustomer_json_raw_key(&raw, 0, &z, &n);
+  check("raw: a plain key", kustomer_json_raw_key_plain(&raw, 0, &bHigh)
+        && !bHigh && n==1 && z[0]=='a', 0);
+  kustomer_json_raw_key(&raw, 1, &z, &n);
+  check("raw: a key with an escape",
+        !kustomer_json_raw_key_plain(&raw, 1, &bHigh) && n==4, 0);
   check("raw: kinds",
         kustomer_json_raw_kind(&raw, 0)==KRAWV_NUMBER
         && kustomer_json_raw_kind(&raw, 1)==KRAWV_STRING
@@ -180,6 +183,18 @@ static void test_raw(void){
         && kustomer_json_raw_kind(&raw, 6)==KRAWV_FALSE, 0);
   kustomer_json_raw_string(&raw, 1, &z, &n);
   check("raw: a string's text", n==1 && z[0]=='x', 0);
+  bOk = raw_of("{\"k\":\"a\",\"k\\\"q\":1,\"k \":2,\"\xc3\xa9\":3}", &raw);
+  check("raw: keys beyond ASCII, with an escape, with a space", bOk
+        && kustomer_json_raw_key_plain(&raw, 0, &bHigh) && !bHigh
+        && !kustomer_json_raw_key_plain(&raw, 1, &bHigh)
+        && !kustomer_json_raw_key_plain(&raw, 2, &bHigh)
+        && kustomer_json_raw_key_plain(&raw, 3, &bHigh) && bHigh, 0);
+  pStr = sqlite3_str_new(0);
+  kustomer_json_string_of_json(pStr, "{\"a\":\"\\n\"}", 10);
+  z = sqlite3_str_value(pStr);
+  check("raw: JSON text as a string",
+        z && strcmp(z, "\"{\\\"a\\\":\\\"\\\\n\\\"}\"")==0, z);
+  sqlite3_free(sqlite3_str_finish(pStr));
   for(i=0; i<(int)(sizeof(aArr)/sizeof(aArr[0])); i++){
     int eKind = -1, bOne;
     char zName[80];
