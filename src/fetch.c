@@ -263,65 +263,48 @@ static int wait_error(FetchCursor *pCur, const KHttpResp *pResp,
 ** A page gets FETCH_MAX_TRIES attempts and FETCH_DEADLINE seconds.
 */
 static int fetch_request(FetchCursor *pCur, KHttpResp *pResp){
-  KHttp *pHttp = ((FetchVtab*)pCur->base.pVtab)->pHttp;
   const char *zMethod = pCur->zBody ? "POST" : "GET";
-  double tDeadline = kustomer_clock() + FETCH_DEADLINE;
-  char *zUrl;
+  char *zUrl = sqlite3_mprintf("%s%s", pCur->zBase, pCur->zPath);
+  KApiCall call;
   KHttpReq req;
-  int nTry = 0, rc = SQLITE_OK;
+  int rc;
 
   memset(pResp, 0, sizeof(*pResp));
-  zUrl = sqlite3_mprintf("%s%s", pCur->zBase, pCur->zPath);
   if( zUrl==0 ) return SQLITE_NOMEM;
   kustomer_api_request(&req, zMethod, zUrl, pCur->zAuth, 0);
   req.timeoutMs = pCur->timeoutMs;
   req.zBody = pCur->zBody;
   req.nBody = pCur->nBody;
-
-  while( 1 ){
-    double wait = kustomer_limiter_wait(&pCur->lim);
-    int eClass;
-    /* The last response said the budget is used up: wait for its reset
-    ** rather than spend a request on a 429. */
-    fetch_sleep(wait);
-    kustomer_http_resp_clear(pResp);
-    nTry++;
-    rc = kustomer_http_do(pHttp, &req, pResp);
-    if( rc ) break;
-    eClass = kustomer_api_class(pResp);
-    wait = kustomer_limiter_observe(&pCur->lim, pResp);
-    if( eClass==KAPI_OK ){
-      /* A reset beyond what fetch waits is left to the 429 that follows,
-      ** whose error says so. */
-      if( wait>FETCH_MAX_WAIT ) pCur->lim.tPause = 0;
-      break;
-    }
-    if( eClass==KAPI_WAIT ){
-      /* Does not use up an attempt: the request was not at fault. */
-      nTry--;
-      if( wait>FETCH_MAX_WAIT ){
-        rc = wait_error(pCur, pResp, zMethod, nTry+1, wait, 0);
-        break;
-      }
-      if( kustomer_clock()+wait>tDeadline ){
-        rc = wait_error(pCur, pResp, zMethod, nTry+1, wait, 1);
-        break;
-      }
-      continue;
-    }
-    if( eClass==KAPI_RETRY ){
-      wait = kustomer_api_backoff(nTry, 0.25, 8.0);
-      if( nTry<FETCH_MAX_TRIES && kustomer_clock()+wait<=tDeadline ){
-        fetch_sleep(wait);
-        continue;
-      }
-    }
-    rc = pResp->eNet ? net_error(pCur, pResp, zMethod, nTry)
-                     : status_error(pCur, pResp, zMethod, nTry, 0);
-    break;
-  }
+  memset(&call, 0, sizeof(call));
+  call.pHttp = ((FetchVtab*)pCur->base.pVtab)->pHttp;
+  call.pLim = &pCur->lim;
+  call.nMaxTries = FETCH_MAX_TRIES;
+  call.tDeadline = kustomer_clock() + FETCH_DEADLINE;
+  call.maxWait = FETCH_MAX_WAIT;
+  call.backoffBase = 0.25;
+  call.backoffCap = 8.0;
+  call.xSleep = fetch_sleep;
+  rc = kustomer_api_call(&call, &req, pResp);
   sqlite3_free(zUrl);
-  if( rc ) kustomer_http_resp_clear(pResp);
+  if( rc ) return rc;
+  switch( call.eEnd ){
+    case KCALL_OK:
+      return SQLITE_OK;
+    case KCALL_WAIT:
+      rc = wait_error(pCur, pResp, zMethod, call.nTry+1, call.wait, 0);
+      break;
+    case KCALL_DEADLINE:
+    case KCALL_STOPPED:
+      rc = wait_error(pCur, pResp, zMethod, call.nTry+1, call.wait, 1);
+      break;
+    case KCALL_NET:
+      rc = net_error(pCur, pResp, zMethod, call.nTry);
+      break;
+    default:
+      rc = status_error(pCur, pResp, zMethod, call.nTry, 0);
+      break;
+  }
+  kustomer_http_resp_clear(pResp);
   return rc;
 }
 

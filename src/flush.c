@@ -9,8 +9,9 @@
 **
 ** Delivery rules:
 ** - never more than rate_limit*budget requests start in any rate_window
-**   (the window's requests are recorded in <name>_sends, so the limit holds
-**   across flushes and processes); x-ratelimit-remaining/reset are obeyed
+**   (the window's requests are recorded in the file's ledger,
+**   main.kustomer_requests, with the sync's, so the limit holds across
+**   flushes, pulls and processes); x-ratelimit-remaining/reset are obeyed
 **   and a 429 waits for the reset without using up an attempt;
 ** - 5xx, 408, timeouts and dropped connections are retried with
 **   exponential backoff and jitter, up to max_attempts, then 'failed';
@@ -71,6 +72,7 @@ struct Flush {
   char *zAuth;              /* "Bearer <key>", wiped when done */
   KHttp *pHttp;             /* for the bulk flow's requests */
   KHttpMulti *pMulti;       /* for the pipeline's */
+  KLedger *pLedger;         /* the file's request ledger */
   KLimiter lim;
   double tStart, tDeadline; /* kustomer_clock() */
   InFlight aFly[MAX_INFLIGHT];
@@ -183,18 +185,12 @@ static void flush_step(Flush *f, sqlite3_stmt *p){
 
 /* ---- The rate limit ----------------------------------------------------- */
 
-/* Record the start of n requests now: in the limiter and in <name>_sends,
-** so that the next flush, in any process, counts them too. */
+/* Record the start of n requests now in the file's ledger, so that the
+** next flush or pull, in any process, counts them too. */
 static void limiter_start(Flush *f, int n){
-  double t = kustomer_wall();
   int i;
   for(i=0; i<n; i++){
-    sqlite3_stmt *p = flush_stmt(f, KOB_SEND_LOG);
-    if( kustomer_limiter_add(&f->lim, t) ) flush_sql_error(f, SQLITE_NOMEM);
-    if( p ){
-      sqlite3_bind_double(p, 1, t);
-      flush_step(f, p);
-    }
+    flush_sql_error(f, kustomer_limiter_add(&f->lim, 0));
     f->nRequests++;
   }
 }
@@ -203,7 +199,7 @@ static void limiter_start(Flush *f, int n){
 static int limiter_acquire(Flush *f){
   for(;;){
     double t = kustomer_clock();
-    double w = kustomer_limiter_wait(&f->lim);
+    double w = kustomer_limiter_wait(&f->lim, 0);
     if( t>=f->tDeadline ) return 1;
     if( w<=0 ) return 0;
     if( t + w > f->tDeadline ) return 1;
@@ -478,7 +474,7 @@ static int pipeline_start(Flush *f){
   /* Each request in flight may yet turn into two (libcurl resends once
   ** when a kept-alive connection died, see pipeline_collect), so each
   ** holds a second place until it is done. */
-  nAvail = kustomer_limiter_available(&f->lim, nRunning);
+  nAvail = kustomer_limiter_available(&f->lim, nRunning, 0);
   if( nFree > nAvail ) nFree = nAvail;
   n = pipeline_take(f, nFree, aRow, aEnv, abCustomer);
   if( n==0 ) return 0;
@@ -1044,7 +1040,7 @@ static int bulk_round(Flush *f){
   int n;
   /* The limiter's wait (a 429's reset, say) is the main loop's to make,
   ** within the deadline. */
-  if( kustomer_limiter_wait(&f->lim)>0 ) return 0;
+  if( kustomer_limiter_wait(&f->lim, 0)>0 ) return 0;
   n = bulk_collect(f, &b);
   if( n>0 && f->rc==SQLITE_OK ) bulk_send(f, &b);
   bulk_clear(&b);
@@ -1214,8 +1210,8 @@ static int flush_open(Flush *f, sqlite3_context *ctx, int argc,
 ** rows are in flight: one flush at a time; its process id is kept in
 ** <name>_config while it runs, and a killed flush leaves a dead one
 ** behind), upgrade older storage, put a killed flush's 'sending' rows
-** back to pending (their requests may or may not have arrived), and load
-** the window's earlier starts into the limiter. */
+** back to pending (their requests may or may not have arrived), and open
+** the file's request ledger, where earlier starts are counted. */
 static int flush_claim(Flush *f){
   sqlite3_stmt *p;
   char *zErr = 0;
@@ -1234,6 +1230,9 @@ static int flush_claim(Flush *f){
     sqlite3_reset(p);
   }
   if( f->zFatal==0 && f->rc==SQLITE_OK ){
+    flush_sql_error(f, kustomer_ledger_create(f->db));
+  }
+  if( f->zFatal==0 && f->rc==SQLITE_OK ){
     rc = kustomer_outbox_upgrade(&f->store, &zErr);
     if( rc ){
       flush_fatal(f, sqlite3_mprintf("kustomer_flush(): cannot upgrade %s: "
@@ -1247,23 +1246,18 @@ static int flush_claim(Flush *f){
     flush_step(f, p);
     f->bClaimed = f->rc==SQLITE_OK;
     flush_step(f, flush_stmt(f, KOB_RECOVER));
-    if( (p = flush_stmt(f, KOB_SENDS_PRUNE))!=0 ){
-      sqlite3_bind_double(p, 1, kustomer_wall() - f->cfg.rateWindow);
-      flush_step(f, p);
+  }
+  if( f->zFatal==0 && f->rc==SQLITE_OK ){
+    flush_sql_error(f, kustomer_ledger_open(f->db, &f->pLedger));
+    f->lim.pLedger = f->pLedger;
+    /* Old starts leave every window (the longest is an hour). */
+    if( f->pLedger ){
+      flush_sql_error(f, kustomer_ledger_prune(f->pLedger,
+                                               kustomer_wall() - 3700));
     }
   }
   flush_commit(f);
   if( f->zFatal || f->rc ) return SQLITE_ERROR;
-  if( (p = flush_stmt(f, KOB_SENDS))!=0 ){
-    sqlite3_bind_double(p, 1, kustomer_wall() - f->lim.tWindow);
-    while( sqlite3_step(p)==SQLITE_ROW ){
-      if( kustomer_limiter_add(&f->lim, sqlite3_column_double(p, 0)) ){
-        flush_sql_error(f, SQLITE_NOMEM);
-        break;
-      }
-    }
-    sqlite3_reset(p);
-  }
   f->nTotal = count_status(f, "pending");
   return f->rc;
 }
@@ -1288,7 +1282,7 @@ static void flush_run(Flush *f){
     /* Nothing in flight: wait for the limiter or for retries that are due
     ** later, or stop when nothing is left. */
     if( !work_left(f, &tNext) ) break;
-    w = kustomer_limiter_wait(&f->lim);
+    w = kustomer_limiter_wait(&f->lim, 0);
     tNext -= kustomer_wall();       /* seconds from now */
     tWake = t + (tNext > w ? tNext : w);
     if( tWake >= f->tDeadline ) break;
@@ -1349,6 +1343,7 @@ static void flush_free(Flush *f){
   kustomer_api_auth_free(f->zAuth);
   cache_free(&f->cache);
   kustomer_limiter_free(&f->lim);
+  kustomer_ledger_close(f->pLedger);
   kustomer_settings_free(f->pSet);
   kustomer_outbox_config_clear(&f->cfg);
   sqlite3_free(f->zFatal);

@@ -236,6 +236,136 @@ double kustomer_api_rate_wait(const KApiRate *pRate){
   return pRate->reset;
 }
 
+/* ---- The ledger: requests started, per database file -------------------- */
+
+/* The statements on the ledger. */
+#define LG_COUNT        0
+#define LG_COUNT_SEARCH 1
+#define LG_NTH          2
+#define LG_NTH_SEARCH   3
+#define LG_ADD          4
+#define LG_PRUNE        5
+#define LG_PAUSE_GET    6
+#define LG_PAUSE_PUT    7
+#define LG_N            8
+static const char *const azLedgerSql[LG_N] = {
+  "SELECT count(*) FROM main.kustomer_requests WHERE t>?1",
+  "SELECT count(*) FROM main.kustomer_requests WHERE t>?1 AND kind='search'",
+  "SELECT t FROM main.kustomer_requests WHERE t>?1 ORDER BY t LIMIT 1 OFFSET ?2",
+  "SELECT t FROM main.kustomer_requests WHERE t>?1 AND kind='search'"
+  " ORDER BY t LIMIT 1 OFFSET ?2",
+  "INSERT INTO main.kustomer_requests(t, kind) VALUES(?1, ?2)",
+  "DELETE FROM main.kustomer_requests WHERE t<?1",
+  "SELECT v FROM main.kustomer_ratelimit WHERE k='pause_until'",
+  "INSERT INTO main.kustomer_ratelimit(k, v) VALUES('pause_until', ?1)"
+  " ON CONFLICT(k) DO UPDATE SET v=max(v, excluded.v)",
+};
+
+struct KLedger {
+  sqlite3 *db;
+  sqlite3_stmt *aStmt[LG_N];
+};
+
+int kustomer_ledger_create(sqlite3 *db){
+  return sqlite3_exec(db,
+      "CREATE TABLE IF NOT EXISTS main.kustomer_requests("
+      "t REAL NOT NULL, kind TEXT NOT NULL);"
+      "CREATE INDEX IF NOT EXISTS main.kustomer_requests_t"
+      " ON kustomer_requests(t);"
+      "CREATE TABLE IF NOT EXISTS main.kustomer_ratelimit("
+      "k TEXT PRIMARY KEY, v);", 0, 0, 0);
+}
+
+int kustomer_ledger_open(sqlite3 *db, KLedger **ppOut){
+  KLedger *p = sqlite3_malloc(sizeof(*p));
+  *ppOut = 0;
+  if( p==0 ) return SQLITE_NOMEM;
+  memset(p, 0, sizeof(*p));
+  p->db = db;
+  *ppOut = p;
+  return SQLITE_OK;
+}
+
+void kustomer_ledger_close(KLedger *p){
+  int i;
+  if( p==0 ) return;
+  for(i=0; i<LG_N; i++) sqlite3_finalize(p->aStmt[i]);
+  sqlite3_free(p);
+}
+
+/* The statement e, reset; NULL when it cannot be prepared (the tables
+** are missing: kustomer_ledger_create() was not run). */
+static sqlite3_stmt *ledger_stmt(KLedger *p, int e){
+  if( p->aStmt[e]==0 ){
+    if( sqlite3_prepare_v3(p->db, azLedgerSql[e], -1,
+                           SQLITE_PREPARE_PERSISTENT, &p->aStmt[e], 0) ){
+      return 0;
+    }
+  }else{
+    sqlite3_reset(p->aStmt[e]);
+  }
+  return p->aStmt[e];
+}
+
+/* Starts after tSince (of searches only, with bSearch). */
+static int ledger_count(KLedger *p, double tSince, int bSearch){
+  sqlite3_stmt *pStmt = ledger_stmt(p, bSearch ? LG_COUNT_SEARCH : LG_COUNT);
+  int n = 0;
+  if( pStmt==0 ) return 0;
+  sqlite3_bind_double(pStmt, 1, tSince);
+  if( sqlite3_step(pStmt)==SQLITE_ROW ) n = sqlite3_column_int(pStmt, 0);
+  sqlite3_reset(pStmt);
+  return n;
+}
+
+/* The time of the k-th (0-based) start after tSince, or 0. */
+static double ledger_nth(KLedger *p, double tSince, int k, int bSearch){
+  sqlite3_stmt *pStmt = ledger_stmt(p, bSearch ? LG_NTH_SEARCH : LG_NTH);
+  double t = 0;
+  if( pStmt==0 ) return 0;
+  sqlite3_bind_double(pStmt, 1, tSince);
+  sqlite3_bind_int(pStmt, 2, k);
+  if( sqlite3_step(pStmt)==SQLITE_ROW ) t = sqlite3_column_double(pStmt, 0);
+  sqlite3_reset(pStmt);
+  return t;
+}
+
+int kustomer_ledger_add(KLedger *p, double t, int bSearch){
+  sqlite3_stmt *pStmt = ledger_stmt(p, LG_ADD);
+  if( pStmt==0 ) return sqlite3_errcode(p->db);
+  sqlite3_bind_double(pStmt, 1, t);
+  sqlite3_bind_text(pStmt, 2, bSearch ? "search" : "api", -1, SQLITE_STATIC);
+  sqlite3_step(pStmt);
+  return sqlite3_reset(pStmt);
+}
+
+int kustomer_ledger_prune(KLedger *p, double tBefore){
+  sqlite3_stmt *pStmt = ledger_stmt(p, LG_PRUNE);
+  if( pStmt==0 ) return sqlite3_errcode(p->db);
+  sqlite3_bind_double(pStmt, 1, tBefore);
+  sqlite3_step(pStmt);
+  return sqlite3_reset(pStmt);
+}
+
+/* The pause every user of the file obeys (wall time), 0 for none. */
+static double ledger_pause(KLedger *p){
+  sqlite3_stmt *pStmt = ledger_stmt(p, LG_PAUSE_GET);
+  double t = 0;
+  if( pStmt && sqlite3_step(pStmt)==SQLITE_ROW ){
+    t = sqlite3_column_double(pStmt, 0);
+  }
+  if( pStmt ) sqlite3_reset(pStmt);
+  return t;
+}
+
+static void ledger_pause_put(KLedger *p, double tUntil){
+  sqlite3_stmt *pStmt = ledger_stmt(p, LG_PAUSE_PUT);
+  if( pStmt==0 ) return;
+  sqlite3_bind_double(pStmt, 1, tUntil);
+  sqlite3_step(pStmt);
+  sqlite3_reset(pStmt);
+}
+
 /* ---- The limiter -------------------------------------------------------- */
 
 int kustomer_limiter_init(KLimiter *p, double rateLimit, double budget,
@@ -256,64 +386,77 @@ int kustomer_limiter_init(KLimiter *p, double rateLimit, double budget,
 }
 
 void kustomer_limiter_free(KLimiter *p){
-  sqlite3_free(p->aSent);
-  p->aSent = 0;
-  p->nSent = p->nAlloc = 0;
+  p->pLedger = 0;
 }
 
-/* Forget starts that left the window. */
-static void limiter_prune(KLimiter *p, double t){
-  int i, j;
-  for(i=0, j=0; i<p->nSent; i++){
-    if( p->aSent[i] > t - p->tWindow ) p->aSent[j++] = p->aSent[i];
+void kustomer_limiter_searches(KLimiter *p, double searchLimit){
+  p->nSearchAllowed = (int)floor(searchLimit*p->budget);
+  if( p->nSearchAllowed<1 ) p->nSearchAllowed = 1;
+}
+
+/* The pause in force: this limiter's, or the one another user of the
+** file recorded. */
+static double limiter_pause_until(KLimiter *p){
+  double t = p->tPause;
+  if( p->pLedger ){
+    double tShared = ledger_pause(p->pLedger);
+    if( tShared>t ) t = tShared;
   }
-  p->nSent = j;
+  return t;
 }
 
-int kustomer_limiter_add(KLimiter *p, double t){
-  if( p->nAllowed==0 ) return SQLITE_OK;   /* no budget: nothing to keep */
-  limiter_prune(p, kustomer_wall());
-  if( p->nSent==p->nAlloc ){
-    int nNew = p->nAlloc ? p->nAlloc*2 : 64;
-    double *aNew = sqlite3_realloc64(p->aSent, sizeof(double)*nNew);
-    if( aNew==0 ) return SQLITE_NOMEM;
-    p->aSent = aNew;
-    p->nAlloc = nNew;
-  }
-  p->aSent[p->nSent++] = t;
-  return SQLITE_OK;
+int kustomer_limiter_add(KLimiter *p, int bSearch){
+  if( p->pLedger==0 ) return SQLITE_OK;
+  return kustomer_ledger_add(p->pLedger, kustomer_wall(), bSearch);
 }
 
-int kustomer_limiter_available(KLimiter *p, int nInFlight){
+int kustomer_limiter_available(KLimiter *p, int nInFlight, int bSearch){
   double t = kustomer_wall();
-  int n;
-  if( t < p->tPause ) return 0;
-  if( p->nAllowed==0 ) return 1000000;
-  limiter_prune(p, t);
-  n = p->nAllowed - p->nSent - nInFlight;
+  int n, nSearch;
+  if( t < limiter_pause_until(p) ) return 0;
+  if( p->nAllowed==0 || p->pLedger==0 ) return 1000000;
+  n = p->nAllowed - ledger_count(p->pLedger, t - p->tWindow, 0) - nInFlight;
+  if( bSearch && p->nSearchAllowed>0 ){
+    nSearch = p->nSearchAllowed - ledger_count(p->pLedger, t - p->tWindow, 1);
+    if( nSearch<n ) n = nSearch;
+  }
   return n>0 ? n : 0;
 }
 
-double kustomer_limiter_wait(KLimiter *p){
+/* Seconds until the window of one kind has room. */
+static double window_wait(KLimiter *p, double t, int nAllowed, int bSearch){
+  double tSince = t - p->tWindow;
+  int n = ledger_count(p->pLedger, tSince, bSearch);
+  double tOld;
+  if( n<nAllowed ) return 0;
+  /* the start that must leave the window first */
+  tOld = ledger_nth(p->pLedger, tSince, n - nAllowed, bSearch);
+  return tOld>0 ? tOld + p->tWindow - t : 0;
+}
+
+double kustomer_limiter_wait(KLimiter *p, int bSearch){
   double t = kustomer_wall();
-  double w = 0;
-  if( t < p->tPause ) w = p->tPause - t;
-  if( p->nAllowed>0 ){
-    limiter_prune(p, t);
-    if( p->nSent >= p->nAllowed ){
-      /* the oldest start that must leave the window first */
-      double wWin = p->aSent[p->nSent - p->nAllowed] + p->tWindow - t;
+  double w = limiter_pause_until(p) - t;
+  if( p->nAllowed>0 && p->pLedger ){
+    double wWin = window_wait(p, t, p->nAllowed, 0);
+    if( wWin>w ) w = wWin;
+    if( bSearch && p->nSearchAllowed>0 ){
+      wWin = window_wait(p, t, p->nSearchAllowed, 1);
       if( wWin>w ) w = wWin;
     }
   }
   return w>0 ? w : 0;
 }
 
-/* Pause every start until w seconds from now (capped at maxPause). */
+/* Pause every start until w seconds from now (capped at maxPause), for
+** every user of the ledger. */
 static void limiter_pause(KLimiter *p, double w){
   double t = kustomer_wall();
   if( p->maxPause>0 && w>p->maxPause ) w = p->maxPause;
-  if( t + w > p->tPause ) p->tPause = t + w;
+  if( t + w > p->tPause ){
+    p->tPause = t + w;
+    if( p->pLedger ) ledger_pause_put(p->pLedger, p->tPause);
+  }
 }
 
 double kustomer_limiter_observe(KLimiter *p, const KHttpResp *pResp){
@@ -321,6 +464,11 @@ double kustomer_limiter_observe(KLimiter *p, const KHttpResp *pResp){
   double w;
   if( pResp->eNet ) return 0;
   kustomer_api_rate(pResp, &rate);
+  if( p->bLearn && rate.limit>=1 ){
+    /* the organisation's limit, as Kustomer reports it */
+    int n = (int)floor(rate.limit*p->budget);
+    p->nAllowed = n>0 ? n : 1;
+  }
   w = kustomer_api_rate_wait(&rate);
   if( pResp->status==429 ){
     if( w<0 ){
@@ -334,11 +482,85 @@ double kustomer_limiter_observe(KLimiter *p, const KHttpResp *pResp){
     return w;
   }
   p->n429 = 0;
-  if( rate.remaining>=0 && rate.remaining<1 && w>0 ){
-    /* The budget is used up: wait for the reset rather than spend a
-    ** request on a 429. */
+  if( rate.remaining>=0 && w>0
+   && (rate.remaining<1
+       || (rate.limit>=1 && p->budget<1
+           && rate.remaining <= rate.limit*(1.0 - p->budget))) ){
+    /* The budget is used up, or what is left of the window is the share
+    ** this caller leaves to everyone else: wait for the reset rather than
+    ** spend it (or a request on a 429). */
     limiter_pause(p, w);
     return w;
   }
   return 0;
+}
+
+/* ---- One request, with Kustomer's retry rules ---------------------------- */
+
+int kustomer_api_call(KApiCall *pCall, const KHttpReq *pReq, KHttpResp *pResp){
+  KLimiter *pLim = pCall->pLim;
+  int rc = SQLITE_OK;
+  void (*xSleep)(double) = pCall->xSleep ? pCall->xSleep : kustomer_sleep;
+
+  memset(pResp, 0, sizeof(*pResp));
+  pCall->nTry = 0;
+  pCall->eEnd = KCALL_OK;
+  pCall->wait = 0;
+  while( 1 ){
+    double wait = pLim ? kustomer_limiter_wait(pLim, pCall->bSearch) : 0;
+    int eClass;
+    if( wait>0 ){
+      if( kustomer_clock()+wait > pCall->tDeadline ){
+        pCall->eEnd = KCALL_STOPPED;
+        pCall->wait = wait;
+        break;
+      }
+      xSleep(wait);
+      continue;       /* the window may have moved meanwhile */
+    }
+    if( pCall->xStart && pCall->xStart(pCall->pStartArg) ){
+      pCall->eEnd = KCALL_STOPPED;
+      break;
+    }
+    kustomer_http_resp_clear(pResp);
+    pCall->nTry++;
+    rc = kustomer_http_do(pCall->pHttp, pReq, pResp);
+    if( rc ) break;
+    eClass = kustomer_api_class(pResp);
+    wait = pLim ? kustomer_limiter_observe(pLim, pResp) : 0;
+    if( eClass==KAPI_OK ){
+      /* A pause beyond what this call may wait is left to the 429 that
+      ** follows, whose error says so. */
+      if( pLim && wait>pCall->maxWait ) pLim->tPause = 0;
+      break;
+    }
+    if( eClass==KAPI_WAIT ){
+      /* Does not use up an attempt: the request was not at fault. */
+      pCall->nTry--;
+      pCall->n429++;
+      pCall->wait = wait;
+      if( wait>pCall->maxWait ){
+        pCall->eEnd = KCALL_WAIT;
+        break;
+      }
+      if( kustomer_clock()+wait>pCall->tDeadline ){
+        pCall->eEnd = KCALL_DEADLINE;
+        break;
+      }
+      continue;
+    }
+    if( eClass==KAPI_RETRY || (eClass==KAPI_DOWN && pCall->bRetryDown) ){
+      wait = kustomer_api_backoff(pCall->nTry, pCall->backoffBase,
+                                  pCall->backoffCap);
+      if( pCall->nTry<pCall->nMaxTries
+       && kustomer_clock()+wait<=pCall->tDeadline ){
+        xSleep(wait);
+        continue;
+      }
+    }
+    pCall->eEnd = pResp->eNet ? KCALL_NET : KCALL_STATUS;
+    break;
+  }
+  if( rc ) kustomer_http_resp_clear(pResp);
+  return rc;
 }

@@ -712,10 +712,29 @@ void kustomer_api_rate(const KHttpResp *pResp, KApiRate *pRate);
 double kustomer_api_rate_wait(const KApiRate *pRate);
 
 /*
+** The ledger: every request the outbox and the sync start, in one table
+** per database file, main.kustomer_requests(t, kind) (wall-clock time;
+** kind 'api' or 'search', and a search counts as both), so that the
+** organisation's one budget holds across both and across processes; and
+** main.kustomer_ratelimit, where a pause a 429 asked for is kept for every
+** process.
+*/
+typedef struct KLedger KLedger;
+/* Create the tables if missing (in a write transaction). */
+int kustomer_ledger_create(sqlite3 *db);
+int kustomer_ledger_open(sqlite3 *db, KLedger **ppOut);
+void kustomer_ledger_close(KLedger *p);
+int kustomer_ledger_add(KLedger *p, double t, int bSearch);
+/* Forget starts before tBefore (they are out of every window). */
+int kustomer_ledger_prune(KLedger *p, double tBefore);
+
+/*
 ** The limiter: never more than nAllowed = floor(rate_limit * budget)
-** requests start in any window of rate_window seconds, and none while a
-** 429 or a used-up budget says to wait.  Times are wall-clock seconds, so
-** that starts loaded from a ledger other processes wrote count too.
+** requests (and nSearchAllowed searches) start in any window of
+** rate_window seconds, counted in the ledger with everyone else's; none
+** while a 429 asks to wait, and none while x-ratelimit-remaining is down
+** to the share this caller leaves to others ((1 - budget) of the limit).
+** Without a ledger (kustomer_fetch) only the responses are obeyed.
 */
 typedef struct KLimiter KLimiter;
 struct KLimiter {
@@ -726,24 +745,63 @@ struct KLimiter {
   double maxPause;          /* longest pause a response may cause (<=0:
                             ** no cap) */
   int nAllowed;             /* 0: no budget kept, only the headers obeyed */
+  int nSearchAllowed;       /* 0: searches not counted apart */
+  int bLearn;               /* take the limit from x-ratelimit-limit */
   double tPause;            /* no request starts before this (wall) */
   int n429;                 /* 429s in a row without a wait in them */
-  double *aSent;            /* starts in the window, oldest first */
-  int nSent, nAlloc;
+  KLedger *pLedger;         /* the starts, shared; NULL: none kept */
 };
 int kustomer_limiter_init(KLimiter *p, double rateLimit, double budget,
                           double rateWindow);
 void kustomer_limiter_free(KLimiter *p);
-/* Count a request started at wall time t (now, or from a ledger). */
-int kustomer_limiter_add(KLimiter *p, double t);
+/* Count searches apart, at most searchLimit * budget per window. */
+void kustomer_limiter_searches(KLimiter *p, double searchLimit);
+/* Record a request (a search with bSearch) starting now. */
+int kustomer_limiter_add(KLimiter *p, int bSearch);
 /* How many requests may start now, nInFlight being out already. */
-int kustomer_limiter_available(KLimiter *p, int nInFlight);
-/* Seconds until another request may start (0: now). */
-double kustomer_limiter_wait(KLimiter *p);
+int kustomer_limiter_available(KLimiter *p, int nInFlight, int bSearch);
+/* Seconds until another request (a search) may start (0: now). */
+double kustomer_limiter_wait(KLimiter *p, int bSearch);
 /* Obey a response's 429 or used-up budget: pause for what Retry-After or
 ** x-ratelimit-reset asks (a 429 that says nothing: a backoff from 1 s up
 ** to the window).  Returns the pause it set, 0 for none. */
 double kustomer_limiter_observe(KLimiter *p, const KHttpResp *pResp);
+
+/*
+** One request with Kustomer's rules: each attempt waits for the limiter
+** (never past tDeadline), then xStart (if set: it records the start, or
+** says stop); 5xx, 408 and dropped connections (and refused ones with
+** bRetryDown) are tried again after the backoff, up to nMaxTries; 429s
+** wait without using up an attempt.  Returns SQLITE_OK (then eEnd says
+** how it ended, and *pResp holds the last response) or SQLITE_NOMEM.
+*/
+#define KCALL_OK       0    /* a 2xx */
+#define KCALL_STATUS   1    /* another status, after the attempts allowed */
+#define KCALL_NET      2    /* a transport failure, the same */
+#define KCALL_WAIT     3    /* a 429 asked for more than maxWait */
+#define KCALL_DEADLINE 4    /* a 429's wait would pass tDeadline */
+#define KCALL_STOPPED  5    /* not sent: the limiter's wait passes
+                            ** tDeadline, or xStart said stop */
+typedef struct KApiCall KApiCall;
+struct KApiCall {
+  KHttp *pHttp;
+  KLimiter *pLim;           /* may be NULL */
+  int bSearch;              /* the request is a search */
+  int nMaxTries;
+  int bRetryDown;
+  double tDeadline;         /* kustomer_clock() */
+  double maxWait;
+  double backoffBase, backoffCap;
+  int (*xStart)(void*);
+  void *pStartArg;
+  void (*xSleep)(double);   /* NULL: kustomer_sleep() */
+  /* what happened */
+  int nTry;                 /* attempts sent */
+  int n429;                 /* 429s waited out */
+  int eEnd;                 /* KCALL_* */
+  double wait;              /* the wait of KCALL_WAIT/DEADLINE/STOPPED */
+};
+int kustomer_api_call(KApiCall *pCall, const KHttpReq *pReq, KHttpResp *pResp);
 
 /* ---- outbox.c and flush.c: durable delivery ----------------------------- */
 
@@ -764,24 +822,21 @@ struct KOutboxConfig {
 #define KOB_DUE           0
 #define KOB_DUE_CREATE    1
 #define KOB_SENDING       2
-#define KOB_SEND_LOG      3
-#define KOB_SENT          4
-#define KOB_RETRY         5
-#define KOB_FAILED        6
-#define KOB_ROW           7
-#define KOB_TO_UPDATE     8
-#define KOB_INSERT        9
-#define KOB_DELETE        10
-#define KOB_RETRY_FAILED  11
-#define KOB_COUNT         12
-#define KOB_NEXT_DUE      13
-#define KOB_RECOVER       14
-#define KOB_SENDS         15
-#define KOB_SENDS_PRUNE   16
-#define KOB_CONFIG_GET    17
-#define KOB_CONFIG_PUT    18
-#define KOB_CONFIG_DEL    19
-#define KOB_N             20
+#define KOB_SENT          3
+#define KOB_RETRY         4
+#define KOB_FAILED        5
+#define KOB_ROW           6
+#define KOB_TO_UPDATE     7
+#define KOB_INSERT        8
+#define KOB_DELETE        9
+#define KOB_RETRY_FAILED  10
+#define KOB_COUNT         11
+#define KOB_NEXT_DUE      12
+#define KOB_RECOVER       13
+#define KOB_CONFIG_GET    14
+#define KOB_CONFIG_PUT    15
+#define KOB_CONFIG_DEL    16
+#define KOB_N             17
 typedef struct KOutboxStore KOutboxStore;
 struct KOutboxStore {
   sqlite3 *db;

@@ -11,10 +11,11 @@
 **
 ** Rows live in shadow tables in the same database, in the manner of FTS5:
 ** <name>_data (one row per event) and <name>_config (the table's
-** arguments and its storage version), plus <name>_sends (when recent
-** requests were sent, so the rate limit holds across flushes and
-** processes).  This file owns them: every statement on them is prepared
-** here, for the table and for kustomer_flush().
+** arguments and its storage version).  This file owns them: every
+** statement on them is prepared here, for the table and for
+** kustomer_flush().  When requests were sent is kept in the file's
+** request ledger, main.kustomer_requests, which the sync shares (kapi.c),
+** so that the rate limit holds across flushes, pulls and processes.
 **
 ** An INSERT only transforms and stores what the flush needs: the request,
 ** its kind (create, update or track: decided once, here) and the customer
@@ -47,10 +48,13 @@ SQLITE_EXTENSION_INIT3
 ** Storage versions, in <name>_config's 'version' row:
 **   1  the first: no kind or customer_key, next_at
 **   2  kind and customer_key written at INSERT; next_attempt_at
+**   3  <name>_sends no longer used: its starts moved to
+**      main.kustomer_requests (the emptied table stays: DROP TABLE is
+**      refused while the statement that upgrades is running)
 ** A table of an older version is upgraded by its first write (INSERT or
-** flush); reads work on either.  A newer one is refused.
+** flush); reads work on any.  A newer one is refused.
 */
-#define OUTBOX_VERSION 2
+#define OUTBOX_VERSION 3
 
 /* <name>_data's columns: the vtab's, in its order, then what only the
 ** flush reads. */
@@ -152,8 +156,6 @@ static const char *const azStmt[KOB_N] = {
   /* KOB_SENDING */
   "UPDATE \"%w\".\"%w_data\" SET status='sending', attempts=attempts+1"
   " WHERE id=?1",
-  /* KOB_SEND_LOG */
-  "INSERT INTO \"%w\".\"%w_sends\"(t) VALUES(?1)",
   /* KOB_SENT */
   "UPDATE \"%w\".\"%w_data\" SET status='sent', http_status=?1,"
   " kustomer_id=coalesce(?2, kustomer_id), error=NULL,"
@@ -186,10 +188,6 @@ static const char *const azStmt[KOB_N] = {
   " WHERE status='pending'",
   /* KOB_RECOVER: a killed flush's rows in flight go back to pending */
   "UPDATE \"%w\".\"%w_data\" SET status='pending' WHERE status='sending'",
-  /* KOB_SENDS: the starts still in the window */
-  "SELECT t FROM \"%w\".\"%w_sends\" WHERE t>=?1 ORDER BY t",
-  /* KOB_SENDS_PRUNE */
-  "DELETE FROM \"%w\".\"%w_sends\" WHERE t<?1",
   /* KOB_CONFIG_GET */
   "SELECT v FROM \"%w\".\"%w_config\" WHERE k=?1",
   /* KOB_CONFIG_PUT */
@@ -319,6 +317,21 @@ static char *customer_key_of(const cJSON *pEvent){
 /* Version 1 to 2: the kind of each stored request, from the request as it
 ** stands (a create rewritten as an update is an update), and the customer
 ** key of each identify, from its event. */
+/* Version 2 to 3: the starts of <name>_sends into the file's ledger. */
+static int upgrade_2_to_3(KOutboxStore *p, char **pzErr){
+  char *zSql;
+  int rc = kustomer_ledger_create(p->db);
+  if( rc ) return rc;
+  zSql = sqlite3_mprintf(
+      "INSERT INTO main.kustomer_requests(t, kind)"
+      " SELECT t, 'api' FROM \"%w\".\"%w_sends\";"
+      "DELETE FROM \"%w\".\"%w_sends\";",
+      p->zDb, p->zName, p->zDb, p->zName);
+  rc = zSql ? sqlite3_exec(p->db, zSql, 0, 0, pzErr) : SQLITE_NOMEM;
+  sqlite3_free(zSql);
+  return rc;
+}
+
 static int upgrade_1_to_2(KOutboxStore *p, char **pzErr){
   static const char *const azSql[] = {
     "ALTER TABLE \"%w\".\"%w_data\" RENAME COLUMN next_at"
@@ -371,6 +384,7 @@ int kustomer_outbox_upgrade(KOutboxStore *p, char **pzErr){
   if( p->iVersion>=OUTBOX_VERSION ) return SQLITE_OK;
   store_forget(p);
   if( p->iVersion==1 ) rc = upgrade_1_to_2(p, pzErr);
+  if( rc==SQLITE_OK && p->iVersion<=2 ) rc = upgrade_2_to_3(p, pzErr);
   if( rc==SQLITE_OK ){
     char *zSql = sqlite3_mprintf("UPDATE \"%w\".\"%w_config\" SET v=%d"
                                  " WHERE k='version'", p->zDb, p->zName,
@@ -407,12 +421,12 @@ static int outbox_create_tables(KOutboxStore *p, const KOutboxConfig *pCfg,
       "CREATE INDEX \"%w\".\"%s_due\" ON \"%w_data\"(status,"
       " next_attempt_at);"
       "CREATE TABLE \"%w\".\"%w_config\"(k TEXT PRIMARY KEY, v);"
-      "CREATE TABLE \"%w\".\"%w_sends\"(t REAL NOT NULL);"
       "INSERT INTO \"%w\".\"%w_config\"(k, v) VALUES('version', %d);",
       p->zDb, p->zName, p->zDb, zIdx, p->zName, p->zDb, p->zName,
-      p->zDb, p->zName, p->zDb, p->zName, OUTBOX_VERSION);
+      p->zDb, p->zName, OUTBOX_VERSION);
   rc = zSql ? sqlite3_exec(p->db, zSql, 0, 0, pzErr) : SQLITE_NOMEM;
   sqlite3_free(zSql);
+  if( rc==SQLITE_OK ) rc = kustomer_ledger_create(p->db);
   if( rc==SQLITE_OK ) rc = kustomer_outbox_stmt(p, KOB_CONFIG_PUT, &pPut);
   for(a=aOutboxArg; rc==SQLITE_OK && a->zKey; a++){
     sqlite3_bind_text(pPut, 1, a->zKey, -1, SQLITE_STATIC);
@@ -514,6 +528,21 @@ static int outbox_destroy(sqlite3_vtab *pVtab){
   return rc;
 }
 
+/* Whether <name>_sends exists (tables made before version 3). */
+static int store_has_sends(KOutboxStore *p){
+  char *zSql = sqlite3_mprintf("SELECT 1 FROM \"%w\".sqlite_schema"
+                               " WHERE type='table' AND name='%q_sends'",
+                               p->zDb, p->zName);
+  sqlite3_stmt *pStmt = 0;
+  int bHas = 0;
+  if( zSql && sqlite3_prepare_v2(p->db, zSql, -1, &pStmt, 0)==SQLITE_OK ){
+    bHas = sqlite3_step(pStmt)==SQLITE_ROW;
+  }
+  sqlite3_finalize(pStmt);
+  sqlite3_free(zSql);
+  return bHas;
+}
+
 static int outbox_rename(sqlite3_vtab *pVtab, const char *zNew){
   Outbox *p = (Outbox*)pVtab;
   char *zSql, *zName;
@@ -521,10 +550,15 @@ static int outbox_rename(sqlite3_vtab *pVtab, const char *zNew){
   store_forget(&p->store);
   zSql = sqlite3_mprintf(
       "ALTER TABLE \"%w\".\"%w_data\" RENAME TO \"%w_data\";"
-      "ALTER TABLE \"%w\".\"%w_config\" RENAME TO \"%w_config\";"
-      "ALTER TABLE \"%w\".\"%w_sends\" RENAME TO \"%w_sends\";",
-      p->store.zDb, p->store.zName, zNew, p->store.zDb, p->store.zName, zNew,
-      p->store.zDb, p->store.zName, zNew);
+      "ALTER TABLE \"%w\".\"%w_config\" RENAME TO \"%w_config\";",
+      p->store.zDb, p->store.zName, zNew, p->store.zDb, p->store.zName, zNew);
+  if( zSql && store_has_sends(&p->store) ){
+    /* made before version 3: <name>_sends is there too */
+    char *zMore = sqlite3_mprintf("%zALTER TABLE \"%w\".\"%w_sends\""
+                                  " RENAME TO \"%w_sends\";", zSql,
+                                  p->store.zDb, p->store.zName, zNew);
+    zSql = zMore;
+  }
   rc = zSql ? sqlite3_exec(p->store.db, zSql, 0, 0, 0) : SQLITE_NOMEM;
   sqlite3_free(zSql);
   if( rc ) return rc;
@@ -535,6 +569,7 @@ static int outbox_rename(sqlite3_vtab *pVtab, const char *zNew){
   return SQLITE_OK;
 }
 
+/* "sends": the third shadow table until storage version 3. */
 static int outbox_shadow_name(const char *zSuffix){
   return sqlite3_stricmp(zSuffix, "data")==0
       || sqlite3_stricmp(zSuffix, "config")==0

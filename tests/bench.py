@@ -333,7 +333,8 @@ def delivery(so, seed, n):
         summary = json.loads(con.execute(
             "select kustomer_flush('out', ?)", (seconds,)).fetchone()[0])
         elapsed = time.time() - t0
-        starts = sorted(r[0] for r in con.execute("select t from out_sends"))
+        starts = sorted(r[0] for r in con.execute(
+            "select t from kustomer_requests"))
         con.close()
     finally:
         fake.stop()

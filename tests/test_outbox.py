@@ -195,7 +195,7 @@ def t_faults(so, fake, tmp):
     report("faults: no 4 s window at the fake over the budget of 1440 "
            "(peak %d)" % peak, peak <= 1440, peak)
     report("faults: every request the fake saw was counted by the outbox",
-           db.execute("select count(*) from out_sends").fetchone()[0]
+           db.execute("select count(*) from kustomer_requests").fetchone()[0]
            >= len(reqs), len(reqs))
     db.close()
 
@@ -614,11 +614,17 @@ def t_storage_version(so, fake, tmp):
                      "traits": {"email": "v1@example.com"}}),),
         (json.dumps({"type": "track", "event": "V1", "userId": "v1 user",
                      "properties": {"seqNum": 1}}),)])
-    # what version 1 wrote
+    # what version 1 wrote: no kind, customer key or ledger, but
+    # <name>_sends with the window's starts
     db.execute("alter table out_data drop column kind")
     db.execute("alter table out_data drop column customer_key")
     db.execute("alter table out_data rename column next_attempt_at to next_at")
     db.execute("update out_config set v=1 where k='version'")
+    db.execute("drop table kustomer_requests")
+    db.execute("drop table kustomer_ratelimit")
+    db.execute("create table out_sends(t real not null)")
+    db.execute("insert into out_sends values (?), (?)",
+               (time.time() - 5, time.time() - 4))
     db.close()
     db = open_db(so, path)
     rows = db.execute("select id, status, next_attempt_at from out").fetchall()
@@ -631,13 +637,23 @@ def t_storage_version(so, fake, tmp):
     version = db.execute("select v from out_config where k='version'"
                          ).fetchone()[0]
     report("version 1: upgraded by the first write (kind, customer key)",
-           version == 2 and got == [(1, "create", "externalId=v1%20user"),
+           version == 3 and got == [(1, "create", "externalId=v1%20user"),
                                     (2, "track", None),
                                     (3, "create", "externalId=v1%20other")],
            (version, got))
+    moved = db.execute("select count(*) from kustomer_requests").fetchone()[0]
+    left = db.execute("select count(*) from out_sends").fetchone()[0]
+    report("version 1: its sends moved to the file's ledger",
+           moved == 2 and left == 0, (moved, left))
     summary = json.loads(db.execute("select kustomer_flush('out')")
                          .fetchone()[0])
     report("version 1: then delivered", summary["sent"] == 3, summary)
+    db.execute("alter table out rename to out9")
+    db.execute("alter table out9 rename to out")
+    report("version 1: renamed with its old table",
+           db.execute("select count(*) from sqlite_master where name in"
+                      " ('out_sends','out_data','out_config')").fetchone()[0]
+           == 3, "")
     db.execute("update out_config set v=9 where k='version'")
     db.close()
     db = open_db(so, path)
@@ -647,7 +663,7 @@ def t_storage_version(so, fake, tmp):
     except sqlite3.Error as e:
         report("version 9: refused", "kustomer_outbox: out has storage "
                "version 9, which this extension" in str(e) and
-               "does not know (it knows 1 to 2)" in str(e), str(e))
+               "does not know (it knows 1 to 3)" in str(e), str(e))
     try:
         db.execute("select kustomer_flush('out')").fetchone()
         report("version 9: refused by the flush", False, "no error")

@@ -1,7 +1,8 @@
 -- The outbox table offline: storage, shadow tables, commands.  Delivery is
 -- tested against the fake Kustomer API by tests/test_outbox.py.
 create virtual table out using kustomer_outbox(settings='{"apiKeyEnv":"KUSTOMER_API_KEY","advancedTransform":true}', rate_limit=1000, budget=0.8, max_attempts=5);
-select 'shadow-tables-created', (select group_concat(name, ' ') from (select name from sqlite_master where name like 'out%' order by name)), 'out out_config out_data out_sends';
+select 'shadow-tables-created', (select group_concat(name, ' ') from (select name from sqlite_master where name like 'out%' order by name)), 'out out_config out_data';
+select 'ledger-created', (select group_concat(name, ' ') from (select name from sqlite_master where name like 'kustomer_r%' order by name)), 'kustomer_ratelimit kustomer_requests kustomer_requests_t';
 select 'due-index-created', (select count(*) from sqlite_master where type='index' and tbl_name='out_data' and name like 'kustomer_outbox_%_due'), 1;
 select 'config-stored', (select group_concat(k || '=' || v, ' ') from (select k, v from out_config where k in ('rate_limit','budget','max_attempts','rate_window','concurrency') order by k)), 'budget=0.8 concurrency=4 max_attempts=5 rate_limit=1000 rate_window=60';
 insert into out(event) values ('{"type":"track","event":"Order Completed","userId":"u1","properties":{"total":9.5}}');
@@ -35,9 +36,10 @@ rollback;
 select 'insert-rolls-back', (select count(*) from out), 4;
 -- rename and drop carry the shadow tables
 alter table out rename to out2;
-select 'renamed', (select group_concat(name, ' ') from (select name from sqlite_master where name like 'out%' order by name)), 'out2 out2_config out2_data out2_sends';
+select 'renamed', (select group_concat(name, ' ') from (select name from sqlite_master where name like 'out%' order by name)), 'out2 out2_config out2_data';
 select 'renamed-readable', (select count(*) from out2), 4;
 insert into out2(event) values ('{"type":"screen","name":"S","userId":"u"}');
 select 'renamed-writable', (select count(*) from out2_data), 5;
 drop table out2;
 select 'dropped', (select count(*) from sqlite_master where name like 'out%' or name like 'kustomer_outbox_%'), 0;
+select 'ledger-kept', (select count(*) from sqlite_master where name='kustomer_requests'), 1;

@@ -296,22 +296,50 @@ static void test_kapi(void){
   r.eNet = KNET_REFUSED_URL; bOk &= kustomer_api_class(&r)==KAPI_FATAL;
   check("kapi: classes", bOk, 0);
 
-  kustomer_limiter_init(&lim, 10, 0.5, 60);
-  for(i=0; i<5; i++) kustomer_limiter_add(&lim, kustomer_wall());
-  check("kapi: limiter: floor(limit*budget) per window",
-        lim.nAllowed==5 && kustomer_limiter_available(&lim, 0)==0
-        && kustomer_limiter_wait(&lim)>59, 0);
-  kustomer_limiter_free(&lim);
-  kustomer_limiter_init(&lim, 10, 0.5, 60);
-  kustomer_limiter_add(&lim, kustomer_wall() - 61);
-  check("kapi: limiter: starts leave the window",
-        kustomer_limiter_available(&lim, 2)==3, 0);
-  resp_of(&r, 429, "{\"retry-after\":\"7\"}", "");
-  w = kustomer_limiter_observe(&lim, &r);
-  check("kapi: limiter: a 429 pauses for Retry-After",
-        w==7 && kustomer_limiter_wait(&lim)>6.5
-        && kustomer_limiter_available(&lim, 0)==0, 0);
-  kustomer_limiter_free(&lim);
+  {
+    sqlite3 *db = 0;
+    KLedger *pLedger = 0;
+    sqlite3_open(":memory:", &db);
+    kustomer_ledger_create(db);
+    kustomer_ledger_open(db, &pLedger);
+    kustomer_limiter_init(&lim, 10, 0.5, 60);
+    lim.pLedger = pLedger;
+    kustomer_limiter_searches(&lim, 4);
+    for(i=0; i<5; i++) kustomer_limiter_add(&lim, i<2);
+    check("kapi: limiter: floor(limit*budget) per window, in the ledger",
+          lim.nAllowed==5 && kustomer_limiter_available(&lim, 0, 0)==0
+          && kustomer_limiter_wait(&lim, 0)>59, 0);
+    sqlite3_exec(db, "UPDATE kustomer_requests SET t=t-61", 0, 0, 0);
+    kustomer_ledger_add(pLedger, kustomer_wall(), 1);
+    check("kapi: limiter: starts leave the window",
+          kustomer_limiter_available(&lim, 1, 0)==3
+          && kustomer_limiter_available(&lim, 0, 1)==1, 0);
+    kustomer_ledger_add(pLedger, kustomer_wall(), 1);
+    check("kapi: limiter: searches are counted apart",
+          kustomer_limiter_available(&lim, 0, 1)==0
+          && kustomer_limiter_available(&lim, 0, 0)==3
+          && kustomer_limiter_wait(&lim, 1)>59
+          && kustomer_limiter_wait(&lim, 0)==0, 0);
+    resp_of(&r, 429, "{\"retry-after\":\"7\"}", "");
+    w = kustomer_limiter_observe(&lim, &r);
+    check("kapi: limiter: a 429 pauses for Retry-After",
+          w==7 && kustomer_limiter_wait(&lim, 0)>6.5
+          && kustomer_limiter_available(&lim, 0, 0)==0, 0);
+    kustomer_limiter_init(&lim, 10, 0.5, 60);
+    lim.pLedger = pLedger;
+    check("kapi: limiter: the pause is kept for every user of the file",
+          kustomer_limiter_wait(&lim, 0)>6.5, 0);
+    sqlite3_exec(db, "DELETE FROM kustomer_ratelimit", 0, 0, 0);
+    resp_of(&r, 200, "{\"x-ratelimit-limit\":\"100\","
+            "\"x-ratelimit-remaining\":\"50\",\"x-ratelimit-reset\":\"9\"}",
+            "");
+    w = kustomer_limiter_observe(&lim, &r);
+    check("kapi: limiter: remaining down to the share left to others "
+          "pauses until the reset", w==9, 0);
+    kustomer_limiter_free(&lim);
+    kustomer_ledger_close(pLedger);
+    sqlite3_close(db);
+  }
 }
 
 int main(void){
