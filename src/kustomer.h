@@ -568,6 +568,16 @@ int kustomer_args_load(const KArgSpec *aSpec, void *pStruct,
 void kustomer_args_bind(const KArgSpec *a, const void *pStruct,
                         sqlite3_stmt *pStmt, int iParam);
 
+/* ---- session.c: times ---------------------------------------------------- */
+
+/* ISO-8601 text (what kustomer_session() reads) as epoch milliseconds;
+** 0 when it is not a valid date-time. */
+int kustomer_iso_ms(const char *z, int n, sqlite3_int64 *pMs);
+/* Epoch milliseconds as YYYY-MM-DDTHH:MM:SS.sssZ (zOut: 25 bytes), so that
+** text order is time order. */
+#define KUSTOMER_ISO_LEN 25
+void kustomer_iso_format(sqlite3_int64 ms, char *zOut);
+
 /* ======== Network ======================================================== */
 
 /* ---- http.c: the HTTP transport (the only user of libcurl) -------------- */
@@ -877,6 +887,45 @@ int kustomer_outbox_request(const KSettings *pSet, const char *zEvent,
                             int nEvent, const char *zCustomerId,
                             KOutboxItem *pItem);
 void kustomer_outbox_item_clear(KOutboxItem *p);
+
+/* ---- syncmap.c: the sync's tables ------------------------------------------ */
+
+/* Append snake(name) as tap-kustomer and Fivetran make it
+** (airBnBuserIdNum -> air_bn_buser_id_num); other than letters, digits
+** and '_', '_'. */
+void kustomer_snake(sqlite3_str *p, const char *z, int n);
+
+/* Records into the tables of the sync zSync (schema zDb; table names
+** with zPrefix).  Every call writes inside the caller's transaction. */
+typedef struct KSyncMap KSyncMap;
+int kustomer_syncmap_open(sqlite3 *db, const char *zDb, const char *zSync,
+                          const char *zPrefix, int bRecord, KSyncMap **ppOut);
+void kustomer_syncmap_close(KSyncMap *p);
+/* Forget what is known of the tables (after a rollback). */
+void kustomer_syncmap_forget(KSyncMap *p);
+/* Take the time now as _synced_at of what follows; returns it. */
+const char *kustomer_syncmap_now(KSyncMap *p);
+/* The message of the last error. */
+const char *kustomer_syncmap_errmsg(KSyncMap *p);
+/* Create the main table zTable if missing (a foreign table of its name is
+** an error). */
+int kustomer_syncmap_table(KSyncMap *p, const char *zTable);
+/* Write one record into zTable (and its child tables, those of zParent,
+** default zTable; zKlass: a kobject's klass, as klass_name).  *pbDeleted:
+** the record says it is deleted. */
+int kustomer_syncmap_record(KSyncMap *p, const char *zTable,
+                            const char *zParent, const char *zKlass,
+                            const cJSON *pRec, int *pbDeleted);
+/* Mark deleted the rows of zTable (and their child rows) not synced since
+** zSince; *pnSwept of them. */
+int kustomer_syncmap_sweep(KSyncMap *p, const char *zTable,
+                           const char *zSince, int *pnSwept);
+/* Whether zTable holds zId with updated_at zUpdatedAt. */
+int kustomer_syncmap_stored(KSyncMap *p, const char *zTable, const char *zId,
+                            const char *zUpdatedAt);
+/* The child tables of a main table (at most nMax); returns how many. */
+int kustomer_syncmap_child_tables(const char *zParent, const char **azOut,
+                                  int nMax);
 
 /* ---- registration (one function per module, called from the entry) ----- */
 int kustomer_register_functions(sqlite3 *db);

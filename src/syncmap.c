@@ -1,0 +1,1063 @@
+/*
+** The sync's tables: Kustomer's JSON:API records as rows of ordinary
+** tables, named and shaped as Fivetran's Kustomer connector has them
+** (customer, customer_email, conversation_tag, ...), for kustomer_sync
+** (sync.c) and kustomer_pull (pull.c).
+**
+** Column rules, in order, for every record (docs/sync-design.md, 3):
+**   - id from data.id;
+**   - relationships: createdBy, modifiedBy, deletedBy, endedBy, redactedBy
+**     as created_by ..., org as org_id, any other to-one <rel> as
+**     <snake(rel)>_id; to-many ones as a link table where one is defined,
+**     else as a JSON column of their ids;
+**   - scalar attributes as snake(name); objects flattened with '_' (two
+**     levels below the attribute; deeper ones, and those Fivetran keeps
+**     whole, as JSON text); arrays as the child tables defined below, else
+**     as JSON text;
+**   - custom.<name> as custom_<snake(name)>;
+**   - timestamps (an "At" key with an ISO-8601 value) as
+**     YYYY-MM-DDTHH:MM:SS.sssZ, so that text order is time order;
+**     booleans as 0/1;
+**   - _record (the whole record, compact), _synced_at, _deleted.
+** New attributes become new columns (ALTER TABLE ADD COLUMN), never
+** dropped or retyped; <sync>_columns says where each column comes from.
+** A row is written only when its record is as new as the stored one or
+** newer, so a page read again (a lookback, a killed pull) never moves a
+** row back in time.  Child rows of a record replace the ones stored:
+** those that vanished are marked _deleted=1 and revive when they return.
+*/
+#include <string.h>
+#include "kustomer.h"
+SQLITE_EXTENSION_INIT3
+
+/* ---- What becomes a child table ------------------------------------------ */
+
+#define CHILD_LINK   1      /* ids: (parent_id, <col>) */
+#define CHILD_ITEMS  2      /* objects: (parent_id, "index", their fields) */
+#define CHILD_VALUES 3      /* scalars: (parent_id, "index", <col>) */
+
+typedef struct ChildDef ChildDef;
+struct ChildDef {
+  const char *zParent;      /* the parent table (without prefix) */
+  const char *zPath;        /* the attribute (or relationship) path */
+  const char *zTable;       /* the child table */
+  int eKind;
+  const char *zCol;         /* LINK and VALUES: the value's column */
+};
+
+static const ChildDef aChildDef[] = {
+  { "customer", "emails", "customer_email", CHILD_ITEMS, 0 },
+  { "customer", "sharedEmails", "customer_shared_email", CHILD_ITEMS, 0 },
+  { "customer", "phones", "customer_phone", CHILD_ITEMS, 0 },
+  { "customer", "sharedPhones", "customer_shared_phone", CHILD_ITEMS, 0 },
+  { "customer", "whatsapps", "customer_whatsapp", CHILD_ITEMS, 0 },
+  { "customer", "sharedWhatsapps", "customer_shared_whatsapp", CHILD_ITEMS,
+    0 },
+  { "customer", "socials", "customer_social", CHILD_ITEMS, 0 },
+  { "customer", "sharedSocials", "customer_shared_social", CHILD_ITEMS, 0 },
+  { "customer", "urls", "customer_url", CHILD_ITEMS, 0 },
+  { "customer", "locations", "customer_location", CHILD_ITEMS, 0 },
+  { "customer", "externalIds", "customer_external_link", CHILD_ITEMS, 0 },
+  { "customer", "sharedExternalIds", "customer_shared_external_link",
+    CHILD_ITEMS, 0 },
+  { "customer", "tags", "customer_tag", CHILD_LINK, "tag_id" },
+  { "customer", "lastConversation.tags", "customer_last_conversation_tag",
+    CHILD_LINK, "tag_id" },
+  { "customer", "watchers", "customer_watcher", CHILD_LINK, "user_id" },
+  { "customer", "activeUsers", "customer_active_user", CHILD_LINK,
+    "user_id" },
+  { "company", "emails", "company_email", CHILD_ITEMS, 0 },
+  { "company", "phones", "company_phone", CHILD_ITEMS, 0 },
+  { "company", "socials", "company_social", CHILD_ITEMS, 0 },
+  { "company", "urls", "company_url", CHILD_ITEMS, 0 },
+  { "company", "locations", "company_location", CHILD_ITEMS, 0 },
+  { "company", "tags", "company_tag", CHILD_LINK, "tag_id" },
+  { "conversation", "tags", "conversation_tag", CHILD_LINK, "tag_id" },
+  { "conversation", "suggestedTags", "conversation_suggested_tag",
+    CHILD_LINK, "tag_id" },
+  { "conversation", "assignedUsers", "conversation_assigned_user",
+    CHILD_LINK, "user_id" },
+  { "conversation", "assignedTeams", "conversation_assigned_team",
+    CHILD_LINK, "team_id" },
+  { "conversation", "channels", "conversation_channel", CHILD_VALUES,
+    "name" },
+  { "message", "assignedUsers", "message_assigned_user", CHILD_LINK,
+    "user_id" },
+  { "message", "assignedTeams", "message_assigned_team", CHILD_LINK,
+    "team_id" },
+  { "message", "createdByTeams", "message_created_by_team", CHILD_LINK,
+    "team_id" },
+  { "message", "shortcuts", "message_shortcut", CHILD_LINK, "shortcut_id" },
+  { "message", "attachments", "message_attachment", CHILD_ITEMS, 0 },
+  { "note", "userMentions", "note_user_mention", CHILD_LINK, "user_id" },
+  { "note", "teamMentions", "note_team_mention", CHILD_LINK, "team_id" },
+  { "kobject", "tags", "kobject_tag", CHILD_LINK, "tag_id" },
+  { "work_session", "channels", "work_session_channel", CHILD_VALUES,
+    "name" },
+  { "work_session", "capacity", "work_session_capacity", CHILD_ITEMS, 0 },
+  { 0, 0, 0, 0, 0 }
+};
+
+/* Objects Fivetran keeps as one JSON column. */
+static const char *const azWhole[] = { "firstDone", "lastDone", 0 };
+
+/* Relationships named without "_id", as Fivetran names them. */
+static const char *const azRelPlain[] = {
+  "createdBy", "modifiedBy", "deletedBy", "endedBy", "redactedBy", 0
+};
+
+/* ---- Names ---------------------------------------------------------------- */
+
+static int is_upper(char c){ return c>='A' && c<='Z'; }
+static int is_lower(char c){ return c>='a' && c<='z'; }
+static int is_digit(char c){ return c>='0' && c<='9'; }
+
+void kustomer_snake(sqlite3_str *p, const char *z, int n){
+  char aTmp[256];
+  char *zA = n*2+1<=(int)sizeof(aTmp) ? aTmp : sqlite3_malloc(n*2+1);
+  int i, k = 0, j;
+  if( zA==0 ){
+    sqlite3_str_append(p, z, n);    /* the caller sees the str's NOMEM */
+    return;
+  }
+  /* (.)([A-Z][a-z]+) -> \1_\2, left to right, as tap-kustomer's first
+  ** regex (which reproduces Fivetran's names) */
+  for(i=0; i<n; ){
+    zA[k++] = z[i];
+    if( i+2<n && is_upper(z[i+1]) && is_lower(z[i+2]) ){
+      zA[k++] = '_';
+      zA[k++] = z[i+1];
+      for(j=i+2; j<n && is_lower(z[j]); j++) zA[k++] = z[j];
+      i = j;
+    }else{
+      i++;
+    }
+  }
+  /* then ([a-z0-9])([A-Z]) -> \1_\2, and lower case; anything but a
+  ** letter, a digit or '_' becomes '_' (klass names such as ecomm-order) */
+  for(i=0; i<k; i++){
+    char c = zA[i];
+    if( (is_lower(c) || is_digit(c)) && i+1<k && is_upper(zA[i+1]) ){
+      sqlite3_str_appendchar(p, 1, c);
+      sqlite3_str_appendchar(p, 1, '_');
+      sqlite3_str_appendchar(p, 1, (char)(zA[i+1]+32));
+      i++;
+      continue;
+    }
+    if( is_upper(c) ) c = (char)(c+32);
+    else if( !is_lower(c) && !is_digit(c) && c!='_' ) c = '_';
+    sqlite3_str_appendchar(p, 1, c);
+  }
+  if( zA!=aTmp ) sqlite3_free(zA);
+}
+
+/* ---- Values of a row ------------------------------------------------------ */
+
+typedef struct Val Val;
+struct Val {
+  int eType;                /* SQLITE_NULL, _INTEGER, _FLOAT, _TEXT */
+  sqlite3_int64 i;
+  double r;
+  char *z;                  /* TEXT: from sqlite3_malloc */
+};
+
+static void val_clear(Val *v){
+  sqlite3_free(v->z);
+  memset(v, 0, sizeof(*v));
+  v->eType = SQLITE_NULL;
+}
+
+static void val_bind(const Val *v, sqlite3_stmt *p, int i){
+  switch( v->eType ){
+    case SQLITE_INTEGER: sqlite3_bind_int64(p, i, v->i); break;
+    case SQLITE_FLOAT:   sqlite3_bind_double(p, i, v->r); break;
+    case SQLITE_TEXT:    sqlite3_bind_text(p, i, v->z, -1, SQLITE_STATIC);
+                         break;
+    default:             sqlite3_bind_null(p, i); break;
+  }
+}
+
+/* Whether a key names a time: ends in "At" after a lower-case letter. */
+static int key_is_time(const char *zKey){
+  size_t n = strlen(zKey);
+  return n>=3 && zKey[n-2]=='A' && zKey[n-1]=='t' && !is_upper(zKey[n-3]);
+}
+
+/* The value of v for a column; its type hint in *pzType. */
+static int val_of(const cJSON *v, const char *zKey, Val *pOut,
+                  const char **pzType){
+  memset(pOut, 0, sizeof(*pOut));
+  pOut->eType = SQLITE_NULL;
+  *pzType = "TEXT";
+  switch( v->type & 0xff ){
+    case cJSON_True: case cJSON_False:
+      pOut->eType = SQLITE_INTEGER;
+      pOut->i = cJSON_IsTrue(v);
+      *pzType = "INTEGER";
+      return SQLITE_OK;
+    case cJSON_Number:
+      *pzType = "NUMERIC";
+      if( v->valuedouble==(double)(sqlite3_int64)v->valuedouble
+       && v->valuedouble>-9e15 && v->valuedouble<9e15 ){
+        pOut->eType = SQLITE_INTEGER;
+        pOut->i = (sqlite3_int64)v->valuedouble;
+      }else{
+        pOut->eType = SQLITE_FLOAT;
+        pOut->r = v->valuedouble;
+      }
+      return SQLITE_OK;
+    case cJSON_String: {
+      sqlite3_int64 ms;
+      const char *z = v->valuestring;
+      if( zKey && key_is_time(zKey) && kustomer_iso_ms(z, (int)strlen(z), &ms) ){
+        pOut->z = sqlite3_malloc(KUSTOMER_ISO_LEN);
+        if( pOut->z==0 ) return SQLITE_NOMEM;
+        kustomer_iso_format(ms, pOut->z);
+      }else{
+        pOut->z = sqlite3_mprintf("%s", z);
+        if( pOut->z==0 ) return SQLITE_NOMEM;
+      }
+      pOut->eType = SQLITE_TEXT;
+      return SQLITE_OK;
+    }
+    case cJSON_Array: case cJSON_Object: {
+      sqlite3_str *p = sqlite3_str_new(0);
+      kustomer_json_value(p, v);
+      pOut->z = sqlite3_str_finish(p);
+      if( pOut->z==0 ) return SQLITE_NOMEM;
+      pOut->eType = SQLITE_TEXT;
+      return SQLITE_OK;
+    }
+    default:
+      return SQLITE_OK;
+  }
+}
+
+/* ---- Tables ---------------------------------------------------------------- */
+
+typedef struct MapCol MapCol;
+struct MapCol {
+  char *zName;
+  char *zPath;
+};
+
+typedef struct MapTable MapTable;
+struct MapTable {
+  char *zName;              /* the table's name as given (no prefix) */
+  char *zFull;              /* with the prefix */
+  const ChildDef *pChild;   /* a child table: what it holds */
+  char *zParentCol;         /* a child table: its parent's key column */
+  MapCol *aCol;             /* the columns records fill, in order */
+  int nCol, nAlloc;
+  sqlite3_stmt *pUpsert;    /* for these columns (NULL: to prepare) */
+  sqlite3_stmt *pMark;      /* a child table: mark a parent's rows */
+  MapTable *pNext;
+  /* the row being built: a value per column */
+  Val *aVal;
+  int nValAlloc;
+};
+
+struct KSyncMap {
+  sqlite3 *db;
+  char *zDb;                /* schema of the sync and its tables */
+  char *zSync;              /* the sync's name: <sync>_columns */
+  char *zPrefix;
+  int bRecord;              /* keep _record */
+  char zNow[KUSTOMER_ISO_LEN];  /* _synced_at of this page */
+  MapTable *pTables;
+  sqlite3_stmt *pColIns;    /* INSERT INTO <sync>_columns */
+  char *zErr;               /* the last error's message */
+};
+
+static void map_error(KSyncMap *p, char *zMsg){
+  sqlite3_free(p->zErr);
+  p->zErr = zMsg;
+}
+
+const char *kustomer_syncmap_errmsg(KSyncMap *p){
+  return p->zErr ? p->zErr : sqlite3_errmsg(p->db);
+}
+
+static int map_exec(KSyncMap *p, char *zSql){
+  int rc;
+  if( zSql==0 ) return SQLITE_NOMEM;
+  rc = sqlite3_exec(p->db, zSql, 0, 0, 0);
+  if( rc && rc!=SQLITE_NOMEM ){
+    map_error(p, sqlite3_mprintf("%s", sqlite3_errmsg(p->db)));
+  }
+  sqlite3_free(zSql);
+  return rc;
+}
+
+static MapTable *table_find(KSyncMap *p, const char *zName){
+  MapTable *t;
+  for(t=p->pTables; t; t=t->pNext){
+    if( strcmp(t->zName, zName)==0 ) return t;
+  }
+  return 0;
+}
+
+/* The columns no record path fills. */
+static int is_fixed_column(const MapTable *t, const char *zName){
+  if( strcmp(zName, "_record")==0 || strcmp(zName, "_synced_at")==0
+   || strcmp(zName, "_deleted")==0 ) return 1;
+  if( t->pChild==0 ) return strcmp(zName, "id")==0;
+  if( strcmp(zName, t->zParentCol)==0 ) return 1;
+  if( t->pChild->eKind==CHILD_LINK ) return strcmp(zName, t->pChild->zCol)==0;
+  if( strcmp(zName, "index")==0 ) return 1;
+  return t->pChild->eKind==CHILD_VALUES && strcmp(zName, t->pChild->zCol)==0;
+}
+
+static int table_add_col(MapTable *t, const char *zName, const char *zPath){
+  if( t->nCol==t->nAlloc ){
+    int n = t->nAlloc ? t->nAlloc*2 : 16;
+    MapCol *a = sqlite3_realloc64(t->aCol, sizeof(MapCol)*n);
+    Val *aV;
+    if( a==0 ) return SQLITE_NOMEM;
+    t->aCol = a;
+    t->nAlloc = n;
+    aV = sqlite3_realloc64(t->aVal, sizeof(Val)*n);
+    if( aV==0 ) return SQLITE_NOMEM;
+    t->aVal = aV;
+  }
+  t->aCol[t->nCol].zName = sqlite3_mprintf("%s", zName);
+  t->aCol[t->nCol].zPath = sqlite3_mprintf("%s", zPath);
+  if( t->aCol[t->nCol].zName==0 || t->aCol[t->nCol].zPath==0 ){
+    sqlite3_free(t->aCol[t->nCol].zName);
+    sqlite3_free(t->aCol[t->nCol].zPath);
+    return SQLITE_NOMEM;
+  }
+  memset(&t->aVal[t->nCol], 0, sizeof(Val));
+  t->aVal[t->nCol].eType = SQLITE_NULL;
+  t->nCol++;
+  sqlite3_finalize(t->pUpsert);
+  t->pUpsert = 0;
+  return SQLITE_OK;
+}
+
+static void table_free(MapTable *t){
+  int i;
+  for(i=0; i<t->nCol; i++){
+    sqlite3_free(t->aCol[i].zName);
+    sqlite3_free(t->aCol[i].zPath);
+    val_clear(&t->aVal[i]);
+  }
+  sqlite3_free(t->aCol);
+  sqlite3_free(t->aVal);
+  sqlite3_finalize(t->pUpsert);
+  sqlite3_finalize(t->pMark);
+  sqlite3_free(t->zName);
+  sqlite3_free(t->zFull);
+  sqlite3_free(t->zParentCol);
+  sqlite3_free(t);
+}
+
+/* Record a column in <sync>_columns. */
+static int columns_put(KSyncMap *p, const char *zTable, const char *zCol,
+                       const char *zPath, const char *zType,
+                       const char *zOrigin){
+  int rc = SQLITE_OK;
+  if( p->pColIns==0 ){
+    char *zSql = sqlite3_mprintf("INSERT OR IGNORE INTO \"%w\".\"%w_columns\""
+                                 "(table_name, column_name, path, type, origin)"
+                                 " VALUES(?1, ?2, ?3, ?4, ?5)",
+                                 p->zDb, p->zSync);
+    if( zSql==0 ) return SQLITE_NOMEM;
+    rc = sqlite3_prepare_v3(p->db, zSql, -1, SQLITE_PREPARE_PERSISTENT,
+                            &p->pColIns, 0);
+    sqlite3_free(zSql);
+    if( rc ) return rc;
+  }
+  sqlite3_bind_text(p->pColIns, 1, zTable, -1, SQLITE_STATIC);
+  sqlite3_bind_text(p->pColIns, 2, zCol, -1, SQLITE_STATIC);
+  sqlite3_bind_text(p->pColIns, 3, zPath, -1, SQLITE_STATIC);
+  sqlite3_bind_text(p->pColIns, 4, zType, -1, SQLITE_STATIC);
+  sqlite3_bind_text(p->pColIns, 5, zOrigin, -1, SQLITE_STATIC);
+  sqlite3_step(p->pColIns);
+  return sqlite3_reset(p->pColIns);
+}
+
+/* Whether a table of this name is in the schema; whether it is the
+** sync's (recorded in <sync>_columns). */
+static int table_state(KSyncMap *p, const char *zFull, int *pbOurs){
+  sqlite3_stmt *pStmt = 0;
+  char *zSql = sqlite3_mprintf(
+      "SELECT (SELECT count(*) FROM \"%w\".sqlite_schema WHERE type='table'"
+      " AND name=?1), (SELECT count(*) FROM \"%w\".\"%w_columns\""
+      " WHERE table_name=?1)", p->zDb, p->zDb, p->zSync);
+  int bExists = 0;
+  *pbOurs = 0;
+  if( zSql && sqlite3_prepare_v2(p->db, zSql, -1, &pStmt, 0)==SQLITE_OK ){
+    sqlite3_bind_text(pStmt, 1, zFull, -1, SQLITE_STATIC);
+    if( sqlite3_step(pStmt)==SQLITE_ROW ){
+      bExists = sqlite3_column_int(pStmt, 0)>0;
+      *pbOurs = sqlite3_column_int(pStmt, 1)>0;
+    }
+  }
+  sqlite3_finalize(pStmt);
+  sqlite3_free(zSql);
+  return bExists;
+}
+
+/* Create a table (and record its fixed columns), unless the sync made it
+** before; a foreign table of the name is an error. */
+static int table_create(KSyncMap *p, MapTable *t){
+  const ChildDef *c = t->pChild;
+  int bOurs, rc;
+  char *zSql;
+  if( table_state(p, t->zFull, &bOurs) ){
+    if( bOurs ) return SQLITE_OK;
+    map_error(p, sqlite3_mprintf("table %s exists and is not this sync's: "
+                                 "name the sync's tables apart with "
+                                 "prefix='...'", t->zFull));
+    return SQLITE_ERROR;
+  }
+  if( c==0 ){
+    zSql = sqlite3_mprintf("CREATE TABLE \"%w\".\"%w\"(id TEXT PRIMARY KEY,"
+                           " updated_at TEXT, _record TEXT, _synced_at TEXT,"
+                           " _deleted INTEGER NOT NULL DEFAULT 0)",
+                           p->zDb, t->zFull);
+  }else if( c->eKind==CHILD_LINK ){
+    zSql = sqlite3_mprintf("CREATE TABLE \"%w\".\"%w\"(\"%w\" TEXT NOT NULL,"
+                           " \"%w\" TEXT NOT NULL, _synced_at TEXT,"
+                           " _deleted INTEGER NOT NULL DEFAULT 0,"
+                           " PRIMARY KEY(\"%w\", \"%w\"))", p->zDb, t->zFull,
+                           t->zParentCol, c->zCol, t->zParentCol, c->zCol);
+  }else{
+    zSql = sqlite3_mprintf("CREATE TABLE \"%w\".\"%w\"(\"%w\" TEXT NOT NULL,"
+                           " \"index\" INTEGER NOT NULL,%s%s%s _synced_at TEXT,"
+                           " _deleted INTEGER NOT NULL DEFAULT 0,"
+                           " PRIMARY KEY(\"%w\", \"index\"))", p->zDb,
+                           t->zFull, t->zParentCol,
+                           c->eKind==CHILD_VALUES ? " \"" : "",
+                           c->eKind==CHILD_VALUES ? c->zCol : "",
+                           c->eKind==CHILD_VALUES ? "\"," : "",
+                           t->zParentCol);
+  }
+  rc = map_exec(p, zSql);
+  if( rc ) return rc;
+  if( c==0 ){
+    rc = columns_put(p, t->zFull, "id", "id", "TEXT", "key");
+    if( rc==SQLITE_OK ){
+      rc = columns_put(p, t->zFull, "updated_at", "attributes.updatedAt",
+                       "TEXT", "attribute");
+    }
+    if( rc==SQLITE_OK ) rc = table_add_col(t, "updated_at",
+                                           "attributes.updatedAt");
+  }else{
+    rc = columns_put(p, t->zFull, t->zParentCol, "id", "TEXT", "key");
+    if( rc==SQLITE_OK ){
+      rc = columns_put(p, t->zFull, c->eKind==CHILD_LINK ? c->zCol : "index",
+                       c->zPath, c->eKind==CHILD_LINK ? "TEXT" : "INTEGER",
+                       c->eKind==CHILD_LINK ? "key" : "index");
+    }
+    if( rc==SQLITE_OK && c->eKind==CHILD_VALUES ){
+      rc = columns_put(p, t->zFull, c->zCol, c->zPath, "TEXT", "attribute");
+    }
+  }
+  if( rc==SQLITE_OK ){
+    rc = columns_put(p, t->zFull, "_synced_at", "", "TEXT", "system");
+  }
+  if( rc==SQLITE_OK ){
+    rc = columns_put(p, t->zFull, "_deleted", "attributes.deleted",
+                     "INTEGER", "system");
+  }
+  if( rc==SQLITE_OK && c==0 ){
+    rc = columns_put(p, t->zFull, "_record", "", "TEXT", "system");
+  }
+  return rc;
+}
+
+/* Load a table's columns from <sync>_columns. */
+static int table_load(KSyncMap *p, MapTable *t){
+  sqlite3_stmt *pStmt = 0;
+  char *zSql = sqlite3_mprintf("SELECT column_name, path FROM"
+                               " \"%w\".\"%w_columns\" WHERE table_name=?1"
+                               " ORDER BY rowid", p->zDb, p->zSync);
+  int rc;
+  if( zSql==0 ) return SQLITE_NOMEM;
+  rc = sqlite3_prepare_v2(p->db, zSql, -1, &pStmt, 0);
+  sqlite3_free(zSql);
+  if( rc ) return rc;
+  sqlite3_bind_text(pStmt, 1, t->zFull, -1, SQLITE_STATIC);
+  while( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
+    const char *zName = (const char*)sqlite3_column_text(pStmt, 0);
+    const char *zPath = (const char*)sqlite3_column_text(pStmt, 1);
+    if( zName && zPath && !is_fixed_column(t, zName) ){
+      rc = table_add_col(t, zName, zPath);
+    }
+  }
+  sqlite3_finalize(pStmt);
+  return rc;
+}
+
+/* The table zName (a child table when pChild), created and loaded on
+** first use. */
+static int table_get(KSyncMap *p, const char *zName, const ChildDef *pChild,
+                     const char *zParent, MapTable **ppOut){
+  MapTable *t = table_find(p, zName);
+  int rc;
+  *ppOut = t;
+  if( t ) return SQLITE_OK;
+  t = sqlite3_malloc(sizeof(*t));
+  if( t==0 ) return SQLITE_NOMEM;
+  memset(t, 0, sizeof(*t));
+  t->zName = sqlite3_mprintf("%s", zName);
+  t->zFull = sqlite3_mprintf("%s%s", p->zPrefix, zName);
+  t->pChild = pChild;
+  if( pChild ) t->zParentCol = sqlite3_mprintf("%s_id", zParent);
+  if( t->zName==0 || t->zFull==0 || (pChild && t->zParentCol==0) ){
+    table_free(t);
+    return SQLITE_NOMEM;
+  }
+  rc = table_create(p, t);
+  if( rc==SQLITE_OK && t->nCol==0 ) rc = table_load(p, t);
+  if( rc ){
+    table_free(t);
+    return rc;
+  }
+  t->pNext = p->pTables;
+  p->pTables = t;
+  *ppOut = t;
+  return SQLITE_OK;
+}
+
+/* The index of the column for zPath, adding it (as zWant, or zWant_2, ...
+** when another path has that name) with type zType when new. */
+static int table_column(KSyncMap *p, MapTable *t, const char *zPath,
+                        const char *zWant, const char *zType,
+                        const char *zOrigin, int *piCol){
+  char *zName;
+  int i, k, rc;
+  for(i=0; i<t->nCol; i++){
+    if( strcmp(t->aCol[i].zPath, zPath)==0 ){
+      *piCol = i;
+      return SQLITE_OK;
+    }
+  }
+  zName = sqlite3_mprintf("%s", zWant[0] ? zWant : "value");
+  for(k=2; zName; k++){
+    int bTaken = is_fixed_column(t, zName);
+    for(i=0; i<t->nCol && !bTaken; i++){
+      bTaken = sqlite3_stricmp(t->aCol[i].zName, zName)==0;
+    }
+    if( !bTaken ) break;
+    sqlite3_free(zName);
+    zName = sqlite3_mprintf("%s_%d", zWant[0] ? zWant : "value", k);
+  }
+  if( zName==0 ) return SQLITE_NOMEM;
+  rc = map_exec(p, sqlite3_mprintf("ALTER TABLE \"%w\".\"%w\" ADD COLUMN"
+                                   " \"%w\" %s", p->zDb, t->zFull, zName,
+                                   zType));
+  if( rc==SQLITE_OK ){
+    rc = columns_put(p, t->zFull, zName, zPath, zType, zOrigin);
+  }
+  if( rc==SQLITE_OK ) rc = table_add_col(t, zName, zPath);
+  sqlite3_free(zName);
+  *piCol = t->nCol-1;
+  return rc;
+}
+
+/* ---- Rows ------------------------------------------------------------------ */
+
+/* Set a value of the row being built: column for zPath, named from the
+** snake names of zName parts. */
+static int row_set(KSyncMap *p, MapTable *t, const char *zPath,
+                   const char *zCol, const cJSON *v, const char *zKey,
+                   const char *zOrigin){
+  Val val;
+  const char *zType;
+  int iCol, rc = val_of(v, zKey, &val, &zType);
+  if( rc==SQLITE_OK ){
+    rc = table_column(p, t, zPath, zCol, zType, zOrigin, &iCol);
+  }
+  if( rc ){
+    val_clear(&val);
+    return rc;
+  }
+  val_clear(&t->aVal[iCol]);
+  t->aVal[iCol] = val;
+  return SQLITE_OK;
+}
+
+static void row_reset(MapTable *t){
+  int i;
+  for(i=0; i<t->nCol; i++) val_clear(&t->aVal[i]);
+}
+
+/* Prepare the table's upsert for its columns as they are now. */
+static int table_upsert(KSyncMap *p, MapTable *t){
+  sqlite3_str *s;
+  const ChildDef *c = t->pChild;
+  int i, nFixed, rc;
+  char *zSql;
+  if( t->pUpsert ) return SQLITE_OK;
+  s = sqlite3_str_new(0);
+  sqlite3_str_appendf(s, "INSERT INTO \"%w\".\"%w\"(", p->zDb, t->zFull);
+  if( c==0 ){
+    sqlite3_str_appendall(s, "id, _record, _synced_at, _deleted");
+    nFixed = 4;
+  }else{
+    sqlite3_str_appendf(s, "\"%w\", \"%w\", _synced_at, _deleted",
+                        t->zParentCol,
+                        c->eKind==CHILD_LINK ? c->zCol : "index");
+    nFixed = 4;
+    if( c->eKind==CHILD_VALUES ){
+      sqlite3_str_appendf(s, ", \"%w\"", c->zCol);
+      nFixed = 5;
+    }
+  }
+  for(i=0; i<t->nCol; i++) sqlite3_str_appendf(s, ", \"%w\"", t->aCol[i].zName);
+  sqlite3_str_appendall(s, ") VALUES(");
+  for(i=0; i<nFixed+t->nCol; i++) sqlite3_str_appendf(s, "%s?", i ? "," : "");
+  if( c==0 ){
+    sqlite3_str_appendall(s, ") ON CONFLICT(id) DO UPDATE SET"
+                             " _record=excluded._record,"
+                             " _synced_at=excluded._synced_at,"
+                             " _deleted=excluded._deleted");
+  }else{
+    sqlite3_str_appendf(s, ") ON CONFLICT(\"%w\", \"%w\") DO UPDATE SET"
+                        " _synced_at=excluded._synced_at, _deleted=0",
+                        t->zParentCol,
+                        c->eKind==CHILD_LINK ? c->zCol : "index");
+    if( c->eKind==CHILD_VALUES ){
+      sqlite3_str_appendf(s, ", \"%w\"=excluded.\"%w\"", c->zCol, c->zCol);
+    }
+  }
+  for(i=0; i<t->nCol; i++){
+    sqlite3_str_appendf(s, ", \"%w\"=excluded.\"%w\"", t->aCol[i].zName,
+                        t->aCol[i].zName);
+  }
+  if( c==0 ){
+    /* never back in time: a record read again older than the row */
+    sqlite3_str_appendf(s, " WHERE excluded.updated_at IS NULL"
+                        " OR \"%w\".updated_at IS NULL"
+                        " OR excluded.updated_at>=\"%w\".updated_at",
+                        t->zFull, t->zFull);
+  }
+  zSql = sqlite3_str_finish(s);
+  if( zSql==0 ) return SQLITE_NOMEM;
+  rc = sqlite3_prepare_v3(p->db, zSql, -1, SQLITE_PREPARE_PERSISTENT,
+                          &t->pUpsert, 0);
+  sqlite3_free(zSql);
+  return rc;
+}
+
+/* Write the row built for table t.  *pbApplied: it was written (not older
+** than the stored one). */
+static int row_write(KSyncMap *p, MapTable *t, const char *zKey,
+                     sqlite3_int64 iKey, const char *zValue,
+                     const char *zRecord, int bDeleted, int *pbApplied){
+  sqlite3_stmt *s;
+  int i, j = 1, rc = table_upsert(p, t);
+  if( rc ) return rc;
+  s = t->pUpsert;
+  if( t->pChild==0 ){
+    sqlite3_bind_text(s, j++, zKey, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, j++, zRecord, -1, SQLITE_STATIC);
+  }else{
+    sqlite3_bind_text(s, j++, zKey, -1, SQLITE_STATIC);
+    if( t->pChild->eKind==CHILD_LINK ){
+      sqlite3_bind_text(s, j++, zValue, -1, SQLITE_STATIC);
+    }else{
+      sqlite3_bind_int64(s, j++, iKey);
+    }
+  }
+  sqlite3_bind_text(s, j++, p->zNow, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, j++, bDeleted);
+  if( t->pChild && t->pChild->eKind==CHILD_VALUES ){
+    sqlite3_bind_text(s, j++, zValue, -1, SQLITE_STATIC);
+  }
+  for(i=0; i<t->nCol; i++) val_bind(&t->aVal[i], s, j++);
+  sqlite3_step(s);
+  rc = sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  if( pbApplied ) *pbApplied = rc==SQLITE_OK && sqlite3_changes(p->db)>0;
+  row_reset(t);
+  return rc;
+}
+
+/* ---- A record ------------------------------------------------------------- */
+
+static const ChildDef *child_def(const char *zParent, const char *zPath){
+  const ChildDef *c;
+  for(c=aChildDef; c->zParent; c++){
+    if( strcmp(c->zParent, zParent)==0 && strcmp(c->zPath, zPath)==0 ){
+      return c;
+    }
+  }
+  return 0;
+}
+
+static int str_in(const char *z, const char *const *az){
+  for(; *az; az++){
+    if( strcmp(z, *az)==0 ) return 1;
+  }
+  return 0;
+}
+
+/* The child rows of one parent for one child definition: the stored ones
+** marked, the current ones (pArr, may be NULL) written. */
+static int record_children(KSyncMap *p, const char *zParent,
+                           const ChildDef *c, const char *zId,
+                           const cJSON *pArr, int bDeleted){
+  MapTable *t;
+  const cJSON *pItem;
+  sqlite3_int64 iIdx = 0;
+  int rc = table_get(p, c->zTable, c, zParent, &t);
+  if( rc ) return rc;
+  if( t->pMark==0 ){
+    char *zSql = sqlite3_mprintf("UPDATE \"%w\".\"%w\" SET _deleted=1,"
+                                 " _synced_at=?1 WHERE \"%w\"=?2"
+                                 " AND _deleted=0", p->zDb, t->zFull,
+                                 t->zParentCol);
+    if( zSql==0 ) return SQLITE_NOMEM;
+    rc = sqlite3_prepare_v3(p->db, zSql, -1, SQLITE_PREPARE_PERSISTENT,
+                            &t->pMark, 0);
+    sqlite3_free(zSql);
+    if( rc ) return rc;
+  }
+  sqlite3_bind_text(t->pMark, 1, p->zNow, -1, SQLITE_STATIC);
+  sqlite3_bind_text(t->pMark, 2, zId, -1, SQLITE_STATIC);
+  sqlite3_step(t->pMark);
+  rc = sqlite3_reset(t->pMark);
+  /* a deleted parent's rows stay marked */
+  if( bDeleted || !cJSON_IsArray(pArr) ) return rc;
+  for(pItem=pArr->child; rc==SQLITE_OK && pItem; pItem=pItem->next, iIdx++){
+    char *zValue = 0;
+    const cJSON *pId = cJSON_IsObject(pItem)
+                     ? kustomer_json_member(pItem, "id") : pItem;
+    if( c->eKind!=CHILD_ITEMS ){
+      sqlite3_str *s = sqlite3_str_new(0);
+      if( pId ) kustomer_js_string(s, pId);
+      zValue = sqlite3_str_finish(s);
+      if( zValue==0 && c->eKind==CHILD_LINK ) continue;  /* no id */
+    }else if( cJSON_IsObject(pItem) ){
+      const cJSON *pF;
+      for(pF=pItem->child; rc==SQLITE_OK && pF; pF=pF->next){
+        sqlite3_str *s = sqlite3_str_new(0);
+        char *zCol, *zPath;
+        kustomer_snake(s, pF->string, (int)strlen(pF->string));
+        zCol = sqlite3_str_finish(s);
+        zPath = sqlite3_mprintf("%s[].%s", c->zPath, pF->string);
+        rc = (zCol && zPath) ? row_set(p, t, zPath, zCol, pF, pF->string,
+                                       "attribute") : SQLITE_NOMEM;
+        sqlite3_free(zCol);
+        sqlite3_free(zPath);
+      }
+    }else{
+      char *zPath = sqlite3_mprintf("%s[]", c->zPath);
+      rc = zPath ? row_set(p, t, zPath, "value", pItem, 0, "attribute")
+                 : SQLITE_NOMEM;
+      sqlite3_free(zPath);
+    }
+    if( rc==SQLITE_OK ){
+      rc = row_write(p, t, zId, iIdx, zValue, 0, 0, 0);
+    }else{
+      row_reset(t);
+    }
+    sqlite3_free(zValue);
+  }
+  return rc;
+}
+
+/* Custom attributes as custom_<snake(name)>. */
+static int record_custom(KSyncMap *p, MapTable *t, const cJSON *pCustom){
+  const cJSON *v;
+  int rc = SQLITE_OK;
+  for(v=pCustom->child; rc==SQLITE_OK && v; v=v->next){
+    sqlite3_str *s = sqlite3_str_new(0);
+    char *zName, *zPath;
+    sqlite3_str_appendall(s, "custom_");
+    kustomer_snake(s, v->string, (int)strlen(v->string));
+    zName = sqlite3_str_finish(s);
+    zPath = sqlite3_mprintf("attributes.custom.%s", v->string);
+    rc = (zName && zPath) ? row_set(p, t, zPath, zName, v, v->string,
+                                    "custom") : SQLITE_NOMEM;
+    sqlite3_free(zName);
+    sqlite3_free(zPath);
+  }
+  return rc;
+}
+
+/* A member at a dotted path of an object (NULL when absent). */
+static const cJSON *json_path(const cJSON *p, const char *zPath){
+  while( p && zPath ){
+    const char *zDot = strchr(zPath, '.');
+    char zKey[64];
+    size_t n = zDot ? (size_t)(zDot-zPath) : strlen(zPath);
+    if( n>=sizeof(zKey) ) return 0;
+    memcpy(zKey, zPath, n);
+    zKey[n] = 0;
+    p = kustomer_json_member(p, zKey);
+    zPath = zDot ? zDot+1 : 0;
+  }
+  return p;
+}
+
+/* The columns of an object's members: zPath its dotted path below
+** attributes, zCol the column prefix, iDepth levels below the attribute.
+** Paths that are child tables are left to record_children(). */
+static int record_object(KSyncMap *p, MapTable *t, const char *zTable,
+                         const cJSON *pObj, const char *zPath,
+                         const char *zCol, int iDepth){
+  const cJSON *v;
+  int rc = SQLITE_OK;
+  for(v=pObj->child; rc==SQLITE_OK && v; v=v->next){
+    sqlite3_str *s = sqlite3_str_new(0);
+    char *zSub, *zName;
+    if( zCol[0] ) sqlite3_str_appendf(s, "%s_", zCol);
+    kustomer_snake(s, v->string, (int)strlen(v->string));
+    zName = sqlite3_str_finish(s);
+    zSub = zPath[0] ? sqlite3_mprintf("%s.%s", zPath, v->string)
+                    : sqlite3_mprintf("%s", v->string);
+    if( zName==0 || zSub==0 ){
+      rc = SQLITE_NOMEM;
+    }else if( iDepth==0 && strcmp(v->string, "custom")==0
+           && cJSON_IsObject(v) ){
+      rc = record_custom(p, t, v);
+    }else if( child_def(zTable, zSub) ){
+      /* a child table */
+    }else if( cJSON_IsObject(v) && iDepth<2 && v->child
+           && !str_in(v->string, azWhole) ){
+      rc = record_object(p, t, zTable, v, zSub, zName, iDepth+1);
+    }else{
+      char *zFull = sqlite3_mprintf("attributes.%s", zSub);
+      rc = zFull ? row_set(p, t, zFull, zName, v, v->string, "attribute")
+                 : SQLITE_NOMEM;
+      sqlite3_free(zFull);
+    }
+    sqlite3_free(zSub);
+    sqlite3_free(zName);
+  }
+  return rc;
+}
+
+/* Relationships as columns: a to-one as its id, a to-many that is no
+** link table as a JSON array of its ids. */
+static int record_relationships(KSyncMap *p, MapTable *t, const char *zTable,
+                                const cJSON *pRels){
+  const cJSON *pRel;
+  int rc = SQLITE_OK;
+  for(pRel=pRels->child; rc==SQLITE_OK && pRel; pRel=pRel->next){
+    const cJSON *pData = kustomer_json_member(pRel, "data");
+    sqlite3_str *s;
+    char *zName, *zPath;
+    if( pData==0 || cJSON_IsNull(pData) ) continue;
+    if( cJSON_IsArray(pData) && child_def(zTable, pRel->string) ) continue;
+    s = sqlite3_str_new(0);
+    kustomer_snake(s, pRel->string, (int)strlen(pRel->string));
+    if( cJSON_IsArray(pData) ){
+      sqlite3_str_appendall(s, "_ids");
+    }else if( strcmp(pRel->string, "org")==0
+           || !str_in(pRel->string, azRelPlain) ){
+      sqlite3_str_appendall(s, "_id");
+    }
+    zName = sqlite3_str_finish(s);
+    zPath = sqlite3_mprintf("relationships.%s", pRel->string);
+    if( zName==0 || zPath==0 ){
+      rc = SQLITE_NOMEM;
+    }else if( cJSON_IsArray(pData) ){
+      cJSON *pIds = cJSON_CreateArray();
+      const cJSON *pItem;
+      for(pItem=pData->child; pIds && pItem; pItem=pItem->next){
+        const cJSON *pI = kustomer_json_member(pItem, "id");
+        if( pI ) cJSON_AddItemToArray(pIds, cJSON_Duplicate(pI, 1));
+      }
+      rc = pIds ? row_set(p, t, zPath, zName, pIds, 0, "relationship")
+                : SQLITE_NOMEM;
+      cJSON_Delete(pIds);
+    }else{
+      const cJSON *pI = kustomer_json_member(pData, "id");
+      if( pI ) rc = row_set(p, t, zPath, zName, pI, 0, "relationship");
+    }
+    sqlite3_free(zName);
+    sqlite3_free(zPath);
+  }
+  return rc;
+}
+
+int kustomer_syncmap_record(KSyncMap *p, const char *zTable,
+                            const char *zParent, const char *zKlass,
+                            const cJSON *pRec, int *pbDeleted){
+  const cJSON *pId = kustomer_json_member(pRec, "id");
+  const cJSON *pAttr = kustomer_json_member(pRec, "attributes");
+  const cJSON *pRels = kustomer_json_member(pRec, "relationships");
+  char *zId = 0, *zRecord = 0;
+  MapTable *t;
+  const ChildDef *c;
+  int rc, bApplied = 0;
+  int bDeleted = kustomer_js_truthy(kustomer_json_member(pAttr, "deleted"));
+  sqlite3_str *s;
+
+  *pbDeleted = bDeleted;
+  if( !cJSON_IsString(pId) && !cJSON_IsNumber(pId) ){
+    map_error(p, sqlite3_mprintf("a %s record has no id", zTable));
+    return SQLITE_ERROR;
+  }
+  if( zParent==0 ) zParent = zTable;
+  rc = table_get(p, zTable, 0, 0, &t);
+  if( rc ) return rc;
+  s = sqlite3_str_new(0);
+  kustomer_js_string(s, pId);
+  zId = sqlite3_str_finish(s);
+  if( zId==0 ) return SQLITE_NOMEM;
+  if( p->bRecord ){
+    s = sqlite3_str_new(0);
+    kustomer_json_value(s, pRec);
+    zRecord = sqlite3_str_finish(s);
+    if( zRecord==0 ) rc = SQLITE_NOMEM;
+  }
+  if( rc==SQLITE_OK && zKlass ){
+    cJSON *pK = cJSON_CreateString(zKlass);
+    rc = pK ? row_set(p, t, "klass", "klass_name", pK, 0, "klass")
+            : SQLITE_NOMEM;
+    cJSON_Delete(pK);
+  }
+  if( rc==SQLITE_OK && cJSON_IsObject(pAttr) ){
+    rc = record_object(p, t, zParent, pAttr, "", "", 0);
+  }
+  if( rc==SQLITE_OK && cJSON_IsObject(pRels) ){
+    rc = record_relationships(p, t, zParent, pRels);
+  }
+  /* the main row first; its child rows only if it was written */
+  if( rc==SQLITE_OK ){
+    rc = row_write(p, t, zId, 0, 0, zRecord, bDeleted, &bApplied);
+  }else{
+    row_reset(t);
+  }
+  for(c=aChildDef; rc==SQLITE_OK && bApplied && c->zParent; c++){
+    const cJSON *pArr;
+    if( strcmp(c->zParent, zParent)!=0 || zTable!=zParent ) continue;
+    pArr = json_path(pAttr, c->zPath);
+    if( pArr==0 ){
+      pArr = kustomer_json_member(kustomer_json_member(pRels, c->zPath),
+                                  "data");
+    }
+    rc = record_children(p, zParent, c, zId, pArr, bDeleted);
+  }
+  sqlite3_free(zId);
+  sqlite3_free(zRecord);
+  return rc;
+}
+
+/* ---- Opening, pages, sweeps ------------------------------------------------ */
+
+int kustomer_syncmap_open(sqlite3 *db, const char *zDb, const char *zSync,
+                          const char *zPrefix, int bRecord, KSyncMap **ppOut){
+  KSyncMap *p = sqlite3_malloc(sizeof(*p));
+  *ppOut = 0;
+  if( p==0 ) return SQLITE_NOMEM;
+  memset(p, 0, sizeof(*p));
+  p->db = db;
+  p->bRecord = bRecord;
+  p->zDb = sqlite3_mprintf("%s", zDb);
+  p->zSync = sqlite3_mprintf("%s", zSync);
+  p->zPrefix = sqlite3_mprintf("%s", zPrefix ? zPrefix : "");
+  if( p->zDb==0 || p->zSync==0 || p->zPrefix==0 ){
+    kustomer_syncmap_close(p);
+    return SQLITE_NOMEM;
+  }
+  kustomer_syncmap_now(p);
+  *ppOut = p;
+  return SQLITE_OK;
+}
+
+void kustomer_syncmap_close(KSyncMap *p){
+  if( p==0 ) return;
+  while( p->pTables ){
+    MapTable *t = p->pTables;
+    p->pTables = t->pNext;
+    table_free(t);
+  }
+  sqlite3_finalize(p->pColIns);
+  sqlite3_free(p->zDb);
+  sqlite3_free(p->zSync);
+  sqlite3_free(p->zPrefix);
+  sqlite3_free(p->zErr);
+  sqlite3_free(p);
+}
+
+void kustomer_syncmap_forget(KSyncMap *p){
+  /* after a rollback: what was added may not exist; read it again */
+  while( p->pTables ){
+    MapTable *t = p->pTables;
+    p->pTables = t->pNext;
+    table_free(t);
+  }
+}
+
+const char *kustomer_syncmap_now(KSyncMap *p){
+  kustomer_iso_format((sqlite3_int64)(kustomer_wall()*1000), p->zNow);
+  return p->zNow;
+}
+
+int kustomer_syncmap_table(KSyncMap *p, const char *zTable){
+  MapTable *t;
+  return table_get(p, zTable, 0, 0, &t);
+}
+
+int kustomer_syncmap_sweep(KSyncMap *p, const char *zTable,
+                           const char *zSince, int *pnSwept){
+  MapTable *t;
+  const ChildDef *c;
+  int rc = table_get(p, zTable, 0, 0, &t);
+  *pnSwept = 0;
+  if( rc ) return rc;
+  rc = map_exec(p, sqlite3_mprintf("UPDATE \"%w\".\"%w\" SET _deleted=1,"
+                                   " _synced_at=%Q WHERE _deleted=0 AND"
+                                   " (_synced_at IS NULL OR _synced_at<%Q)",
+                                   p->zDb, t->zFull, p->zNow, zSince));
+  if( rc ) return rc;
+  *pnSwept = sqlite3_changes(p->db);
+  /* the children of the rows swept */
+  for(c=aChildDef; rc==SQLITE_OK && c->zParent; c++){
+    MapTable *pC;
+    int bOurs;
+    char *zFull;
+    if( strcmp(c->zParent, zTable)!=0 ) continue;
+    zFull = sqlite3_mprintf("%s%s", p->zPrefix, c->zTable);
+    if( zFull==0 ) return SQLITE_NOMEM;
+    if( table_state(p, zFull, &bOurs) && bOurs ){
+      rc = table_get(p, c->zTable, c, zTable, &pC);
+      if( rc==SQLITE_OK ){
+        rc = map_exec(p, sqlite3_mprintf("UPDATE \"%w\".\"%w\" SET"
+                      " _deleted=1, _synced_at=%Q WHERE _deleted=0 AND \"%w\""
+                      " IN (SELECT id FROM \"%w\".\"%w\" WHERE _deleted=1)",
+                      p->zDb, pC->zFull, p->zNow, pC->zParentCol, p->zDb,
+                      t->zFull));
+      }
+    }
+    sqlite3_free(zFull);
+  }
+  return rc;
+}
+
+int kustomer_syncmap_stored(KSyncMap *p, const char *zTable, const char *zId,
+                            const char *zUpdatedAt){
+  MapTable *t;
+  sqlite3_stmt *pStmt = 0;
+  char *zSql;
+  int bSame = 0;
+  if( table_get(p, zTable, 0, 0, &t) ) return 0;
+  zSql = sqlite3_mprintf("SELECT updated_at IS ?2 FROM \"%w\".\"%w\""
+                         " WHERE id=?1", p->zDb, t->zFull);
+  if( zSql && sqlite3_prepare_v2(p->db, zSql, -1, &pStmt, 0)==SQLITE_OK ){
+    sqlite3_bind_text(pStmt, 1, zId, -1, SQLITE_STATIC);
+    sqlite3_bind_text(pStmt, 2, zUpdatedAt, -1, SQLITE_STATIC);
+    if( sqlite3_step(pStmt)==SQLITE_ROW ) bSame = sqlite3_column_int(pStmt, 0);
+  }
+  sqlite3_finalize(pStmt);
+  sqlite3_free(zSql);
+  return bSame;
+}
+
+int kustomer_syncmap_child_tables(const char *zParent, const char **azOut,
+                                  int nMax){
+  const ChildDef *c;
+  int n = 0;
+  for(c=aChildDef; c->zParent; c++){
+    if( strcmp(c->zParent, zParent)==0 && n<nMax ) azOut[n++] = c->zTable;
+  }
+  return n;
+}
