@@ -24,6 +24,8 @@ static const struct {
   { "kustomer_outbox",    kustomer_register_outbox },
   { "kustomer_flush",     kustomer_register_flush },
   { "kustomer_fetch",     kustomer_register_fetch },
+  { "kustomer_sync",      kustomer_register_sync },
+  { "kustomer_pull",      kustomer_register_pull },
 };
 
 int sqlite3_kustomer_init(sqlite3*, char**, const sqlite3_api_routines*);

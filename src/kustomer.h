@@ -284,6 +284,11 @@ int kustomer_settings_parse(const char *z, int n, KSettings **ppOut,
                             char **pzErr);
 void kustomer_settings_free(KSettings *p);
 
+/* Settings a table stores (outbox, sync): they must be given and name the
+** key with apiKeyEnv, never hold apiKey itself.  An error message (no
+** prefix) or NULL. */
+char *kustomer_settings_check_stored(const char *zSettings);
+
 /* ---- transform.c: the reference's transformation ----------------------- */
 
 /* Message types. */
@@ -907,8 +912,8 @@ void kustomer_syncmap_forget(KSyncMap *p);
 const char *kustomer_syncmap_now(KSyncMap *p);
 /* The message of the last error. */
 const char *kustomer_syncmap_errmsg(KSyncMap *p);
-/* Create the main table zTable if missing (a foreign table of its name is
-** an error). */
+/* Create the main table zTable and its child tables if missing (a foreign
+** table of one of their names is an error). */
 int kustomer_syncmap_table(KSyncMap *p, const char *zTable);
 /* Write one record into zTable (and its child tables, those of zParent,
 ** default zTable; zKlass: a kobject's klass, as klass_name).  *pbDeleted:
@@ -927,6 +932,48 @@ int kustomer_syncmap_stored(KSyncMap *p, const char *zTable, const char *zId,
 int kustomer_syncmap_child_tables(const char *zParent, const char **azOut,
                                   int nMax);
 
+/* ---- sync.c and pull.c: Kustomer's records kept as tables --------------- */
+
+/* The streams a sync can keep: a search context, or a list (work
+** sessions) or the klasses whose kobjects become streams kobject:<klass>. */
+#define KSYNC_SEARCH   0
+#define KSYNC_LIST     1
+#define KSYNC_KLASSES  2
+typedef struct KSyncStream KSyncStream;
+struct KSyncStream {
+  const char *zName;        /* stream and table name */
+  int eKind;                /* KSYNC_* */
+  const char *zContext;     /* search: queryContext; list: the path */
+};
+extern const KSyncStream kustomer_sync_stream[];   /* ends with zName NULL */
+
+/* The arguments of a kustomer_sync table, as stored in <name>_config. */
+typedef struct KSyncConfig KSyncConfig;
+struct KSyncConfig {
+  char *zSettings;          /* settings JSON (never holds apiKey) */
+  char *zStreams;           /* streams='...' as given (NULL: all) */
+  char *zExclude;
+  char *zStartDate;         /* earliest updatedAt to read (NULL: all) */
+  double budget;            /* share of the org's limits */
+  double rateLimit;         /* requests per window; 0: learn it */
+  double rateWindow;
+  double searchLimit;       /* searches per window */
+  double lookback;          /* seconds re-read before a cursor */
+  int pageSize;             /* search pages */
+  int listPageSize;         /* list pages */
+  int turnPages;            /* pages a stream reads before the next's turn */
+  char *zPrefix;            /* table-name prefix */
+  int bRecord;              /* keep _record */
+  int progress;
+  unsigned mStreams;        /* derived: bit i for kustomer_sync_stream[i] */
+};
+/* Read and check a sync's configuration (zDb.zName_config). */
+int kustomer_sync_config_read(sqlite3 *db, const char *zDb, const char *zName,
+                              KSyncConfig *p, char **pzErr);
+void kustomer_sync_config_clear(KSyncConfig *p);
+/* The stream of a name (kobject:<klass> is "kobject"), or -1. */
+int kustomer_sync_stream_find(const char *zName);
+
 /* ---- registration (one function per module, called from the entry) ----- */
 int kustomer_register_functions(sqlite3 *db);
 int kustomer_register_meta_each(sqlite3 *db);
@@ -936,5 +983,7 @@ int kustomer_register_network(sqlite3 *db);
 int kustomer_register_outbox(sqlite3 *db);
 int kustomer_register_flush(sqlite3 *db);
 int kustomer_register_fetch(sqlite3 *db);
+int kustomer_register_sync(sqlite3 *db);
+int kustomer_register_pull(sqlite3 *db);
 
 #endif /* KUSTOMER_H */

@@ -110,37 +110,6 @@ void kustomer_outbox_config_clear(KOutboxConfig *p){
   memset(p, 0, sizeof(*p));
 }
 
-/* Check the settings of a configuration: an error message or NULL. */
-static char *config_check_settings(const KOutboxConfig *p){
-  KSettings *pSet = 0;
-  cJSON *pRoot;
-  char *zErr = 0;
-  int rc;
-  if( p->zSettings==0 ){
-    return sqlite3_mprintf("settings='{...}' is required (at least "
-                           "apiKeyEnv, the variable holding the API key)");
-  }
-  rc = kustomer_settings_parse(p->zSettings, (int)strlen(p->zSettings),
-                               &pSet, &zErr);
-  if( rc ){
-    char *zMsg = sqlite3_mprintf("settings %s", zErr ? zErr : "out of memory");
-    sqlite3_free(zErr);
-    return zMsg;
-  }
-  pRoot = kustomer_json_parse(p->zSettings, (int)strlen(p->zSettings), 0);
-  if( kustomer_json_member(pRoot, "apiKey") ){
-    zErr = sqlite3_mprintf("settings must not hold apiKey: it would be "
-                           "stored in the database file; name an "
-                           "environment variable with apiKeyEnv");
-  }else if( pSet->zKeyEnv==0 ){
-    zErr = sqlite3_mprintf("settings need apiKeyEnv, the environment "
-                           "variable holding the API key");
-  }
-  cJSON_Delete(pRoot);
-  kustomer_settings_free(pSet);
-  return zErr;
-}
-
 /* ---- Statements on the shadow tables ------------------------------------ */
 
 /* Each statement's SQL, with the schema and the table's name as its two
@@ -297,7 +266,7 @@ int kustomer_outbox_config_read(KOutboxStore *pStore, KOutboxConfig *p,
     return *pzErr ? SQLITE_ERROR : SQLITE_NOMEM;
   }
   pStore->iVersion = iVersion;
-  *pzErr = config_check_settings(p);
+  *pzErr = kustomer_settings_check_stored(p->zSettings);
   if( *pzErr==0 ) *pzErr = kustomer_args_check(aOutboxArg, p);
   return *pzErr ? SQLITE_ERROR : SQLITE_OK;
 }
@@ -460,7 +429,7 @@ static int outbox_init(sqlite3 *db, int argc, const char *const *argv,
   if( rc==SQLITE_OK && bCreate ){
     rc = kustomer_args_parse(aOutboxArg, argc, argv, &p->cfg, &zErr);
     if( rc==SQLITE_OK ){
-      zErr = config_check_settings(&p->cfg);
+      zErr = kustomer_settings_check_stored(p->cfg.zSettings);
       if( zErr ) rc = SQLITE_ERROR;
     }
     if( rc==SQLITE_OK ) rc = outbox_create_tables(&p->store, &p->cfg, pzErr);

@@ -171,3 +171,33 @@ done:
   *ppOut = pSet;
   return rc;
 }
+
+char *kustomer_settings_check_stored(const char *zSettings){
+  KSettings *pSet = 0;
+  cJSON *pRoot;
+  char *zErr = 0;
+  int rc;
+  if( zSettings==0 ){
+    return sqlite3_mprintf("settings='{...}' is required (at least "
+                           "apiKeyEnv, the variable holding the API key)");
+  }
+  rc = kustomer_settings_parse(zSettings, (int)strlen(zSettings),
+                               &pSet, &zErr);
+  if( rc ){
+    char *zMsg = sqlite3_mprintf("settings %s", zErr ? zErr : "out of memory");
+    sqlite3_free(zErr);
+    return zMsg;
+  }
+  pRoot = kustomer_json_parse(zSettings, (int)strlen(zSettings), 0);
+  if( kustomer_json_member(pRoot, "apiKey") ){
+    zErr = sqlite3_mprintf("settings must not hold apiKey: it would be "
+                           "stored in the database file; name an "
+                           "environment variable with apiKeyEnv");
+  }else if( pSet->zKeyEnv==0 ){
+    zErr = sqlite3_mprintf("settings need apiKeyEnv, the environment "
+                           "variable holding the API key");
+  }
+  cJSON_Delete(pRoot);
+  kustomer_settings_free(pSet);
+  return zErr;
+}

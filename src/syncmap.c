@@ -994,7 +994,16 @@ const char *kustomer_syncmap_now(KSyncMap *p){
 
 int kustomer_syncmap_table(KSyncMap *p, const char *zTable){
   MapTable *t;
-  return table_get(p, zTable, 0, 0, &t);
+  const ChildDef *c;
+  int rc = table_get(p, zTable, 0, 0, &t);
+  /* and its child tables, so that joins over them work before any row */
+  for(c=aChildDef; rc==SQLITE_OK && c->zParent; c++){
+    MapTable *pC;
+    if( strcmp(c->zParent, zTable)==0 ){
+      rc = table_get(p, c->zTable, c, zTable, &pC);
+    }
+  }
+  return rc;
 }
 
 int kustomer_syncmap_sweep(KSyncMap *p, const char *zTable,
