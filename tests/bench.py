@@ -30,6 +30,7 @@ extensions, which other builds (pyenv's, for one) often cannot.
 """
 
 import argparse
+import math
 import hashlib
 import json
 import os
@@ -201,6 +202,8 @@ def main():
     ap.add_argument("--rss-child", metavar="DB", help=argparse.SUPPRESS)
     ap.add_argument("--no-delivery", dest="delivery", action="store_false",
                     help="skip the outbox delivery figure")
+    ap.add_argument("--no-sync", dest="sync", action="store_false",
+                    help="skip the sync figures")
     a = ap.parse_args()
     so = os.path.abspath(a.so)
     if a.rss_child:
@@ -287,6 +290,8 @@ def run(a, so, db, stats, reps, t_load):
              "ok" if ok else "GROWS WITH N"))
     if a.delivery:
         delivery(so, a.seed, a.n)
+    if a.sync:
+        sync_bench(so, a.n)
     return 0 if ok else 1
 
 
@@ -359,6 +364,89 @@ def delivery(so, seed, n):
           " for Kustomer's 60 s window)"
           % (len(starts), budget, span, 100.0 * len(starts) / budget))
 
+
+def sync_pull(so, fake, tmp, args, seconds=None):
+    """A new sync of the fake's data in a new file; the pull's summary, its
+    wall time and the ledger's starts."""
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        if os.path.exists(tmp + suffix):
+            os.remove(tmp + suffix)
+    con = sqlite3.connect(tmp, isolation_level=None)
+    con.enable_load_extension(True)
+    con.load_extension(so)
+    con.execute("pragma journal_mode=wal")
+    con.execute("create virtual table ks using kustomer_sync(settings='%s',"
+                " %s)" % (json.dumps({"apiKeyEnv": "KUSTOMER_BENCH_KEY",
+                                      "baseEndpoint": fake.base}), args))
+    t0 = time.time()
+    if seconds:
+        row = con.execute("select kustomer_pull('ks', ?)", (seconds,))
+    else:
+        row = con.execute("select kustomer_pull('ks')")
+    summary = json.loads(row.fetchone()[0])
+    elapsed = time.time() - t0
+    starts = sorted(r[0] for r in con.execute(
+        "select t from kustomer_requests"))
+    con.close()
+    return summary, elapsed, starts
+
+
+def sync_bench(so, n):
+    """The sync against the local fake Kustomer API: records per request
+    and per second when nothing holds it back, and the share of the budget
+    a request-bound pull uses."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from test_network import Fake
+    customers = 2000 if n >= 100000 else 300
+    fake = Fake("--seed-customers", str(customers),
+                "--seed-messages-per-conversation", "2",
+                "--now", "2025-06-01T00:00:00.000Z")
+    tmp = os.path.join(WORK, "sync-%d.db" % os.getpid())
+    os.environ["KUSTOMER_BENCH_KEY"] = "bench-key"
+    try:
+        fake.reset(api_key="bench-key")
+        summary, elapsed, _ = sync_pull(
+            so, fake, tmp, "streams='customer,conversation,message',"
+            " rate_limit=1000000, search_limit=1000000, page_size=500")
+        rows = sum(s["rows"] for s in summary["streams"].values())
+        # request-bound: small pages, a small window; the limiter decides
+        window, allowed = 4.0, 40
+        fake.reset(api_key="bench-key")
+        bound, bound_elapsed, starts = sync_pull(
+            so, fake, tmp, "streams='customer,conversation,message',"
+            " rate_limit=%d, search_limit=%d, budget=0.9, rate_window=%g,"
+            " page_size=5" % (allowed, allowed, window), 3 * window)
+    finally:
+        fake.stop()
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            if os.path.exists(tmp + suffix):
+                os.remove(tmp + suffix)
+    per_window = int(allowed * 0.9)
+    # a sliding-window limiter may start per_window requests in each
+    # window begun since the first start: what was allowed up to the end
+    # of the pull
+    t_end = starts[0] + bound_elapsed if starts else 0
+    windows = max(1, math.ceil((t_end - starts[0]) / window - 1e-9)) \
+        if starts else 1
+    allowed_total = per_window * windows
+    busiest = max((sum(1 for u in starts if t <= u < t + window)
+                   for t in starts), default=0)
+    print()
+    print("sync (kustomer_pull -> local fake, %d customers, their "
+          "conversations and messages):" % customers)
+    print("  %d records with %d requests: %.1f records per request (page "
+          "size 500; the first page of each stream is the archive's), "
+          "%.0f records/s" % (rows, summary["requests"],
+                              rows / max(1, summary["requests"]),
+                              rows / max(elapsed, 1e-9)))
+    print("  request-bound (%d requests allowed per %g s window at budget "
+          "0.9, %.1f s): %d started where %d were allowed: %.1f%% (target "
+          "at least 95%%); busiest window %d (at most %d)"
+          % (per_window, window, bound_elapsed, len(starts), allowed_total,
+             100.0 * len(starts) / allowed_total, busiest, per_window))
+    if busiest > per_window:
+        raise SystemExit("sync: %d requests started in one window, more "
+                         "than the %d allowed" % (busiest, per_window))
 
 if __name__ == "__main__":
     sys.exit(main())
