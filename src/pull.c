@@ -51,6 +51,7 @@ SQLITE_EXTENSION_INIT3
 #define PULL_TIE_PAGES   100      /* Kustomer's search page cap */
 #define PULL_MAX_STREAMS 256      /* core streams and klasses */
 #define PULL_NO_DEADLINE 1e300
+#define PULL_BUSY_SECONDS 30      /* waits for another writer */
 
 /* Where a stream stands: its <name>_state row, as read and as written. */
 typedef struct Stream Stream;
@@ -99,6 +100,7 @@ struct Pull {
   double waited;
   int bProgress;
   int bClaimed;
+  int bTxn;                 /* a transaction of the pull's own is open */
   char *zFatal;             /* stops the pull: an SQL error */
   int rc;                   /* first SQLite error */
   double tDraw;             /* last progress line */
@@ -138,7 +140,16 @@ static int pull_exec(Pull *p, char *zSql){
 ** (a deferred transaction that read first could only fail on meeting
 ** another writer). */
 static int pull_begin(Pull *p){
-  int rc = sqlite3_exec(p->db, "BEGIN IMMEDIATE", 0, 0, 0);
+  int rc, nTry;
+  /* Another connection's short write (a refused pull's claim, an INSERT
+  ** into an outbox) must not end a long pull, even on a connection
+  ** without a busy timeout: wait for it, up to PULL_BUSY_SECONDS. */
+  for(nTry=0; ; nTry++){
+    rc = sqlite3_exec(p->db, "BEGIN IMMEDIATE", 0, 0, 0);
+    if( (rc&0xff)!=SQLITE_BUSY || nTry*0.02>=PULL_BUSY_SECONDS ) break;
+    kustomer_sleep(0.02);
+  }
+  p->bTxn = rc==SQLITE_OK;
   pull_sql_error(p, rc);
   return rc;
 }
@@ -154,6 +165,7 @@ static int pull_end(Pull *p, int rc){
     }
     if( p->pMap ) kustomer_syncmap_forget(p->pMap);
   }
+  p->bTxn = 0;
   return rc;
 }
 
@@ -217,7 +229,12 @@ static void stream_error(Pull *p, Stream *s, char *zMsg){
 static int pull_on_start(void *pArg){
   Pull *p = (Pull*)pArg;
   int bSearch = p->bCurSearch;
-  int rc = kustomer_limiter_add(&p->lim, bSearch);
+  int rc, nTry;
+  for(nTry=0; ; nTry++){
+    rc = kustomer_limiter_add(&p->lim, bSearch);
+    if( (rc&0xff)!=SQLITE_BUSY || nTry*0.02>=PULL_BUSY_SECONDS ) break;
+    kustomer_sleep(0.02);
+  }
   if( rc ){
     pull_sql_error(p, rc);
     return 1;
@@ -1115,23 +1132,36 @@ static int pull_open(Pull *p, sqlite3_context *ctx, int argc,
 /* Step 2: claim the sync for this process (the pid of a live other one in
 ** <name>_config refuses; a killed pull leaves a dead one), open the
 ** ledger and the tables, and load the streams' state. */
-static int pull_claim(Pull *p){
+static int pull_live_pid(Pull *p){
   sqlite3_stmt *pStmt = 0;
-  char *zSql;
-  int rc;
-  if( pull_begin(p) ) return p->rc;
-  zSql = sqlite3_mprintf("SELECT v FROM \"%w\".\"%w_config\" WHERE"
-                         " k='pulling'", p->zDb, p->zName);
-  rc = zSql ? sqlite3_prepare_v2(p->db, zSql, -1, &pStmt, 0) : SQLITE_NOMEM;
-  sqlite3_free(zSql);
-  if( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
-    int pid = sqlite3_column_int(pStmt, 0);
-    if( pid>0 && pid!=(int)getpid() && kill((pid_t)pid, 0)==0 ){
-      pull_fatal(p, sqlite3_mprintf("kustomer_pull(): %s is being pulled by "
-                 "process %d", p->zName, pid));
-    }
+  char *zSql = sqlite3_mprintf("SELECT v FROM \"%w\".\"%w_config\" WHERE"
+                               " k='pulling'", p->zDb, p->zName);
+  int pid = 0;
+  if( zSql && sqlite3_prepare_v2(p->db, zSql, -1, &pStmt, 0)==SQLITE_OK
+   && sqlite3_step(pStmt)==SQLITE_ROW ){
+    pid = sqlite3_column_int(pStmt, 0);
+    if( pid<=0 || pid==(int)getpid() || kill((pid_t)pid, 0)!=0 ) pid = 0;
   }
   sqlite3_finalize(pStmt);
+  sqlite3_free(zSql);
+  return pid;
+}
+
+static int pull_claim(Pull *p){
+  int rc, pid;
+  /* refused without taking the write lock from the live pull */
+  if( (pid = pull_live_pid(p))!=0 ){
+    pull_fatal(p, sqlite3_mprintf("kustomer_pull(): %s is being pulled by "
+               "process %d", p->zName, pid));
+    return SQLITE_ERROR;
+  }
+  if( pull_begin(p) ) return p->rc;
+  /* again under the lock: the claim is decided here */
+  rc = SQLITE_OK;
+  if( (pid = pull_live_pid(p))!=0 ){
+    pull_fatal(p, sqlite3_mprintf("kustomer_pull(): %s is being pulled by "
+               "process %d", p->zName, pid));
+  }
   if( rc==SQLITE_OK && p->zFatal==0 ) rc = kustomer_ledger_create(p->db);
   if( rc==SQLITE_OK && p->zFatal==0 ){
     rc = pull_exec(p, sqlite3_mprintf("INSERT OR REPLACE INTO"
@@ -1212,7 +1242,12 @@ static void pull_release(Pull *p){
                p->zName, s->nPendingRequests, s->zName)));
     }
   }
-  if( !sqlite3_get_autocommit(p->db) ) sqlite3_exec(p->db, "ROLLBACK", 0,0,0);
+  /* only a transaction of the pull's own: a refused pull leaves the
+  ** caller's as it was */
+  if( p->bTxn && !sqlite3_get_autocommit(p->db) ){
+    sqlite3_exec(p->db, "ROLLBACK", 0, 0, 0);
+  }
+  p->bTxn = 0;
   if( p->bClaimed ){
     pull_exec(p, sqlite3_mprintf("DELETE FROM \"%w\".\"%w_config\" WHERE"
               " k='pulling'", p->zDb, p->zName));
