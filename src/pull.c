@@ -455,12 +455,21 @@ static sqlite3_int64 iso_ms(const char *z){
   return ms;
 }
 
-/* The search body: keyset "gte zFrom, lte zTo", ascending. */
+/* The search body: keyset "gte zFrom, lte zTo", ascending.  The context
+** and key hold a klass's name, which may hold any character: escaped. */
 static char *search_body(Stream *s, const char *zFrom, const char *zTo){
-  return sqlite3_mprintf("{\"queryContext\":\"%s\",\"and\":[{\"%s\":"
-                         "{\"gte\":\"%s\"}},{\"%s\":{\"lte\":\"%s\"}}],"
-                         "\"sort\":[{\"%s\":\"asc\"}],\"includeDeleted\":true}",
-                         s->zContext, s->zKey, zFrom, s->zKey, zTo, s->zKey);
+  sqlite3_str *p = sqlite3_str_new(0);
+  size_t nKey = strlen(s->zKey);
+  sqlite3_str_appendall(p, "{\"queryContext\":\"");
+  kustomer_json_string_body(p, s->zContext, strlen(s->zContext));
+  sqlite3_str_appendall(p, "\",\"and\":[{\"");
+  kustomer_json_string_body(p, s->zKey, nKey);
+  sqlite3_str_appendf(p, "\":{\"gte\":\"%s\"}},{\"", zFrom);
+  kustomer_json_string_body(p, s->zKey, nKey);
+  sqlite3_str_appendf(p, "\":{\"lte\":\"%s\"}}],\"sort\":[{\"", zTo);
+  kustomer_json_string_body(p, s->zKey, nKey);
+  sqlite3_str_appendall(p, "\":\"asc\"}],\"includeDeleted\":true}");
+  return sqlite3_str_finish(p);
 }
 
 /* The next state of a keyset stream after a page (inside the page's
