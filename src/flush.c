@@ -36,7 +36,6 @@
 ** the rows a killed flush left, the rate window so far), run (the delivery
 ** loop) and the summary, from one exit.
 */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1095,27 +1094,16 @@ static int work_left(Flush *f, double *ptNext){
 
 /* The options argument: a JSON object of {"progress":bool}. */
 static int flush_options(Flush *f, sqlite3_value *pArg){
-  const char *z = (const char*)sqlite3_value_text(pArg);
   char *zErr = 0;
-  cJSON *pOpt;
+  cJSON *pOpt = 0;
   const cJSON *pM;
-  if( sqlite3_value_type(pArg)==SQLITE_NULL ) return SQLITE_OK;
-  if( sqlite3_value_type(pArg)!=SQLITE_TEXT ){
-    flush_fatal(f, kustomer_not_text("kustomer_flush", 3, "options", pArg));
-    return SQLITE_ERROR;
+  int rc = kustomer_options_arg("kustomer_flush", 3, pArg, &pOpt, &zErr);
+  if( rc ){
+    if( zErr ) flush_fatal(f, zErr);
+    else f->rc = rc;
+    return rc;
   }
-  pOpt = z ? kustomer_json_parse(z, sqlite3_value_bytes(pArg), &zErr) : 0;
-  if( pOpt==0 ){
-    flush_fatal(f, zErr ? sqlite3_mprintf("kustomer_flush(): argument 3 "
-                                          "(options) %s", zErr) : 0);
-    sqlite3_free(zErr);
-    return SQLITE_ERROR;
-  }
-  if( !cJSON_IsObject(pOpt) ){
-    flush_fatal(f, sqlite3_mprintf("kustomer_flush(): argument 3 (options) "
-                                   "must be a JSON object"));
-  }
-  for(pM=pOpt->child; pM && f->zFatal==0; pM=pM->next){
+  for(pM=pOpt ? pOpt->child : 0; pM && f->zFatal==0; pM=pM->next){
     if( strcmp(pM->string, "progress")==0 ){
       f->cfg.progress = kustomer_js_truthy(pM);
     }else{
@@ -1128,24 +1116,12 @@ static int flush_options(Flush *f, sqlite3_value *pArg){
   return f->zFatal ? SQLITE_ERROR : SQLITE_OK;
 }
 
-/* Whether the connection can flush now: not in a transaction, and not in
-** a statement that writes (INSERT ... SELECT kustomer_flush(...) holds its
-** transaction open until it ends: nothing could be committed). */
+/* Whether the connection can flush now. */
 static int flush_may_run(Flush *f){
-  sqlite3_stmt *pStmt = 0;
-  if( !sqlite3_get_autocommit(f->db) ){
-    flush_fatal(f, sqlite3_mprintf("kustomer_flush(): cannot run inside a "
-                "transaction: what is sent cannot be rolled back"));
-    return 0;
-  }
-  while( (pStmt = sqlite3_next_stmt(f->db, pStmt))!=0 ){
-    if( sqlite3_stmt_busy(pStmt) && !sqlite3_stmt_readonly(pStmt) ){
-      flush_fatal(f, sqlite3_mprintf("kustomer_flush(): cannot run inside a "
-                  "statement that writes: call it from a SELECT of its own"));
-      return 0;
-    }
-  }
-  return 1;
+  char *zErr = kustomer_may_commit(f->db, "kustomer_flush",
+                                   "what is sent cannot be rolled back");
+  if( zErr ) flush_fatal(f, zErr);
+  return zErr==0;
 }
 
 /* Step 1: the arguments, the outbox's configuration, the key, the HTTP
@@ -1222,7 +1198,7 @@ static int flush_claim(Flush *f){
     sqlite3_bind_text(p, 1, "flushing", -1, SQLITE_STATIC);
     if( sqlite3_step(p)==SQLITE_ROW ){
       int pid = sqlite3_column_int(p, 0);
-      if( pid>0 && pid!=(int)getpid() && kill((pid_t)pid, 0)==0 ){
+      if( kustomer_pid_live(pid) ){
         flush_fatal(f, sqlite3_mprintf("kustomer_flush(): %s is being "
                     "flushed by process %d", f->zName, pid));
       }

@@ -491,6 +491,22 @@ const char *kustomer_type_name(sqlite3_value *pVal);
 char *kustomer_not_text(const char *zFunc, int iArg, const char *zName,
                         sqlite3_value *pVal);
 
+/* The options argument iArg of zFunc (kustomer_flush, kustomer_pull): SQL
+** NULL (*ppOpt NULL), or JSON text of an object (*ppOpt, cJSON_Delete()
+** it).  SQLITE_ERROR with *pzErr ("zFunc(): argument N (options) ...");
+** SQLITE_NOMEM. */
+int kustomer_options_arg(const char *zFunc, int iArg, sqlite3_value *pArg,
+                         cJSON **ppOpt, char **pzErr);
+
+/* Whether a function that commits as it goes (a flush, a pull) may run on
+** db now: not inside a transaction (zWhy says why not), not inside a
+** statement that writes.  NULL, or the error "zFunc(): ...". */
+char *kustomer_may_commit(sqlite3 *db, const char *zFunc, const char *zWhy);
+
+/* Whether pid is another process, alive: one that holds an outbox or a
+** sync (a killed one leaves a dead pid behind). */
+int kustomer_pid_live(int pid);
+
 /* The settings of argument iArg (1-based, for messages) of zFunc, a value
 ** that may be NULL (defaults).  SQLITE_OK and a new object; SQLITE_ERROR
 ** with *pzErr prefixed "zFunc(): argument N (settings) "; SQLITE_NOMEM. */

@@ -39,7 +39,6 @@
 ** 401/403 and a missing key stop the pull with an SQL error; other
 ** persistent failures end one stream's run with its error set.
 */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1000,48 +999,26 @@ static void progress_draw(Pull *p, Stream *s, int bLast){
 
 /* ---- The steps of a pull ------------------------------------------------- */
 
-/* Whether the connection can pull now: not in a transaction, and not in a
-** statement that writes (its transaction would hold every page). */
+/* Whether the connection can pull now. */
 static int pull_may_run(Pull *p){
-  sqlite3_stmt *pStmt = 0;
-  if( !sqlite3_get_autocommit(p->db) ){
-    pull_fatal(p, sqlite3_mprintf("kustomer_pull(): cannot run inside a "
-               "transaction: each page is committed as it is read"));
-    return 0;
-  }
-  while( (pStmt = sqlite3_next_stmt(p->db, pStmt))!=0 ){
-    if( sqlite3_stmt_busy(pStmt) && !sqlite3_stmt_readonly(pStmt) ){
-      pull_fatal(p, sqlite3_mprintf("kustomer_pull(): cannot run inside a "
-                 "statement that writes: call it from a SELECT of its own"));
-      return 0;
-    }
-  }
-  return 1;
+  char *zErr = kustomer_may_commit(p->db, "kustomer_pull",
+                                   "each page is committed as it is read");
+  if( zErr ) pull_fatal(p, zErr);
+  return zErr==0;
 }
 
 /* The options argument: {"progress":bool,"streams":["customer",..]}. */
 static int pull_options(Pull *p, sqlite3_value *pArg){
-  const char *z = (const char*)sqlite3_value_text(pArg);
   char *zErr = 0;
-  cJSON *pOpt;
+  cJSON *pOpt = 0;
   const cJSON *pM;
-  if( sqlite3_value_type(pArg)==SQLITE_NULL ) return SQLITE_OK;
-  if( sqlite3_value_type(pArg)!=SQLITE_TEXT ){
-    pull_fatal(p, kustomer_not_text("kustomer_pull", 3, "options", pArg));
-    return SQLITE_ERROR;
+  int rc = kustomer_options_arg("kustomer_pull", 3, pArg, &pOpt, &zErr);
+  if( rc ){
+    if( zErr ) pull_fatal(p, zErr);
+    else p->rc = rc;
+    return rc;
   }
-  pOpt = z ? kustomer_json_parse(z, sqlite3_value_bytes(pArg), &zErr) : 0;
-  if( pOpt==0 ){
-    pull_fatal(p, zErr ? sqlite3_mprintf("kustomer_pull(): argument 3 "
-                                         "(options) %s", zErr) : 0);
-    sqlite3_free(zErr);
-    return SQLITE_ERROR;
-  }
-  if( !cJSON_IsObject(pOpt) ){
-    pull_fatal(p, sqlite3_mprintf("kustomer_pull(): argument 3 (options) "
-                                  "must be a JSON object"));
-  }
-  for(pM=pOpt->child; pM && p->zFatal==0; pM=pM->next){
+  for(pM=pOpt ? pOpt->child : 0; pM && p->zFatal==0; pM=pM->next){
     if( strcmp(pM->string, "progress")==0 ){
       p->cfg.progress = kustomer_js_truthy(pM);
     }else if( strcmp(pM->string, "streams")==0 && cJSON_IsArray(pM) ){
@@ -1149,7 +1126,7 @@ static int pull_live_pid(Pull *p){
   if( zSql && sqlite3_prepare_v2(p->db, zSql, -1, &pStmt, 0)==SQLITE_OK
    && sqlite3_step(pStmt)==SQLITE_ROW ){
     pid = sqlite3_column_int(pStmt, 0);
-    if( pid<=0 || pid==(int)getpid() || kill((pid_t)pid, 0)!=0 ) pid = 0;
+    if( !kustomer_pid_live(pid) ) pid = 0;
   }
   sqlite3_finalize(pStmt);
   sqlite3_free(zSql);

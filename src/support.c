@@ -7,8 +7,10 @@
 ** The core (jsnum.c, json.c, settings.c, transform.c) knows nothing of
 ** sqlite3_context or virtual tables; this file is where they meet it.
 */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "kustomer.h"
 SQLITE_EXTENSION_INIT3
 
@@ -70,6 +72,58 @@ char *kustomer_not_text(const char *zFunc, int iArg, const char *zName,
                         sqlite3_value *pVal){
   return sqlite3_mprintf("%s(): argument %d (%s) must be JSON text, got %s",
                          zFunc, iArg, zName, kustomer_type_name(pVal));
+}
+
+int kustomer_options_arg(const char *zFunc, int iArg, sqlite3_value *pArg,
+                         cJSON **ppOpt, char **pzErr){
+  const char *z;
+  char *zErr = 0;
+  *ppOpt = 0;
+  *pzErr = 0;
+  if( sqlite3_value_type(pArg)==SQLITE_NULL ) return SQLITE_OK;
+  if( sqlite3_value_type(pArg)!=SQLITE_TEXT ){
+    *pzErr = kustomer_not_text(zFunc, iArg, "options", pArg);
+    return *pzErr ? SQLITE_ERROR : SQLITE_NOMEM;
+  }
+  z = (const char*)sqlite3_value_text(pArg);
+  *ppOpt = z ? kustomer_json_parse(z, sqlite3_value_bytes(pArg), &zErr) : 0;
+  if( *ppOpt==0 ){
+    if( zErr==0 ) return SQLITE_NOMEM;
+    *pzErr = sqlite3_mprintf("%s(): argument %d (options) %s", zFunc, iArg,
+                             zErr);
+    sqlite3_free(zErr);
+    return *pzErr ? SQLITE_ERROR : SQLITE_NOMEM;
+  }
+  if( !cJSON_IsObject(*ppOpt) ){
+    cJSON_Delete(*ppOpt);
+    *ppOpt = 0;
+    *pzErr = sqlite3_mprintf("%s(): argument %d (options) must be a JSON "
+                             "object", zFunc, iArg);
+    return *pzErr ? SQLITE_ERROR : SQLITE_NOMEM;
+  }
+  return SQLITE_OK;
+}
+
+char *kustomer_may_commit(sqlite3 *db, const char *zFunc, const char *zWhy){
+  sqlite3_stmt *pStmt = 0;
+  if( !sqlite3_get_autocommit(db) ){
+    return sqlite3_mprintf("%s(): cannot run inside a transaction: %s",
+                           zFunc, zWhy);
+  }
+  /* INSERT ... SELECT f(...) holds its transaction open until it ends:
+  ** nothing could be committed */
+  while( (pStmt = sqlite3_next_stmt(db, pStmt))!=0 ){
+    if( sqlite3_stmt_busy(pStmt) && !sqlite3_stmt_readonly(pStmt) ){
+      return sqlite3_mprintf("%s(): cannot run inside a statement that "
+                             "writes: call it from a SELECT of its own",
+                             zFunc);
+    }
+  }
+  return 0;
+}
+
+int kustomer_pid_live(int pid){
+  return pid>0 && pid!=(int)getpid() && kill((pid_t)pid, 0)==0;
 }
 
 /* ---- The settings argument ---------------------------------------------- */
