@@ -1323,6 +1323,32 @@ def t_resync(so, fake, tmp):
     db.close()
 
 
+def t_klass_quote(so, fake, tmp):
+    """A klass's name goes into search bodies: one with a quote and a
+    backslash still gives valid JSON."""
+    fake.reset()
+    fake.ctl("POST", "/_fake/seed",
+             {"klass": [{"attributes": {"name": 'we"ird\\x'}}]})
+    db = open_db(so, os.path.join(tmp, "klass_quote.db"))
+    make_sync(db, fake, streams="kobject")
+    n0 = len(fake.requests())
+    summary = pull(db)
+    bodies = [r["body"] for r in fake.requests()[n0:]
+              if r["method"] == "POST"]
+    bad = []
+    for b in bodies:
+        try:
+            json.loads(b)
+        except ValueError:
+            bad.append(b)
+    report("klass quote: %d search bodies for klass we\"ird\\x, all JSON"
+           % len(bodies), bodies and not bad, bad[:1])
+    key = 'kobject:we"ird\\x'
+    report("klass quote: the summary names the stream, as JSON",
+           key in summary["streams"], sorted(summary["streams"]))
+    db.close()
+
+
 # ---- main -------------------------------------------------------------------
 
 def run(name, fn, *args):
@@ -1356,6 +1382,7 @@ def main():
         run("security", t_security, so, fake, tmp)
         run("work sessions", t_work_sessions, so, fake, tmp)
         run("resync", t_resync, so, fake, tmp)
+        run("klass quote", t_klass_quote, so, fake, tmp)
         run("durability", t_durability, so, fake, tmp)
         run("second pull", t_refused_second_pull, so, fake, tmp)
         run("deadline", t_deadline, so, fake, tmp)
