@@ -1009,8 +1009,10 @@ def cli(so, path, busy_ms=5000):
 
 def t_refused_second_pull(so, fake, tmp):
     """Second pulls refused, again and again, while a pull runs in a
-    sqlite3 shell: the running pull goes on and completes."""
-    fake.reset(slow_ms=20)
+    sqlite3 shell: the running pull goes on and completes.  The fake holds
+    the running pull's requests from the 12th on until the refusals are
+    done, so that it cannot finish (and release the sync) among them."""
+    fake.reset(slow_ms=20, hang_after=12)
     path = os.path.join(tmp, "second.db")
     db = open_db(so, path)
     make_sync(db, fake, turn_pages=2)
@@ -1031,6 +1033,7 @@ def t_refused_second_pull(so, fake, tmp):
         o.close()
         tries += 1
         time.sleep(0.05)
+    fake.ctl("POST", "/_fake/config", {"hang_after": 0})
     try:
         out, err = p.communicate(timeout=60)
     except subprocess.TimeoutExpired:
