@@ -637,7 +637,7 @@ static int klass_stream_add(Pull *p, const char *zKlass);
 static void klasses_read(Pull *p, Stream *s){
   char *zPath = sqlite3_mprintf("/v1/klasses?pageSize=%d",
                                 p->cfg.listPageSize);
-  int nKlass = 0;
+  int nKlass = 0, nSkipped = 0;
   while( zPath && p->rc==SQLITE_OK && p->zFatal==0 && !s->bDone ){
     KHttpResp resp;
     const cJSON *pData = 0, *pK;
@@ -659,7 +659,9 @@ static void klasses_read(Pull *p, Stream *s){
       const cJSON *pName = kustomer_json_member(kustomer_json_member(pK,
                                                 "attributes"), "name");
       if( cJSON_IsString(pName) && pName->valuestring[0] ){
-        pull_sql_error(p, klass_stream_add(p, pName->valuestring));
+        int rc = klass_stream_add(p, pName->valuestring);
+        if( rc==SQLITE_FULL ) nSkipped++;
+        else pull_sql_error(p, rc);
         nKlass++;
       }
     }
@@ -680,6 +682,12 @@ static void klasses_read(Pull *p, Stream *s){
       }
       s->nRows = nKlass;
       s->nPages++;
+      if( nSkipped>0 ){
+        stream_error(p, s, sqlite3_mprintf("%d of %d klasses are not read: "
+                     "a sync reads at most %d streams", nSkipped, nKlass,
+                     PULL_MAX_STREAMS));
+        s->bCaughtUp = 0;
+      }
     }
   }
   sqlite3_free(zPath);
@@ -960,7 +968,9 @@ static int klass_stream_add(Pull *p, const char *zKlass){
     if( strcmp(p->aStream[i].zName, zName)==0 ) break;
   }
   rc = SQLITE_OK;
-  if( i==p->nStream ){
+  if( i==p->nStream && p->nStream>=PULL_MAX_STREAMS ){
+    rc = SQLITE_FULL;       /* the caller says so in the stream's error */
+  }else if( i==p->nStream ){
     rc = pull_begin(p);
     if( rc==SQLITE_OK ){
       rc = pull_exec(p, sqlite3_mprintf("INSERT OR IGNORE INTO"

@@ -1352,6 +1352,25 @@ def t_klass_quote(so, fake, tmp):
     db.close()
 
 
+def t_klass_limit(so, fake, tmp):
+    """A sync reads at most 256 streams: klasses beyond are named in the
+    kobject stream's error, never dropped in silence."""
+    fake.reset()
+    fake.ctl("POST", "/_fake/seed", {"klass": [
+        {"attributes": {"name": "k%03d" % i}} for i in range(260)]})
+    db = open_db(so, os.path.join(tmp, "klass_limit.db"))
+    make_sync(db, fake, streams="kobject")
+    total = len(fake.dump("klass"))
+    summary = pull(db)
+    n = sum(1 for k in summary["streams"] if k.startswith("kobject:"))
+    err = summary["streams"]["kobject"]["error"] or ""
+    report("klass limit: 255 klass streams read, the other %d in the error "
+           "(%d; %s)" % (total - 255, n, err), n == 255 and err.startswith(
+               "%d of %d klasses are not read" % (total - 255, total)),
+           summary["errors"][:2])
+    db.close()
+
+
 # ---- main -------------------------------------------------------------------
 
 def run(name, fn, *args):
@@ -1386,6 +1405,7 @@ def main():
         run("work sessions", t_work_sessions, so, fake, tmp)
         run("resync", t_resync, so, fake, tmp)
         run("klass quote", t_klass_quote, so, fake, tmp)
+        run("klass limit", t_klass_limit, so, fake, tmp)
         run("durability", t_durability, so, fake, tmp)
         run("second pull", t_refused_second_pull, so, fake, tmp)
         run("deadline", t_deadline, so, fake, tmp)
