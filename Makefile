@@ -18,7 +18,7 @@ WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 XCFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -fPIC -fvisibility=hidden
 # curl and cJSON as pkg-config describes them (the loadable never links
 # libsqlite3: the host provides it).
-PKGS     = libcurl libcjson
+PKGS     = libcurl libcjson libcrypto
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS       = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
@@ -35,7 +35,7 @@ ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer \
 SQLITE3 ?= sqlite3
 
 # Debian packages: to build, to test (and to run the demo).
-BUILD_PKGS = make gcc libc6-dev pkg-config libsqlite3-dev libcjson-dev libcurl4-openssl-dev ca-certificates
+BUILD_PKGS = make gcc libc6-dev pkg-config libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev ca-certificates
 TEST_PKGS  = sqlite3 python3 valgrind
 
 .PHONY: all deps demo test asan valgrind unit clean check-deps fake-kustomer layers
@@ -48,6 +48,7 @@ check-deps:
 	@pkg-config --exists sqlite3 || { echo "error: sqlite3ext.h not found: install libsqlite3-dev (sudo apt-get install libsqlite3-dev)" >&2; exit 1; }
 	@pkg-config --exists libcjson || { echo "error: cjson/cJSON.h not found: install libcjson-dev (sudo apt-get install libcjson-dev)" >&2; exit 1; }
 	@pkg-config --exists libcurl || { echo "error: curl/curl.h not found: install libcurl4-openssl-dev (sudo apt-get install libcurl4-openssl-dev)" >&2; exit 1; }
+	@pkg-config --exists libcrypto || { echo "error: openssl/evp.h not found: install libssl-dev (sudo apt-get install libssl-dev)" >&2; exit 1; }
 
 # One rule per build of the extension: $(1) the file, $(2) its flags.
 define SO_RULE
@@ -71,6 +72,10 @@ $(1)/test_core: tests/unit/test_core.c $$(CORE_SRC) src/http.c src/kustomer.h | 
 	@mkdir -p $(1)
 	$$(CC) $$(XCFLAGS) $(2) -DSQLITE_CORE $$(PKG_CFLAGS) -Isrc -o $$@ \
 	  tests/unit/test_core.c src/http.c $$(LIBS) -lsqlite3
+$(1)/test_sha256: tests/unit/test_sha256.c src/sha256.c src/kustomer.h | check-deps
+	@mkdir -p $(1)
+	$$(CC) $$(XCFLAGS) $(2) $$(PKG_CFLAGS) -Isrc -o $$@ tests/unit/test_sha256.c \
+	  src/sha256.c $$(LIBS)
 endef
 comma := ,
 $(eval $(call UNIT_RULES,build,$$(CFLAGS)))
@@ -96,14 +101,14 @@ demo: deps
 	@mkdir -p out
 	$(SQLITE3) :memory: < sql/demo.sql
 
-unit: build/test_jsnum build/test_core
+unit: build/test_jsnum build/test_core build/test_sha256
 
 test: deps
 	@$(MAKE) --no-print-directory $(SO) $(LIMITS_SO) unit
 	@KUSTOMER_LIMITS_SO=$(LIMITS_SO) tests/run.sh $(SO)
 
 asan: deps
-	@$(MAKE) --no-print-directory $(ASAN_SO) $(ASAN_LIMITS_SO) build/asan/test_jsnum build/asan/test_core
+	@$(MAKE) --no-print-directory $(ASAN_SO) $(ASAN_LIMITS_SO) build/asan/test_jsnum build/asan/test_core build/asan/test_sha256
 	@KUSTOMER_UNIT_DIR=build/asan KUSTOMER_LIMITS_SO=$(ASAN_LIMITS_SO) \
 	  KUSTOMER_TEST_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -140,7 +145,7 @@ FUZZ_FLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fno-omit-frame-pointer 
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
               -Isrc -Itests/fuzz
 FUZZ_EXT    = tests/fuzz/fuzz_common.c tests/fuzz/fuzz_common.h $(SRC) $(HDR)
-FUZZ_TARGETS = fuzz_functions fuzz_json fuzz_http fuzz_jsnum
+FUZZ_TARGETS = fuzz_functions fuzz_json fuzz_http fuzz_sync fuzz_jsnum
 
 # $(1) the target, $(2) extra flags, $(3) extra libraries
 define FUZZ_RULE
@@ -151,6 +156,7 @@ endef
 $(eval $(call FUZZ_RULE,fuzz_functions,,))
 $(eval $(call FUZZ_RULE,fuzz_json,,))
 $(eval $(call FUZZ_RULE,fuzz_http,-DFETCH_SLEEP_MAX=0.01,-lpthread))
+$(eval $(call FUZZ_RULE,fuzz_sync,-DPULL_SLEEP_MAX=0.01,-lpthread))
 
 build/fuzz/fuzz_jsnum: tests/fuzz/fuzz_jsnum.c src/jsnum.c src/kustomer.h
 	@mkdir -p build/fuzz

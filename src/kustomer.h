@@ -909,11 +909,18 @@ int kustomer_outbox_request(const KSettings *pSet, const char *zEvent,
                             KOutboxItem *pItem);
 void kustomer_outbox_item_clear(KOutboxItem *p);
 
+/* ---- sha256.c: SHA-256 (OpenSSL's libcrypto) ----------------------------- */
+
+/* lower(hex(sha256(salt || data))) into zOut (65 bytes).  0, or 1 when
+** libcrypto failed (zOut is then ""). */
+int kustomer_sha256_hex(const unsigned char *aSalt, size_t nSalt,
+                        const void *pData, size_t nData, char *zOut);
+
 /* ---- syncmap.c: the sync's tables ------------------------------------------ */
 
 /* Append snake(name) as tap-kustomer and Fivetran make it
 ** (airBnBuserIdNum -> air_bn_buser_id_num); other than letters, digits
-** and '_', '_'. */
+** and '_', '_'; an empty name, "_". */
 void kustomer_snake(sqlite3_str *p, const char *z, int n);
 
 /* Records into the tables of the sync zSync (schema zDb; table names
@@ -937,11 +944,31 @@ int kustomer_syncmap_table(KSyncMap *p, const char *zTable);
 int kustomer_syncmap_record(KSyncMap *p, const char *zTable,
                             const char *zParent, const char *zKlass,
                             const cJSON *pRec, int *pbDeleted);
+/* hash= and block= of the sync (comma-separated "table.column", or
+** "table" for block), applied by kustomer_syncmap_record() to the record
+** itself before anything is written; the salt is copied. */
+int kustomer_syncmap_privacy(KSyncMap *p, const char *zHash,
+                             const char *zBlock, const unsigned char *aSalt,
+                             int nSalt);
+/* What zTable is: 1 a main table, 2 a child table (*pzParent its
+** parent's), 0 none a sync makes. */
+int kustomer_syncmap_table_kind(const char *zTable, const char **pzParent);
+/* Whether column zCol of zTable is a key (id, updated_at, a relationship,
+** a child table's keys, a system column): never hashed or blocked. */
+int kustomer_syncmap_is_key(const char *zTable, const char *zCol);
 /* Mark deleted the rows of zTable (and their child rows) not synced since
 ** zSince; *pnSwept of them. */
 int kustomer_syncmap_sweep(KSyncMap *p, const char *zTable,
                            const char *zSince, int *pnSwept);
 /* Whether zTable holds zId with updated_at zUpdatedAt. */
+/* Mark row zId of zTable (when the sync keeps that table) and its child
+** rows deleted: an audit log's delete.  *pnMarked: 1 if it was live. */
+int kustomer_syncmap_mark_deleted(KSyncMap *p, const char *zTable,
+                                  const char *zId, int *pnMarked);
+/* Write every stored _record again (the columns and child tables as the
+** mapping makes them now), with no request; each row keeps _synced_at and
+** a _deleted=1 a sweep or the audit log gave it.  *pnRows written. */
+int kustomer_syncmap_rebuild(KSyncMap *p, int *pnRows);
 int kustomer_syncmap_stored(KSyncMap *p, const char *zTable, const char *zId,
                             const char *zUpdatedAt);
 /* The child tables of a main table (at most nMax); returns how many. */
@@ -951,15 +978,19 @@ int kustomer_syncmap_child_tables(const char *zParent, const char **azOut,
 /* ---- sync.c and pull.c: Kustomer's records kept as tables --------------- */
 
 /* The streams a sync can keep: a search context, or a list (work
-** sessions) or the klasses whose kobjects become streams kobject:<klass>. */
+** sessions) or the klasses whose kobjects become streams kobject:<klass>,
+** or a reference list read whole every reimport_hours. */
 #define KSYNC_SEARCH   0
 #define KSYNC_LIST     1
 #define KSYNC_KLASSES  2
+#define KSYNC_REF      3    /* a reference list: a full pass when due */
+#define KSYNC_AUDIT    4    /* the audit log's deletes */
 typedef struct KSyncStream KSyncStream;
 struct KSyncStream {
   const char *zName;        /* stream and table name */
   int eKind;                /* KSYNC_* */
   const char *zContext;     /* search: queryContext; list: the path */
+  int bReference;           /* in the group "reference" (else "core") */
 };
 extern const KSyncStream kustomer_sync_stream[];   /* ends with zName NULL */
 
@@ -978,7 +1009,11 @@ struct KSyncConfig {
   int pageSize;             /* search pages */
   int listPageSize;         /* list pages */
   int turnPages;            /* pages a stream reads before the next's turn */
+  double reimportHours;     /* reference streams: hours between passes */
   char *zPrefix;            /* table-name prefix */
+  char *zHash;              /* hash='table.column,...' */
+  char *zBlock;             /* block='table.column,table,...' */
+  char *zSalt;              /* the hash salt made at CREATE (hex), or NULL */
   int bRecord;              /* keep _record */
   int progress;
   unsigned mStreams;        /* derived: bit i for kustomer_sync_stream[i] */
@@ -989,6 +1024,13 @@ int kustomer_sync_config_read(sqlite3 *db, const char *zDb, const char *zName,
 void kustomer_sync_config_clear(KSyncConfig *p);
 /* The stream of a name (kobject:<klass> is "kobject"), or -1. */
 int kustomer_sync_stream_find(const char *zName);
+/* Whether block= names table zTable (without the prefix) whole. */
+int kustomer_sync_blocked(const KSyncConfig *p, const char *zTable);
+/* Give the sync's hash= and block= to a map, with the salt (from the
+** variable settings.hashSaltEnv names, else the one made at CREATE).
+** SQLITE_ERROR with *pzErr (no prefix) when the salt is missing. */
+int kustomer_sync_privacy(const KSyncConfig *p, KSyncMap *pMap,
+                          char **pzErr);
 
 /* ---- registration (one function per module, called from the entry) ----- */
 int kustomer_register_functions(sqlite3 *db);

@@ -22,6 +22,11 @@
 **   stored as active that are no longer listed are read by id;
 ** - klasses (GET /v1/klasses) give a stream kobject:<klass> each, written
 **   to kobject and kobject_<klass>;
+** - reference streams (users, teams, tags, ...) make a full pass of their
+**   lists every reimport_hours, resumed at its page; a complete pass marks
+**   deleted what it did not see;
+** - the audit log's deletes (entries after the last one read) mark rows
+**   of the other streams deleted; a 403 disables that stream alone;
 ** - streams take turns of turn_pages pages, so that one large backfill
 **   does not keep the others stale.
 **
@@ -36,8 +41,9 @@
 ** outbox's (kapi.c), within floor(rate_limit*budget) requests and
 ** floor(search_limit*budget) searches per window; x-ratelimit-remaining
 ** down to (1-budget) of the limit pauses until the reset; 429s wait.
-** 401/403 and a missing key stop the pull with an SQL error; other
-** persistent failures end one stream's run with its error set.
+** 401/403 (but the audit log's 403) and a missing key stop the pull with
+** an SQL error; other persistent failures end one stream's run with its
+** error set.  No request starts once the seconds are up.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +73,8 @@ struct Stream {
   int iPage;                /* tie mode, lists: the next page */
   sqlite3_int64 nTieTotal;  /* tie mode: meta.total of its first page */
   char *zPassStarted;       /* a resync pass: when it started */
+  char *zBack;              /* reference pass: "<part> <path>" to read next */
+  char *zNextDue;           /* reference streams: the next pass is due */
   /* this run */
   int nRows, nDeleted, nPages, nRequests;
   int nPendingRequests;     /* requests not yet written to the state */
@@ -281,6 +289,11 @@ static int pull_request(Pull *p, Stream *s, const char *zMethod,
     p->rc = SQLITE_NOMEM;
     return REQ_STOP;
   }
+  if( kustomer_clock()>=p->tDeadline ){
+    /* the seconds are up: whatever loop asks, no more requests */
+    sqlite3_free(zUrl);
+    return REQ_STOP;
+  }
   kustomer_api_request(&req, zMethod, zUrl, p->zAuth, p->pSet);
   if( zBody ){
     req.zBody = zBody;
@@ -331,7 +344,8 @@ static int pull_request(Pull *p, Stream *s, const char *zMethod,
     default:
       break;
   }
-  if( kustomer_api_class(pResp)==KAPI_AUTH ){
+  if( kustomer_api_class(pResp)==KAPI_AUTH
+   && !(pResp->status==403 && kustomer_sync_stream[s->iDef].eKind==KSYNC_AUDIT) ){
     char *zMsg = kustomer_api_message(pResp, 300);
     pull_fatal(p, sqlite3_mprintf("kustomer_pull(): Kustomer refused the API "
                "key (HTTP %ld on %s %s)%s%s", pResp->status, zMethod, zPath,
@@ -617,8 +631,10 @@ static void search_page(Pull *p, Stream *s){
 
 /* ---- Lists: klasses and work sessions ------------------------------------ */
 
-/* links.next of a list page, as a path on the API host, or NULL. */
-static char *list_next(Pull *p, const cJSON *pDoc){
+/* links.next of a list page zCur, as a path on the API host, or NULL (and
+** NULL when it is zCur itself: a list that names itself as its next page
+** would be read forever). */
+static char *list_next(Pull *p, const cJSON *pDoc, const char *zCur){
   const cJSON *pNext = kustomer_json_member(kustomer_json_member(pDoc,
                                             "links"), "next");
   const char *z;
@@ -628,6 +644,7 @@ static char *list_next(Pull *p, const cJSON *pDoc){
   if( strncmp(z, p->pSet->zBase, nBase)==0 ) z += nBase;
   /* the key goes with the request: never to another host */
   if( z[0]!='/' || z[1]=='/' || strchr(z, '\\') ) return 0;
+  if( zCur && strcmp(z, zCur)==0 ) return 0;
   return sqlite3_mprintf("%s", z);
 }
 
@@ -665,8 +682,11 @@ static void klasses_read(Pull *p, Stream *s){
         nKlass++;
       }
     }
-    sqlite3_free(zPath);
-    zPath = list_next(p, pDoc);
+    {
+      char *zNext = list_next(p, pDoc, zPath);
+      sqlite3_free(zPath);
+      zPath = zNext;
+    }
     cJSON_Delete(pDoc);
     if( zPath==0 ){
       /* every klass is known */
@@ -735,7 +755,7 @@ static int sessions_page(Pull *p, Stream *s, const char *zPath,
   kustomer_http_resp_clear(&resp);
   if( pDoc==0 ) return 0;
   bKnown = bStopWhenKnown && sessions_known(p, pData);
-  *pzNext = list_next(p, pDoc);
+  *pzNext = list_next(p, pDoc, zPath);
   if( bKnown ){
     sqlite3_free(*pzNext);
     *pzNext = 0;
@@ -855,6 +875,356 @@ static void sessions_turn(Pull *p, Stream *s){
   s->bDone = 1;
 }
 
+/* ---- Reference streams ---------------------------------------------------- */
+
+static void progress_draw(Pull *p, Stream *s, int bLast);
+
+/* The resources whose custom attributes Kustomer describes, before the
+** klasses'. */
+static const char *const azMetaResource[] = {
+  "customer", "company", "conversation", "message", "note", "user", 0
+};
+
+/* The first page of part i of a reference stream's pass (to free), or
+** NULL past the last part: users are read twice (the deleted ones are a
+** list of their own), metadata once per resource and per klass. */
+static char *ref_part(Pull *p, Stream *s, int i){
+  const char *zPath = kustomer_sync_stream[s->iDef].zContext;
+  int n = p->cfg.listPageSize, j, k;
+  if( strcmp(s->zName, "user")==0 ){
+    if( i>1 ) return 0;
+    return sqlite3_mprintf("/v1/users?%spageSize=%d",
+                           i ? "deleted=true&" : "", n);
+  }
+  if( strcmp(s->zName, "custom_attribute_metadata")==0 ){
+    sqlite3_str *pPath;
+    for(k=0; azMetaResource[k]; k++){
+      if( k==i ) return sqlite3_mprintf("/v1/metadata/%s?pageSize=%d",
+                                        azMetaResource[k], n);
+    }
+    for(j=0; j<p->nStream; j++){
+      if( p->aStream[j].zKlass && k++==i ) break;
+    }
+    if( j==p->nStream ) return 0;
+    pPath = sqlite3_str_new(0);
+    sqlite3_str_appendall(pPath, "/v1/metadata/");
+    kustomer_path_segment(pPath, "kobject_", 8);
+    kustomer_path_segment(pPath, p->aStream[j].zKlass,
+                          strlen(p->aStream[j].zKlass));
+    sqlite3_str_appendf(pPath, "?pageSize=%d", n);
+    return sqlite3_str_finish(pPath);
+  }
+  if( i>0 ) return 0;
+  return sqlite3_mprintf("%s%cpageSize=%d", zPath,
+                         strchr(zPath, '?') ? '&' : '?', n);
+}
+
+/* Where the pass reads next, "<part> <path>" (NULL: the pass is over). */
+static void ref_set_back(Stream *s, int iPart, const char *zPath){
+  sqlite3_free(s->zBack);
+  s->zBack = zPath ? sqlite3_mprintf("%d %s", iPart, zPath) : 0;
+}
+
+/* The end of a complete pass (in its last page's transaction): what it
+** did not see is gone; the next pass is due reimport_hours on. */
+static int ref_pass_end(Pull *p, Stream *s){
+  char zDue[KUSTOMER_ISO_LEN];
+  int rc = SQLITE_OK, nSwept = 0, nMore = 0;
+  double tNow = kustomer_wall();
+  if( s->zPassStarted ){
+    rc = kustomer_syncmap_sweep(p->pMap, s->zTable, s->zPassStarted,
+                                &nSwept);
+    if( rc==SQLITE_OK && strcmp(s->zName, "sla")==0 ){
+      rc = kustomer_syncmap_sweep(p->pMap, "sla_version", s->zPassStarted,
+                                  &nMore);
+    }
+  }
+  s->nDeleted += nSwept + nMore;
+  str_set(&s->zCursor, s->zPassStarted);
+  str_set(&s->zPassStarted, 0);
+  kustomer_iso_format((sqlite3_int64)((tNow + p->cfg.reimportHours*3600)
+                                      *1000), zDue);
+  str_set(&s->zNextDue, zDue);
+  s->bDone = s->bCaughtUp = 1;
+  return rc;
+}
+
+/* Commit one page of a pass: its records (an sla page's versions, in
+** "included", too), where the pass goes on, and its state. */
+static int ref_commit(Pull *p, Stream *s, const cJSON *pDoc,
+                      const cJSON *pData, int iPart, const char *zNext){
+  const cJSON *pInc = kustomer_json_member(pDoc, "included");
+  char zMax[KUSTOMER_ISO_LEN];
+  int nRows = 0, nDeleted = 0, rc;
+  if( pull_begin(p) ) return p->rc;
+  rc = page_write(p, s, pData, zMax, &nRows, &nDeleted);
+  if( rc==SQLITE_OK && cJSON_IsArray(pInc) && strcmp(s->zName, "sla")==0 ){
+    const cJSON *pRec;
+    for(pRec=pInc->child; rc==SQLITE_OK && pRec; pRec=pRec->next){
+      const cJSON *pT = kustomer_json_member(pRec, "type");
+      int bDel = 0;
+      if( !cJSON_IsString(pT) || strcmp(pT->valuestring, "sla_version")!=0
+       || !cJSON_IsString(kustomer_json_member(pRec, "id")) ){
+        continue;
+      }
+      rc = kustomer_syncmap_record(p->pMap, "sla_version", 0, 0, pRec, &bDel);
+    }
+  }
+  if( zNext ){
+    ref_set_back(s, iPart, zNext);
+  }else{
+    char *zPart = ref_part(p, s, iPart+1);
+    ref_set_back(s, iPart+1, zPart);
+    sqlite3_free(zPart);
+    if( s->zBack==0 && rc==SQLITE_OK ) rc = ref_pass_end(p, s);
+  }
+  if( rc==SQLITE_OK ) rc = state_write(p, s, nRows, nDeleted, 1);
+  if( rc==SQLITE_OK ){
+    rc = pull_exec(p, sqlite3_mprintf("UPDATE \"%w\".\"%w_state\" SET"
+                   " back_cursor=%Q, next_due_at=%Q WHERE stream=%Q",
+                   p->zDb, p->zName, s->zBack, s->zNextDue, s->zName));
+  }
+  rc = pull_end(p, rc);
+  if( rc==SQLITE_OK ){
+    s->nRows += nRows;
+    s->nDeleted += nDeleted;
+    s->nPages++;
+  }
+  return rc;
+}
+
+/*
+** A turn of a reference stream: when a pass is due (or one is under way,
+** or a resync asked for one), up to turn_pages of its pages.  A pass runs
+** to the last page of every part before it sweeps; a killed pull resumes
+** at the page it was on, and a pass that fails sweeps nothing (its error
+** is kept, the next pull goes on from where it stopped).
+*/
+static void ref_turn(Pull *p, Stream *s){
+  char zNow[KUSTOMER_ISO_LEN];
+  int i;
+  kustomer_iso_format((sqlite3_int64)(kustomer_wall()*1000), zNow);
+  if( s->zPassStarted==0 && s->zBack==0 ){
+    if( s->zNextDue && strcmp(zNow, s->zNextDue)<0 ){
+      s->bDone = s->bCaughtUp = 1;        /* not due: no request */
+      return;
+    }
+    str_set(&s->zPassStarted, zNow);
+  }
+  if( s->zBack==0 ){
+    char *zPart = ref_part(p, s, 0);
+    ref_set_back(s, 0, zPart);
+    sqlite3_free(zPart);
+    if( s->zBack==0 ){
+      p->rc = SQLITE_NOMEM;
+      return;
+    }
+  }
+  for(i=0; i<p->cfg.turnPages && !s->bDone; i++){
+    KHttpResp resp;
+    const cJSON *pData = 0;
+    cJSON *pDoc;
+    char *zPath, *zNext;
+    int iPart = atoi(s->zBack), e;
+    if( p->rc || p->zFatal || kustomer_clock()>=p->tDeadline ) break;
+    zPath = strchr(s->zBack, ' ');
+    zPath = zPath ? sqlite3_mprintf("%s", zPath+1) : 0;
+    if( zPath==0 ){
+      p->rc = SQLITE_NOMEM;
+      break;
+    }
+    e = pull_request(p, s, "GET", zPath, 0, 0, &resp);
+    if( e==REQ_STATUS && resp.status==404 && iPart>0
+     && strcmp(s->zName, "custom_attribute_metadata")==0 ){
+      /* a resource (a klass) without metadata: nothing to read there */
+      cJSON *pEmpty = cJSON_CreateArray();
+      kustomer_http_resp_clear(&resp);
+      if( pEmpty==0 ){
+        p->rc = SQLITE_NOMEM;
+      }else{
+        ref_commit(p, s, 0, pEmpty, iPart, 0);
+        cJSON_Delete(pEmpty);
+      }
+      sqlite3_free(zPath);
+      continue;
+    }
+    if( e==REQ_STATUS ){
+      stream_status_error(p, s, "GET", zPath, &resp);
+      kustomer_http_resp_clear(&resp);
+      sqlite3_free(zPath);
+      break;
+    }
+    if( e!=REQ_OK ){
+      s->bDone = 1;
+      sqlite3_free(zPath);
+      break;
+    }
+    pDoc = page_parse(p, s, zPath, &resp, &pData);
+    kustomer_http_resp_clear(&resp);
+    zNext = pDoc ? list_next(p, pDoc, zPath) : 0;
+    sqlite3_free(zPath);
+    if( pDoc==0 ) break;
+    ref_commit(p, s, pDoc, pData, iPart, zNext);
+    sqlite3_free(zNext);
+    cJSON_Delete(pDoc);
+    progress_draw(p, s, 0);
+  }
+}
+
+/* ---- Deletes from the audit log ------------------------------------------- */
+
+#define AUDIT_COUNT 1000          /* entries per page, Kustomer's largest */
+
+/* The object types whose deletes the audit log is read for, and the
+** table of each. */
+static const char *const azAuditType[] = {
+  "customer", "conversation", "message", "note", "company", "kobject", 0
+};
+
+/* One page of entries: the deletes marked in their tables (a kobject in
+** kobject and in its klass's table), the cursor moved to the last entry
+** (its createdAt, and its id for "after"), all in one transaction. */
+static int audit_commit(Pull *p, Stream *s, const cJSON *pData,
+                        int *pnEntries){
+  const cJSON *pE;
+  int rc, nRows = 0, nDeleted = 0;
+  *pnEntries = 0;
+  if( pull_begin(p) ) return p->rc;
+  rc = SQLITE_OK;
+  kustomer_syncmap_now(p->pMap);
+  for(pE=pData->child; rc==SQLITE_OK && pE; pE=pE->next){
+    const cJSON *pA = kustomer_json_member(pE, "attributes");
+    const cJSON *pId = kustomer_json_member(pE, "id");
+    const cJSON *pVerb = kustomer_json_member(pA, "eventVerb");
+    const cJSON *pType = kustomer_json_member(pA, "objectType");
+    const cJSON *pObj = kustomer_json_member(pA, "objectId");
+    const cJSON *pAt = kustomer_json_member(pA, "createdAt");
+    sqlite3_int64 ms;
+    (*pnEntries)++;
+    if( !cJSON_IsString(pId) || !cJSON_IsString(pAt)
+     || !kustomer_iso_ms(pAt->valuestring, (int)strlen(pAt->valuestring), &ms) ){
+      continue;             /* not an entry the cursor can follow */
+    }
+    nRows++;
+    {
+      char zAt[KUSTOMER_ISO_LEN];
+      kustomer_iso_format(ms, zAt);
+      str_set(&s->zCursor, zAt);
+      str_set(&s->zBack, pId->valuestring);
+    }
+    if( cJSON_IsString(pVerb) && strcmp(pVerb->valuestring, "delete")==0
+     && cJSON_IsString(pType) && cJSON_IsString(pObj) ){
+      int k, n = 0, j;
+      for(k=0; azAuditType[k]; k++){
+        if( strcmp(azAuditType[k], pType->valuestring)==0 ) break;
+      }
+      if( azAuditType[k]==0 ) continue;
+      rc = kustomer_syncmap_mark_deleted(p->pMap, azAuditType[k],
+                                         pObj->valuestring, &n);
+      nDeleted += n;
+      for(j=0; rc==SQLITE_OK && k==5 && j<p->nStream; j++){
+        if( p->aStream[j].zKlass ){
+          rc = kustomer_syncmap_mark_deleted(p->pMap, p->aStream[j].zTable,
+                                             pObj->valuestring, &n);
+        }
+      }
+    }
+  }
+  if( rc==SQLITE_OK ) rc = state_write(p, s, nRows, nDeleted, 1);
+  if( rc==SQLITE_OK ){
+    rc = pull_exec(p, sqlite3_mprintf("UPDATE \"%w\".\"%w_state\" SET"
+                   " back_cursor=%Q WHERE stream=%Q", p->zDb, p->zName,
+                   s->zBack, s->zName));
+  }
+  rc = pull_end(p, rc);
+  if( rc==SQLITE_OK ){
+    s->nRows += nRows;
+    s->nDeleted += nDeleted;
+    s->nPages++;
+  }
+  return rc;
+}
+
+/*
+** A turn of the audit-log stream: entries from the cursor on (after the
+** last one read), up to turn_pages pages.  A 403 (the key lacks the role)
+** disables this stream alone, with its error, until a resync of it.
+*/
+static void audit_turn(Pull *p, Stream *s){
+  int i;
+  if( strcmp(s->zPhase, "disabled")==0 ){
+    s->bDone = 1;
+    return;
+  }
+  for(i=0; i<p->cfg.turnPages && !s->bDone; i++){
+    const char *zStart = s->zCursor ? s->zCursor : p->cfg.zStartDate;
+    sqlite3_str *pPath;
+    KHttpResp resp;
+    const cJSON *pData = 0;
+    cJSON *pDoc;
+    char *zPath;
+    int e, k, nEntries = 0;
+    if( p->rc || p->zFatal || kustomer_clock()>=p->tDeadline ) break;
+    pPath = sqlite3_str_new(0);
+    sqlite3_str_appendall(pPath, "/v1/audit-logs?filter%5BobjectType%5D=");
+    for(k=0; azAuditType[k]; k++){
+      sqlite3_str_appendf(pPath, "%s%s", k ? "%2C" : "", azAuditType[k]);
+    }
+    sqlite3_str_appendf(pPath, "&count=%d", AUDIT_COUNT);
+    if( zStart ){
+      sqlite3_str_appendall(pPath, "&filter%5Bstart%5D=");
+      kustomer_path_segment(pPath, zStart, strlen(zStart));
+    }
+    if( s->zBack ){
+      sqlite3_str_appendall(pPath, "&after=");
+      kustomer_path_segment(pPath, s->zBack, strlen(s->zBack));
+    }
+    zPath = sqlite3_str_finish(pPath);
+    if( zPath==0 ){
+      p->rc = SQLITE_NOMEM;
+      break;
+    }
+    e = pull_request(p, s, "GET", zPath, 0, 0, &resp);
+    if( e==REQ_STATUS && resp.status==403 ){
+      str_set(&s->zPhase, "disabled");
+      stream_status_error(p, s, "GET", "/v1/audit-logs", &resp);
+      kustomer_http_resp_clear(&resp);
+      sqlite3_free(zPath);
+      break;
+    }
+    if( e==REQ_STATUS && resp.status==400 && s->zBack ){
+      /* the entry to read after is no longer known: from its time on
+      ** (entries of that millisecond are read again, which is harmless) */
+      str_set(&s->zBack, 0);
+      kustomer_http_resp_clear(&resp);
+      sqlite3_free(zPath);
+      continue;
+    }
+    if( e==REQ_STATUS ){
+      stream_status_error(p, s, "GET", "/v1/audit-logs", &resp);
+      kustomer_http_resp_clear(&resp);
+      sqlite3_free(zPath);
+      break;
+    }
+    if( e!=REQ_OK ){
+      s->bDone = 1;
+      sqlite3_free(zPath);
+      break;
+    }
+    pDoc = page_parse(p, s, zPath, &resp, &pData);
+    kustomer_http_resp_clear(&resp);
+    sqlite3_free(zPath);
+    if( pDoc==0 ) break;
+    if( cJSON_GetArraySize(pData)<AUDIT_COUNT ){
+      str_set(&s->zPhase, "incremental");
+      s->bDone = s->bCaughtUp = 1;
+    }
+    audit_commit(p, s, pData, &nEntries);
+    cJSON_Delete(pDoc);
+    progress_draw(p, s, 0);
+  }
+}
+
 /* ---- Streams ------------------------------------------------------------- */
 
 static void stream_clear(Stream *s){
@@ -867,6 +1237,8 @@ static void stream_clear(Stream *s){
   sqlite3_free(s->zCursor);
   sqlite3_free(s->zTieAt);
   sqlite3_free(s->zPassStarted);
+  sqlite3_free(s->zBack);
+  sqlite3_free(s->zNextDue);
   sqlite3_free(s->zError);
   memset(s, 0, sizeof(*s));
 }
@@ -898,6 +1270,8 @@ static int stream_load(Pull *p, sqlite3_stmt *pRow){
   s->iPage = sqlite3_column_int(pRow, 4);
   s->nTieTotal = sqlite3_column_int64(pRow, 5);
   str_set(&s->zPassStarted, (const char*)sqlite3_column_text(pRow, 6));
+  str_set(&s->zBack, (const char*)sqlite3_column_text(pRow, 8));
+  str_set(&s->zNextDue, (const char*)sqlite3_column_text(pRow, 9));
   pT = sqlite3_str_new(0);
   if( strncmp(zName, "kobject:", 8)==0 ){
     s->zKlass = sqlite3_mprintf("%s", zName+8);
@@ -935,7 +1309,8 @@ static int streams_load(Pull *p, const char *zOnly){
   sqlite3_stmt *pStmt = 0;
   char *zSql = sqlite3_mprintf("SELECT stream, phase, cursor, tie_at,"
                                " tie_page, tie_total, pass_started_at,"
-                               " search_key FROM \"%w\".\"%w_state\"%s"
+                               " search_key, back_cursor, next_due_at"
+                               " FROM \"%w\".\"%w_state\"%s"
                                " ORDER BY rowid", p->zDb, p->zName,
                                zOnly ? " WHERE stream=?1" : "");
   int rc;
@@ -968,6 +1343,12 @@ static int klass_stream_add(Pull *p, const char *zKlass){
     if( strcmp(p->aStream[i].zName, zName)==0 ) break;
   }
   rc = SQLITE_OK;
+  if( i==p->nStream && kustomer_sync_blocked(&p->cfg, zTable) ){
+    /* a blocked klass is never fetched */
+    sqlite3_free(zName);
+    sqlite3_free(zTable);
+    return SQLITE_OK;
+  }
   if( i==p->nStream && p->nStream>=PULL_MAX_STREAMS ){
     rc = SQLITE_FULL;       /* the caller says so in the stream's error */
   }else if( i==p->nStream ){
@@ -1176,6 +1557,11 @@ static int pull_claim(Pull *p){
     rc = kustomer_syncmap_open(p->db, p->zDb, p->zName, p->cfg.zPrefix,
                                p->cfg.bRecord, &p->pMap);
   }
+  if( rc==SQLITE_OK && p->zFatal==0 ){
+    char *zErr = 0;
+    rc = kustomer_sync_privacy(&p->cfg, p->pMap, &zErr);
+    if( zErr ) pull_fatal(p, sqlite3_mprintf("kustomer_pull(): %z", zErr));
+  }
   if( p->zFatal && rc==SQLITE_OK ) rc = SQLITE_ERROR;
   if( pull_end(p, rc) ) return SQLITE_ERROR;
   p->aStream = sqlite3_malloc64(sizeof(Stream)*PULL_MAX_STREAMS);
@@ -1197,6 +1583,14 @@ static void stream_turn(Pull *p, Stream *s){
   }
   if( d->eKind==KSYNC_LIST ){
     sessions_turn(p, s);
+    return;
+  }
+  if( d->eKind==KSYNC_REF ){
+    ref_turn(p, s);
+    return;
+  }
+  if( d->eKind==KSYNC_AUDIT ){
+    audit_turn(p, s);
     return;
   }
   for(i=0; i<p->cfg.turnPages && !s->bDone; i++){

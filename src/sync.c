@@ -9,6 +9,7 @@
 **   SELECT kustomer_pull('ks');                  -- see pull.c
 **   SELECT stream, phase, cursor, rows, error FROM ks;
 **   INSERT INTO ks(ks, arg) VALUES('resync', 'customer');
+**   INSERT INTO ks(ks) VALUES('rebuild');        -- from _record, no request
 **
 ** The table itself holds configuration and state, in shadow tables in the
 ** manner of FTS5: <name>_config (the arguments, the storage version and
@@ -21,6 +22,7 @@
 ** the caller's transaction.
 */
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include "kustomer.h"
 SQLITE_EXTENSION_INIT3
@@ -37,14 +39,24 @@ SQLITE_EXTENSION_INIT3
 #define SYNC_ARG     14     /* HIDDEN */
 
 const KSyncStream kustomer_sync_stream[] = {
-  { "customer",     KSYNC_SEARCH,  "customer" },
-  { "conversation", KSYNC_SEARCH,  "conversation" },
-  { "message",      KSYNC_SEARCH,  "message" },
-  { "note",         KSYNC_SEARCH,  "note" },
-  { "company",      KSYNC_SEARCH,  "company" },
-  { "kobject",      KSYNC_KLASSES, "/v1/klasses" },
-  { "work_session", KSYNC_LIST,    "/v1/routing/work-sessions" },
-  { 0, 0, 0 }
+  { "customer",     KSYNC_SEARCH,  "customer", 0 },
+  { "conversation", KSYNC_SEARCH,  "conversation", 0 },
+  { "message",      KSYNC_SEARCH,  "message", 0 },
+  { "note",         KSYNC_SEARCH,  "note", 0 },
+  { "company",      KSYNC_SEARCH,  "company", 0 },
+  { "kobject",      KSYNC_KLASSES, "/v1/klasses", 0 },
+  { "work_session", KSYNC_LIST,    "/v1/routing/work-sessions", 0 },
+  { "audit_log",    KSYNC_AUDIT,   "/v1/audit-logs", 0 },
+  { "user",         KSYNC_REF,     "/v1/users", 1 },
+  { "team",         KSYNC_REF,     "/v1/teams", 1 },
+  { "tag",          KSYNC_REF,     "/v1/tags", 1 },
+  { "brand",        KSYNC_REF,     "/v1/brands", 1 },
+  { "shortcut",     KSYNC_REF,     "/v1/shortcuts", 1 },
+  { "queue",        KSYNC_REF,     "/v1/routing/queues", 1 },
+  { "sla",          KSYNC_REF,     "/v1/slas?versions=all", 1 },
+  { "business_schedule", KSYNC_REF, "/v1/schedules", 1 },
+  { "custom_attribute_metadata", KSYNC_REF, "/v1/metadata", 1 },
+  { 0, 0, 0, 0 }
 };
 
 int kustomer_sync_stream_find(const char *zName){
@@ -98,7 +110,11 @@ static const KArgSpec aSyncArg[] = {
     100, 0, "must be between 1 and 100" },
   { "turn_pages", KARG_INT, offsetof(KSyncConfig, turnPages), 20, 1, 100000,
     0, "must be between 1 and 100000" },
+  { "reimport_hours", KARG_REAL, offsetof(KSyncConfig, reimportHours), 24,
+    0, 8760, 0, "must be between 0 and 8760 hours" },
   { "prefix", KARG_TEXT, offsetof(KSyncConfig, zPrefix), 0, 0, 0, 0, 0 },
+  { "hash", KARG_TEXT, offsetof(KSyncConfig, zHash), 0, 0, 0, 0, 0 },
+  { "block", KARG_TEXT, offsetof(KSyncConfig, zBlock), 0, 0, 0, 0, 0 },
   { "record", KARG_BOOL, offsetof(KSyncConfig, bRecord), 1, 0, 0, 0, 0 },
   { "progress", KARG_BOOL, offsetof(KSyncConfig, progress), 0, 0, 0, 0, 0 },
   { 0, 0, 0, 0, 0, 0, 0, 0 }
@@ -106,40 +122,181 @@ static const KArgSpec aSyncArg[] = {
 
 void kustomer_sync_config_clear(KSyncConfig *p){
   kustomer_args_free(aSyncArg, p);
+  sqlite3_free(p->zSalt);
   memset(p, 0, sizeof(*p));
 }
 
 /* The streams of a list ("customer, note", "core"): bits into *pm, or an
-** error. */
+** error.  Groups: core (the incremental streams), reference, all. */
 static char *streams_parse(const char *zArg, const char *zList,
                            unsigned *pm){
   const char *z = zList;
   *pm = 0;
   while( *z ){
     const char *zEnd;
-    int i, n;
+    int i, n, eGroup = -1;
     while( *z==' ' || *z==',' ) z++;
     if( *z==0 ) break;
     for(zEnd=z; *zEnd && *zEnd!=','; zEnd++){}
     n = (int)(zEnd - z);
     while( n>0 && z[n-1]==' ' ) n--;
-    if( n==4 && strncmp(z, "core", 4)==0 ){
-      for(i=0; kustomer_sync_stream[i].zName; i++) *pm |= 1u<<i;
+    if( n==4 && strncmp(z, "core", 4)==0 ) eGroup = 0;
+    if( n==9 && strncmp(z, "reference", 9)==0 ) eGroup = 1;
+    if( n==3 && strncmp(z, "all", 3)==0 ) eGroup = 2;
+    if( eGroup>=0 ){
+      for(i=0; kustomer_sync_stream[i].zName; i++){
+        if( eGroup==2 || kustomer_sync_stream[i].bReference==eGroup ){
+          *pm |= 1u<<i;
+        }
+      }
     }else{
       for(i=0; kustomer_sync_stream[i].zName; i++){
         if( (int)strlen(kustomer_sync_stream[i].zName)==n
          && strncmp(kustomer_sync_stream[i].zName, z, n)==0 ) break;
       }
       if( kustomer_sync_stream[i].zName==0 ){
-        return sqlite3_mprintf("%s: unknown stream '%.*s' (known: customer, "
-                               "conversation, message, note, company, "
-                               "kobject, work_session; or core)", zArg, n, z);
+        sqlite3_str *pKnown = sqlite3_str_new(0);
+        for(i=0; kustomer_sync_stream[i].zName; i++){
+          sqlite3_str_appendf(pKnown, "%s, ", kustomer_sync_stream[i].zName);
+        }
+        sqlite3_str_appendall(pKnown, "or the groups core, reference, all");
+        return sqlite3_mprintf("%s: unknown stream '%.*s' (known: %z)", zArg,
+                               n, z, sqlite3_str_finish(pKnown));
       }
       *pm |= 1u<<i;
     }
     z = zEnd;
   }
   return 0;
+}
+
+/* Each item of a hash= or block= list: a table the sync makes, a column
+** that is not a key; for block a whole table too.  NULL or an error. */
+static char *privacy_check(const char *zArg, const char *zList, int bBlock){
+  const char *z = zList;
+  while( z && *z ){
+    const char *zEnd, *zDot, *zParent = 0;
+    char zT[128];
+    int n, nT, eKind;
+    while( *z==' ' || *z==',' ) z++;
+    if( *z==0 ) break;
+    for(zEnd=z; *zEnd && *zEnd!=','; zEnd++){}
+    n = (int)(zEnd - z);
+    while( n>0 && z[n-1]==' ' ) n--;
+    for(zDot=z; zDot<z+n && *zDot!='.'; zDot++){}
+    if( zDot==z+n ) zDot = 0;
+    nT = zDot ? (int)(zDot - z) : n;
+    if( nT<=0 || nT>=(int)sizeof(zT) || (zDot && zDot+1==z+n) ){
+      return sqlite3_mprintf("%s: '%.*s' is not table.column%s", zArg, n, z,
+                             bBlock ? " or table" : "");
+    }
+    memcpy(zT, z, (size_t)nT);
+    zT[nT] = 0;
+    eKind = kustomer_syncmap_table_kind(zT, &zParent);
+    if( eKind==0 ){
+      return sqlite3_mprintf("%s: '%s' is not a table a sync makes", zArg,
+                             zT);
+    }
+    if( zDot==0 ){
+      if( !bBlock ){
+        return sqlite3_mprintf("%s: '%.*s' names no column (table.column)",
+                               zArg, n, z);
+      }
+      if( strcmp(zT, "sla_version")==0 ){
+        return sqlite3_mprintf("%s: sla_version comes with sla: block sla",
+                               zArg);
+      }
+    }else{
+      char *zCol = sqlite3_mprintf("%.*s", n - nT - 1, zDot+1);
+      int bKey;
+      if( zCol==0 ) return 0;
+      bKey = kustomer_syncmap_is_key(zT, zCol);
+      sqlite3_free(zCol);
+      if( bKey ){
+        return sqlite3_mprintf("%s: %.*s is a key (an id, updated_at, a "
+                               "relationship or a system column) and cannot"
+                               " be %s", zArg, n, z,
+                               bBlock ? "blocked" : "hashed");
+      }
+    }
+    z = zEnd;
+  }
+  return 0;
+}
+
+int kustomer_sync_blocked(const KSyncConfig *p, const char *zTable){
+  const char *z = p->zBlock;
+  size_t nTable = strlen(zTable);
+  while( z && *z ){
+    const char *zEnd;
+    size_t n;
+    while( *z==' ' || *z==',' ) z++;
+    for(zEnd=z; *zEnd && *zEnd!=','; zEnd++){}
+    n = (size_t)(zEnd - z);
+    while( n>0 && z[n-1]==' ' ) n--;
+    if( n==nTable && strncmp(z, zTable, n)==0 ) return 1;
+    z = zEnd;
+  }
+  return 0;
+}
+
+/* Whether the settings name the variable that holds the hash salt. */
+static int salt_from_env(const KSyncConfig *p){
+  cJSON *pSet = kustomer_json_parse(p->zSettings, (int)strlen(p->zSettings),
+                                    0);
+  int b = cJSON_IsString(kustomer_json_member(pSet, "hashSaltEnv"));
+  cJSON_Delete(pSet);
+  return b;
+}
+
+/* The hex digit c's value, or -1. */
+static int hex_digit(char c){
+  if( c>='0' && c<='9' ) return c - '0';
+  if( c>='a' && c<='f' ) return c - 'a' + 10;
+  if( c>='A' && c<='F' ) return c - 'A' + 10;
+  return -1;
+}
+
+int kustomer_sync_privacy(const KSyncConfig *p, KSyncMap *pMap,
+                          char **pzErr){
+  unsigned char aSalt[256];
+  int nSalt = 0, rc;
+  *pzErr = 0;
+  if( p->zHash ){
+    cJSON *pSet = kustomer_json_parse(p->zSettings,
+                                      (int)strlen(p->zSettings), 0);
+    const cJSON *pEnv = kustomer_json_member(pSet, "hashSaltEnv");
+    if( cJSON_IsString(pEnv) ){
+      const char *zV = getenv(pEnv->valuestring);
+      if( zV==0 || zV[0]==0 ){
+        *pzErr = sqlite3_mprintf("settings.hashSaltEnv names %s, which is "
+                                 "not set (hash= needs the salt)",
+                                 pEnv->valuestring);
+        cJSON_Delete(pSet);
+        return SQLITE_ERROR;
+      }
+      nSalt = (int)strlen(zV);
+      if( nSalt>(int)sizeof(aSalt) ) nSalt = (int)sizeof(aSalt);
+      memcpy(aSalt, zV, (size_t)nSalt);
+    }else{
+      const char *z = p->zSalt;
+      while( z && hex_digit(z[0])>=0 && hex_digit(z[1])>=0
+          && nSalt<(int)sizeof(aSalt) ){
+        aSalt[nSalt++] = (unsigned char)(hex_digit(z[0])*16 + hex_digit(z[1]));
+        z += 2;
+      }
+      if( nSalt==0 ){
+        *pzErr = sqlite3_mprintf("hash= needs a salt: the one made at CREATE"
+                                 " is missing from the configuration");
+        cJSON_Delete(pSet);
+        return SQLITE_ERROR;
+      }
+    }
+    cJSON_Delete(pSet);
+  }
+  rc = kustomer_syncmap_privacy(pMap, p->zHash, p->zBlock, aSalt, nSalt);
+  memset(aSalt, 0, sizeof(aSalt));
+  return rc;
 }
 
 /* Check what the range checks of aSyncArg cannot, and derive mStreams. */
@@ -176,6 +333,17 @@ static char *config_check(KSyncConfig *p){
     zErr = streams_parse("exclude", p->zExclude, &mExclude);
     p->mStreams &= ~mExclude;
   }
+  if( zErr==0 && p->zHash ) zErr = privacy_check("hash", p->zHash, 0);
+  if( zErr==0 && p->zBlock ) zErr = privacy_check("block", p->zBlock, 1);
+  if( zErr==0 && p->zBlock ){
+    /* a blocked table is never fetched: its stream is not synced */
+    int i;
+    for(i=0; kustomer_sync_stream[i].zName; i++){
+      if( kustomer_sync_blocked(p, kustomer_sync_stream[i].zName) ){
+        p->mStreams &= ~(1u<<i);
+      }
+    }
+  }
   if( zErr==0 && p->mStreams==0 ){
     zErr = sqlite3_mprintf("no stream is left to sync");
   }
@@ -204,6 +372,9 @@ int kustomer_sync_config_read(sqlite3 *db, const char *zDb, const char *zName,
     if( zKey==0 ) continue;
     if( strcmp(zKey, "version")==0 ){
       iVersion = sqlite3_column_int(pStmt, 1);
+    }else if( strcmp(zKey, "hash_salt")==0 ){
+      sqlite3_free(p->zSalt);
+      p->zSalt = sqlite3_mprintf("%s", sqlite3_column_text(pStmt, 1));
     }else if( sqlite3_column_type(pStmt, 1)!=SQLITE_NULL ){
       rc = kustomer_args_load(aSyncArg, p, zKey, sqlite3_column_value(pStmt, 1));
     }
@@ -242,6 +413,8 @@ static const char *stream_first_phase(int iStream){
   switch( kustomer_sync_stream[iStream].eKind ){
     case KSYNC_SEARCH:  return "archive";
     case KSYNC_KLASSES: return "klasses";
+    case KSYNC_REF:     return "reimport";
+    case KSYNC_AUDIT:   return "incremental";
     default:            return "backfill";
   }
 }
@@ -282,6 +455,22 @@ static int sync_create_tables(Sync *p, char **pzErr){
     sqlite3_step(pPut);
     rc = sqlite3_reset(pPut);
   }
+  if( rc==SQLITE_OK && p->cfg.zHash && !salt_from_env(&p->cfg) ){
+    /* 32 random bytes, unless the settings name a variable holding it */
+    unsigned char aRand[32];
+    char zHex[65];
+    int k;
+    sqlite3_randomness(sizeof(aRand), aRand);
+    for(k=0; k<32; k++){
+      zHex[2*k] = "0123456789abcdef"[aRand[k]>>4];
+      zHex[2*k+1] = "0123456789abcdef"[aRand[k]&15];
+    }
+    zHex[64] = 0;
+    sqlite3_bind_text(pPut, 1, "hash_salt", -1, SQLITE_STATIC);
+    sqlite3_bind_text(pPut, 2, zHex, -1, SQLITE_TRANSIENT);
+    sqlite3_step(pPut);
+    rc = sqlite3_reset(pPut);
+  }
   sqlite3_finalize(pPut);
   for(i=0; rc==SQLITE_OK && kustomer_sync_stream[i].zName; i++){
     if( (p->cfg.mStreams & (1u<<i))==0 ) continue;
@@ -294,9 +483,18 @@ static int sync_create_tables(Sync *p, char **pzErr){
     rc = kustomer_syncmap_open(p->db, p->zDb, p->zName, p->cfg.zPrefix,
                                p->cfg.bRecord, &pMap);
   }
+  /* blocked child tables are not made (no salt is needed for that) */
+  if( rc==SQLITE_OK ) rc = kustomer_syncmap_privacy(pMap, 0, p->cfg.zBlock,
+                                                    0, 0);
   for(i=0; rc==SQLITE_OK && kustomer_sync_stream[i].zName; i++){
     if( (p->cfg.mStreams & (1u<<i))==0 ) continue;
+    /* the audit log's deletes are marked in the other streams' tables */
+    if( kustomer_sync_stream[i].eKind==KSYNC_AUDIT ) continue;
     rc = kustomer_syncmap_table(pMap, kustomer_sync_stream[i].zName);
+    if( rc==SQLITE_OK && strcmp(kustomer_sync_stream[i].zName, "sla")==0 ){
+      /* the versions come with the slas' pages */
+      rc = kustomer_syncmap_table(pMap, "sla_version");
+    }
     if( rc && rc!=SQLITE_NOMEM ){
       *pzErr = sqlite3_mprintf("%s", kustomer_syncmap_errmsg(pMap));
     }
@@ -530,6 +728,32 @@ static int sync_resync(Sync *p, sqlite3_value *pArg){
   return rc;
 }
 
+/* rebuild: every column and child table again from _record, in the
+** caller's transaction, with no request. */
+static int sync_rebuild(Sync *p){
+  KSyncMap *pMap = 0;
+  int rc, nRows = 0;
+  if( !p->cfg.bRecord ){
+    return sync_error(p, sqlite3_mprintf("kustomer_sync: rebuild: %s keeps "
+                      "no _record (record=0): resync instead", p->zName));
+  }
+  char *zErr = 0;
+  rc = kustomer_syncmap_open(p->db, p->zDb, p->zName, p->cfg.zPrefix, 1,
+                             &pMap);
+  if( rc==SQLITE_OK ) rc = kustomer_sync_privacy(&p->cfg, pMap, &zErr);
+  if( zErr ){
+    kustomer_syncmap_close(pMap);
+    return sync_error(p, sqlite3_mprintf("kustomer_sync: rebuild: %z", zErr));
+  }
+  if( rc==SQLITE_OK ) rc = kustomer_syncmap_rebuild(pMap, &nRows);
+  if( rc && rc!=SQLITE_NOMEM ){
+    rc = sync_error(p, sqlite3_mprintf("kustomer_sync: rebuild: %s",
+                    kustomer_syncmap_errmsg(pMap)));
+  }
+  kustomer_syncmap_close(pMap);
+  return rc;
+}
+
 static int sync_update(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
                        sqlite3_int64 *pRowid){
   Sync *p = (Sync*)pVtab;
@@ -539,16 +763,23 @@ static int sync_update(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
    || sqlite3_value_type(argv[2+SYNC_COMMAND])==SQLITE_NULL ){
     return sync_error(p, sqlite3_mprintf("kustomer_sync: %s shows the state "
                       "of the sync and is changed only by commands: INSERT"
-                      " INTO %s(%s[, arg]) VALUES('resync'[, 'stream'])",
-                      p->zName, p->zName, p->zName));
+                      " INTO %s(%s[, arg]) VALUES('resync'[, 'stream']) or"
+                      " VALUES('rebuild')", p->zName, p->zName, p->zName));
   }
   zCmd = (const char*)sqlite3_value_text(argv[2+SYNC_COMMAND]);
   if( zCmd && strcmp(zCmd, "resync")==0 ){
     sqlite3_value *pArg = argv[2+SYNC_ARG];
     return sync_resync(p, pArg);
   }
+  if( zCmd && strcmp(zCmd, "rebuild")==0 ){
+    if( sqlite3_value_type(argv[2+SYNC_ARG])!=SQLITE_NULL ){
+      return sync_error(p, sqlite3_mprintf("kustomer_sync: rebuild takes no "
+                        "argument (it rebuilds every table)"));
+    }
+    return sync_rebuild(p);
+  }
   return sync_error(p, sqlite3_mprintf("kustomer_sync: unknown command %Q "
-                    "(known: resync)", zCmd ? zCmd : ""));
+                    "(known: resync, rebuild)", zCmd ? zCmd : ""));
 }
 
 /* ---- Registration ------------------------------------------------------ */

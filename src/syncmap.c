@@ -95,6 +95,16 @@ static const ChildDef aChildDef[] = {
   { "work_session", "channels", "work_session_channel", CHILD_VALUES,
     "name" },
   { "work_session", "capacity", "work_session_capacity", CHILD_ITEMS, 0 },
+  { "user", "roles", "user_role", CHILD_VALUES, "role" },
+  { "team", "members", "team_member", CHILD_LINK, "user_id" },
+  { "shortcut", "tags", "shortcut_tag", CHILD_LINK, "tag_id" },
+  { "shortcut", "assignedUsers", "shortcut_assigned_user", CHILD_LINK,
+    "user_id" },
+  { "shortcut", "assignedTeams", "shortcut_assigned_team", CHILD_LINK,
+    "team_id" },
+  { "sla_version", "metrics", "sla_metric", CHILD_ITEMS, 0 },
+  { "sla_version", "criteria", "sla_criteria", CHILD_ITEMS, 0 },
+  { "business_schedule", "holidays", "business_holiday", CHILD_ITEMS, 0 },
   { 0, 0, 0, 0, 0 }
 };
 
@@ -114,8 +124,15 @@ static int is_digit(char c){ return c>='0' && c<='9'; }
 
 void kustomer_snake(sqlite3_str *p, const char *z, int n){
   char aTmp[256];
-  char *zA = n*2+1<=(int)sizeof(aTmp) ? aTmp : sqlite3_malloc(n*2+1);
+  char *zA;
   int i, k = 0, j;
+  if( n==0 ){
+    /* an attribute named "": a name all the same (an empty str would
+    ** read as out of memory) */
+    sqlite3_str_appendchar(p, 1, '_');
+    return;
+  }
+  zA = n*2+1<=(int)sizeof(aTmp) ? aTmp : sqlite3_malloc(n*2+1);
   if( zA==0 ){
     sqlite3_str_append(p, z, n);    /* the caller sees the str's NOMEM */
     return;
@@ -267,6 +284,11 @@ struct KSyncMap {
   MapTable *pTables;
   sqlite3_stmt *pColIns;    /* INSERT INTO <sync>_columns */
   char *zErr;               /* the last error's message */
+  /* hash= and block=: "table.column" (or "table", block only) */
+  char **azHash, **azBlock;
+  int nHash, nBlock;
+  unsigned char *aSalt;
+  int nSalt;
 };
 
 static void map_error(KSyncMap *p, char *zMsg){
@@ -877,6 +899,343 @@ static int record_relationships(KSyncMap *p, MapTable *t, const char *zTable,
   return rc;
 }
 
+/* ---- Hashing and blocking -------------------------------------------------- */
+
+static void specs_free(char **az, int n){
+  int i;
+  for(i=0; i<n; i++) sqlite3_free(az[i]);
+  sqlite3_free(az);
+}
+
+/* A comma-separated list into an array of its trimmed items. */
+static int specs_parse(const char *zList, char ***pazOut, int *pnOut){
+  char **az = 0;
+  int n = 0;
+  const char *z = zList;
+  *pazOut = 0;
+  *pnOut = 0;
+  while( z && *z ){
+    const char *zEnd;
+    int k;
+    while( *z==' ' || *z==',' ) z++;
+    if( *z==0 ) break;
+    for(zEnd=z; *zEnd && *zEnd!=','; zEnd++){}
+    k = (int)(zEnd - z);
+    while( k>0 && z[k-1]==' ' ) k--;
+    {
+      char **a = sqlite3_realloc64(az, sizeof(char*)*(n+1));
+      if( a==0 ){
+        specs_free(az, n);
+        return SQLITE_NOMEM;
+      }
+      az = a;
+      az[n] = sqlite3_mprintf("%.*s", k, z);
+      if( az[n]==0 ){
+        specs_free(az, n);
+        return SQLITE_NOMEM;
+      }
+      n++;
+    }
+    z = zEnd;
+  }
+  *pazOut = az;
+  *pnOut = n;
+  return SQLITE_OK;
+}
+
+/* Whether block= names zTable whole. */
+static int map_blocked(const KSyncMap *p, const char *zTable){
+  int i;
+  for(i=0; i<p->nBlock; i++){
+    if( strcmp(p->azBlock[i], zTable)==0 ) return 1;
+  }
+  return 0;
+}
+
+int kustomer_syncmap_privacy(KSyncMap *p, const char *zHash,
+                             const char *zBlock, const unsigned char *aSalt,
+                             int nSalt){
+  int rc = specs_parse(zHash, &p->azHash, &p->nHash);
+  if( rc==SQLITE_OK ) rc = specs_parse(zBlock, &p->azBlock, &p->nBlock);
+  if( rc==SQLITE_OK && nSalt>0 ){
+    p->aSalt = sqlite3_malloc(nSalt);
+    if( p->aSalt==0 ) return SQLITE_NOMEM;
+    memcpy(p->aSalt, aSalt, (size_t)nSalt);
+    p->nSalt = nSalt;
+  }
+  return rc;
+}
+
+int kustomer_syncmap_table_kind(const char *zTable, const char **pzParent){
+  const ChildDef *c;
+  *pzParent = 0;
+  for(c=aChildDef; c->zParent; c++){
+    if( strcmp(c->zTable, zTable)==0 ){
+      *pzParent = c->zParent;
+      return 2;
+    }
+  }
+  if( strcmp(zTable, "sla_version")==0 || strcmp(zTable, "kobject")==0
+   || (strncmp(zTable, "kobject_", 8)==0 && zTable[8]) ){
+    return 1;
+  }
+  return kustomer_sync_stream_find(zTable)>=0
+      && strcmp(zTable, "audit_log")!=0 ? 1 : 0;
+}
+
+int kustomer_syncmap_is_key(const char *zTable, const char *zCol){
+  static const char *const azSystem[] = {
+    "id", "updated_at", "_record", "_synced_at", "_deleted", "index",
+    "created_by", "modified_by", "deleted_by", "ended_by", "redacted_by", 0
+  };
+  const ChildDef *c;
+  size_t n = strlen(zCol);
+  if( str_in(zCol, azSystem) ) return 1;
+  /* relationships (and the child tables' parent keys) end in _id */
+  if( n>3 && strcmp(zCol+n-3, "_id")==0 && strcmp(zCol, "external_id")!=0 ){
+    return 1;
+  }
+  for(c=aChildDef; c->zParent; c++){
+    if( strcmp(c->zTable, zTable)==0 && c->eKind==CHILD_LINK
+     && strcmp(c->zCol, zCol)==0 ){
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* Whether the marker list zKind of a record ("hashed", "blocked") holds
+** zSpec: what a pass (or a rebuild) applied before is not applied again. */
+static int mark_has(const cJSON *pMark, const char *zKind, const char *zSpec){
+  const cJSON *pArr = kustomer_json_member(pMark, zKind);
+  const cJSON *v;
+  for(v = cJSON_IsArray(pArr) ? pArr->child : 0; v; v=v->next){
+    if( cJSON_IsString(v) && strcmp(v->valuestring, zSpec)==0 ) return 1;
+  }
+  return 0;
+}
+
+static int mark_add(cJSON *pRec, const char *zKind, const char *zSpec){
+  cJSON *pMark = cJSON_GetObjectItemCaseSensitive(pRec, "_sync");
+  cJSON *pArr, *pS;
+  if( !cJSON_IsObject(pMark) ){
+    cJSON_DeleteItemFromObjectCaseSensitive(pRec, "_sync");
+    pMark = cJSON_AddObjectToObject(pRec, "_sync");
+    if( pMark==0 ) return SQLITE_NOMEM;
+  }
+  pArr = cJSON_GetObjectItemCaseSensitive(pMark, zKind);
+  if( !cJSON_IsArray(pArr) ){
+    cJSON_DeleteItemFromObjectCaseSensitive(pMark, zKind);
+    pArr = cJSON_AddArrayToObject(pMark, zKind);
+    if( pArr==0 ) return SQLITE_NOMEM;
+  }
+  pS = cJSON_CreateString(zSpec);
+  if( pS==0 || !cJSON_AddItemToArray(pArr, pS) ){
+    cJSON_Delete(pS);
+    return SQLITE_NOMEM;
+  }
+  return SQLITE_OK;
+}
+
+/* Hash (bBlock 0) or remove (1) the member or item v of pParent. */
+static int leaf_apply(KSyncMap *p, cJSON *pParent, cJSON *v, int bBlock){
+  sqlite3_str *s;
+  char *zText, zHex[65];
+  cJSON *pNew;
+  if( bBlock ){
+    cJSON_Delete(cJSON_DetachItemViaPointer(pParent, v));
+    return SQLITE_OK;
+  }
+  if( cJSON_IsNull(v) ) return SQLITE_OK;       /* NULL stays NULL */
+  s = sqlite3_str_new(0);
+  if( cJSON_IsString(v) ){
+    sqlite3_str_appendall(s, v->valuestring);
+  }else if( cJSON_IsArray(v) || cJSON_IsObject(v) ){
+    kustomer_json_value(s, v);
+  }else{
+    kustomer_js_string(s, v);
+  }
+  if( sqlite3_str_errcode(s) ){
+    sqlite3_free(sqlite3_str_finish(s));
+    return SQLITE_NOMEM;
+  }
+  {
+    int nText = sqlite3_str_length(s);
+    zText = sqlite3_str_finish(s);
+    if( kustomer_sha256_hex(p->aSalt, (size_t)p->nSalt, zText ? zText : "",
+                            (size_t)nText, zHex) ){
+      sqlite3_free(zText);
+      map_error(p, sqlite3_mprintf("SHA-256 failed (libcrypto)"));
+      return SQLITE_ERROR;
+    }
+    if( zText ){
+      memset(zText, 0, (size_t)nText);
+      sqlite3_free(zText);
+    }
+  }
+  pNew = cJSON_CreateString(zHex);
+  if( pNew==0 ) return SQLITE_NOMEM;
+  /* an object's member keeps its name: it moves to the new item */
+  pNew->string = v->string;
+  pNew->type |= v->type & cJSON_StringIsConst;
+  v->string = 0;
+  if( !cJSON_ReplaceItemViaPointer(pParent, v, pNew) ){
+    cJSON_Delete(pNew);
+    return SQLITE_NOMEM;
+  }
+  return SQLITE_OK;
+}
+
+/* Apply a column spec zCol to the attributes object pObj of a main table
+** zTable, naming its members as record_object() names columns. */
+static int scrub_object(KSyncMap *p, const char *zTable, cJSON *pObj,
+                        const char *zPath, const char *zPrefix, int iDepth,
+                        const char *zCol, int bBlock){
+  cJSON *v, *pNext;
+  int rc = SQLITE_OK;
+  for(v=pObj->child; rc==SQLITE_OK && v; v=pNext){
+    sqlite3_str *s = sqlite3_str_new(0);
+    char *zName, *zSub;
+    pNext = v->next;
+    if( zPrefix[0] ) sqlite3_str_appendf(s, "%s_", zPrefix);
+    if( iDepth==0 && strcmp(v->string, "custom")==0 && cJSON_IsObject(v) ){
+      sqlite3_free(sqlite3_str_finish(s));
+      rc = scrub_object(p, zTable, v, "custom", "custom", 2, zCol, bBlock);
+      continue;
+    }
+    kustomer_snake(s, v->string, (int)strlen(v->string));
+    zName = sqlite3_str_finish(s);
+    zSub = zPath[0] ? sqlite3_mprintf("%s.%s", zPath, v->string)
+                    : sqlite3_mprintf("%s", v->string);
+    if( zName==0 || zSub==0 ){
+      rc = SQLITE_NOMEM;
+    }else if( iDepth<=2 && child_def(zTable, zSub) ){
+      /* a child table's: a spec of its own */
+    }else if( strcmp(zName, zCol)==0 ){
+      rc = leaf_apply(p, pObj, v, bBlock);
+    }else if( cJSON_IsObject(v) && iDepth<2 && v->child
+           && !str_in(v->string, azWhole)
+           && strncmp(zCol, zName, strlen(zName))==0
+           && zCol[strlen(zName)]=='_' ){
+      rc = scrub_object(p, zTable, v, zSub, zName, iDepth+1, zCol, bBlock);
+    }
+    sqlite3_free(zName);
+    sqlite3_free(zSub);
+  }
+  return rc;
+}
+
+/* The array of child table c in a record (attributes, else relationships'
+** data), with the object holding it in *ppParent. */
+static cJSON *child_array(cJSON *pRec, const ChildDef *c, cJSON **ppParent){
+  cJSON *pAt = cJSON_GetObjectItemCaseSensitive(pRec, "attributes");
+  const char *zPath = c->zPath;
+  cJSON *pArr;
+  while( pAt && strchr(zPath, '.') ){
+    const char *zDot = strchr(zPath, '.');
+    char zKey[64];
+    size_t n = (size_t)(zDot - zPath);
+    if( n>=sizeof(zKey) ) return 0;
+    memcpy(zKey, zPath, n);
+    zKey[n] = 0;
+    pAt = cJSON_GetObjectItemCaseSensitive(pAt, zKey);
+    zPath = zDot+1;
+  }
+  pArr = pAt ? cJSON_GetObjectItemCaseSensitive(pAt, zPath) : 0;
+  if( pArr ){
+    *ppParent = pAt;
+    return pArr;
+  }
+  pAt = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(
+            pRec, "relationships"), c->zPath);
+  pArr = cJSON_GetObjectItemCaseSensitive(pAt, "data");
+  *ppParent = pAt;
+  return pArr;
+}
+
+/* Apply spec zSpec ("table.column" or "table") to a record of zTable. */
+static int scrub_one(KSyncMap *p, const char *zTable, cJSON *pRec,
+                     const char *zSpec, int bBlock){
+  const char *zDot = strchr(zSpec, '.');
+  size_t nT = zDot ? (size_t)(zDot - zSpec) : strlen(zSpec);
+  const char *zCol = zDot ? zDot+1 : 0;
+  const ChildDef *c;
+  cJSON *pAttr;
+  if( strlen(zTable)==nT && strncmp(zTable, zSpec, nT)==0 ){
+    pAttr = cJSON_GetObjectItemCaseSensitive(pRec, "attributes");
+    if( zCol==0 || !cJSON_IsObject(pAttr) ) return SQLITE_OK;
+    return scrub_object(p, zTable, pAttr, "", "", 0, zCol, bBlock);
+  }
+  for(c=aChildDef; c->zParent; c++){
+    cJSON *pParent = 0, *pArr, *v, *pNext;
+    int rc = SQLITE_OK;
+    if( strcmp(c->zParent, zTable)!=0 || strlen(c->zTable)!=nT
+     || strncmp(c->zTable, zSpec, nT)!=0 ){
+      continue;
+    }
+    pArr = child_array(pRec, c, &pParent);
+    if( pArr==0 ) return SQLITE_OK;
+    if( zCol==0 || (c->eKind==CHILD_VALUES && bBlock) ){
+      /* the whole child table */
+      cJSON_Delete(cJSON_DetachItemViaPointer(pParent, pArr));
+      return SQLITE_OK;
+    }
+    if( !cJSON_IsArray(pArr) ) return SQLITE_OK;
+    for(v=pArr->child; rc==SQLITE_OK && v; v=pNext){
+      pNext = v->next;
+      if( c->eKind==CHILD_VALUES ){
+        if( strcmp(c->zCol, zCol)==0 ) rc = leaf_apply(p, pArr, v, bBlock);
+      }else if( c->eKind==CHILD_ITEMS && cJSON_IsObject(v) ){
+        cJSON *f, *fNext;
+        for(f=v->child; rc==SQLITE_OK && f; f=fNext){
+          sqlite3_str *s = sqlite3_str_new(0);
+          char *zName;
+          fNext = f->next;
+          kustomer_snake(s, f->string, (int)strlen(f->string));
+          zName = sqlite3_str_finish(s);
+          if( zName==0 ) rc = SQLITE_NOMEM;
+          else if( strcmp(zName, zCol)==0 ) rc = leaf_apply(p, v, f, bBlock);
+          sqlite3_free(zName);
+        }
+      }
+    }
+    return rc;
+  }
+  return SQLITE_OK;
+}
+
+/* Hash and block what the specs name in a record of zTable (and of its
+** child tables), once: the record's "_sync" member says what was. */
+static int record_scrub(KSyncMap *p, const char *zTable, cJSON *pRec){
+  int i, k, rc = SQLITE_OK;
+  for(k=0; k<2 && rc==SQLITE_OK; k++){
+    char **az = k ? p->azBlock : p->azHash;
+    int n = k ? p->nBlock : p->nHash;
+    const char *zKind = k ? "blocked" : "hashed";
+    for(i=0; i<n && rc==SQLITE_OK; i++){
+      const char *zParent = 0;
+      const char *zDot = strchr(az[i], '.');
+      size_t nT = zDot ? (size_t)(zDot - az[i]) : strlen(az[i]);
+      char zT[128];
+      if( nT>=sizeof(zT) ) continue;
+      memcpy(zT, az[i], nT);
+      zT[nT] = 0;
+      if( strcmp(zT, zTable)!=0
+       && (kustomer_syncmap_table_kind(zT, &zParent)!=2
+           || strcmp(zParent, zTable)!=0) ){
+        continue;
+      }
+      if( mark_has(cJSON_GetObjectItemCaseSensitive(pRec, "_sync"), zKind,
+                   az[i]) ){
+        continue;
+      }
+      rc = scrub_one(p, zTable, pRec, az[i], k);
+      if( rc==SQLITE_OK ) rc = mark_add(pRec, zKind, az[i]);
+    }
+  }
+  return rc;
+}
+
 int kustomer_syncmap_record(KSyncMap *p, const char *zTable,
                             const char *zParent, const char *zKlass,
                             const cJSON *pRec, int *pbDeleted){
@@ -896,6 +1255,25 @@ int kustomer_syncmap_record(KSyncMap *p, const char *zTable,
     return SQLITE_ERROR;
   }
   if( zParent==0 ) zParent = zTable;
+  if( p->nHash || p->nBlock ){
+    /* before anything is written: no cleartext reaches a column, a child
+    ** row or _record, of this table or the others the record goes to */
+    cJSON *pMut = (cJSON*)pRec;
+    rc = record_scrub(p, zTable, pMut);
+    if( rc==SQLITE_OK && zParent!=zTable ) rc = record_scrub(p, zParent, pMut);
+    if( rc==SQLITE_OK && zKlass ){
+      sqlite3_str *pK = sqlite3_str_new(0);
+      char *zK;
+      sqlite3_str_appendall(pK, "kobject_");
+      kustomer_snake(pK, zKlass, (int)strlen(zKlass));
+      zK = sqlite3_str_finish(pK);
+      rc = zK ? record_scrub(p, zK, pMut) : SQLITE_NOMEM;
+      sqlite3_free(zK);
+    }
+    if( rc ) return rc;
+    pAttr = kustomer_json_member(pRec, "attributes");
+    pRels = kustomer_json_member(pRec, "relationships");
+  }
   rc = table_get(p, zTable, 0, 0, &t);
   if( rc ) return rc;
   s = sqlite3_str_new(0);
@@ -929,6 +1307,7 @@ int kustomer_syncmap_record(KSyncMap *p, const char *zTable,
   for(c=aChildDef; rc==SQLITE_OK && bApplied && c->zParent; c++){
     const cJSON *pArr;
     if( strcmp(c->zParent, zParent)!=0 || zTable!=zParent ) continue;
+    if( p->nBlock && map_blocked(p, c->zTable) ) continue;
     pArr = json_path(pAttr, c->zPath);
     if( pArr==0 ){
       pArr = kustomer_json_member(kustomer_json_member(pRels, c->zPath),
@@ -971,6 +1350,12 @@ void kustomer_syncmap_close(KSyncMap *p){
     table_free(t);
   }
   sqlite3_finalize(p->pColIns);
+  specs_free(p->azHash, p->nHash);
+  specs_free(p->azBlock, p->nBlock);
+  if( p->aSalt ){
+    memset(p->aSalt, 0, (size_t)p->nSalt);
+    sqlite3_free(p->aSalt);
+  }
   sqlite3_free(p->zDb);
   sqlite3_free(p->zSync);
   sqlite3_free(p->zPrefix);
@@ -999,27 +1384,19 @@ int kustomer_syncmap_table(KSyncMap *p, const char *zTable){
   /* and its child tables, so that joins over them work before any row */
   for(c=aChildDef; rc==SQLITE_OK && c->zParent; c++){
     MapTable *pC;
-    if( strcmp(c->zParent, zTable)==0 ){
+    if( strcmp(c->zParent, zTable)==0 && !map_blocked(p, c->zTable) ){
       rc = table_get(p, c->zTable, c, zTable, &pC);
     }
   }
   return rc;
 }
 
-int kustomer_syncmap_sweep(KSyncMap *p, const char *zTable,
-                           const char *zSince, int *pnSwept){
-  MapTable *t;
+/* Mark the child rows of zTable's rows that zParentIn selects (SQL: a
+** list or a subquery of parent ids) as deleted. */
+static int children_mark(KSyncMap *p, const char *zTable,
+                         const char *zParentIn){
   const ChildDef *c;
-  int rc = table_get(p, zTable, 0, 0, &t);
-  *pnSwept = 0;
-  if( rc ) return rc;
-  rc = map_exec(p, sqlite3_mprintf("UPDATE \"%w\".\"%w\" SET _deleted=1,"
-                                   " _synced_at=%Q WHERE _deleted=0 AND"
-                                   " (_synced_at IS NULL OR _synced_at<%Q)",
-                                   p->zDb, t->zFull, p->zNow, zSince));
-  if( rc ) return rc;
-  *pnSwept = sqlite3_changes(p->db);
-  /* the children of the rows swept */
+  int rc = SQLITE_OK;
   for(c=aChildDef; rc==SQLITE_OK && c->zParent; c++){
     MapTable *pC;
     int bOurs;
@@ -1032,13 +1409,191 @@ int kustomer_syncmap_sweep(KSyncMap *p, const char *zTable,
       if( rc==SQLITE_OK ){
         rc = map_exec(p, sqlite3_mprintf("UPDATE \"%w\".\"%w\" SET"
                       " _deleted=1, _synced_at=%Q WHERE _deleted=0 AND \"%w\""
-                      " IN (SELECT id FROM \"%w\".\"%w\" WHERE _deleted=1)",
-                      p->zDb, pC->zFull, p->zNow, pC->zParentCol, p->zDb,
-                      t->zFull));
+                      " IN (%s)", p->zDb, pC->zFull, p->zNow, pC->zParentCol,
+                      zParentIn));
       }
     }
     sqlite3_free(zFull);
   }
+  return rc;
+}
+
+int kustomer_syncmap_sweep(KSyncMap *p, const char *zTable,
+                           const char *zSince, int *pnSwept){
+  MapTable *t;
+  char *zIn;
+  int rc = table_get(p, zTable, 0, 0, &t);
+  *pnSwept = 0;
+  if( rc ) return rc;
+  rc = map_exec(p, sqlite3_mprintf("UPDATE \"%w\".\"%w\" SET _deleted=1,"
+                                   " _synced_at=%Q WHERE _deleted=0 AND"
+                                   " (_synced_at IS NULL OR _synced_at<%Q)",
+                                   p->zDb, t->zFull, p->zNow, zSince));
+  if( rc ) return rc;
+  *pnSwept = sqlite3_changes(p->db);
+  /* the children of the rows swept */
+  zIn = sqlite3_mprintf("SELECT id FROM \"%w\".\"%w\" WHERE _deleted=1",
+                        p->zDb, t->zFull);
+  rc = zIn ? children_mark(p, zTable, zIn) : SQLITE_NOMEM;
+  sqlite3_free(zIn);
+  return rc;
+}
+
+int kustomer_syncmap_mark_deleted(KSyncMap *p, const char *zTable,
+                                  const char *zId, int *pnMarked){
+  MapTable *t;
+  char *zFull, *zIn;
+  int bOurs, rc;
+  *pnMarked = 0;
+  zFull = sqlite3_mprintf("%s%s", p->zPrefix, zTable);
+  if( zFull==0 ) return SQLITE_NOMEM;
+  bOurs = 0;
+  if( !table_state(p, zFull, &bOurs) || !bOurs ){
+    sqlite3_free(zFull);
+    return SQLITE_OK;       /* a table this sync does not keep */
+  }
+  sqlite3_free(zFull);
+  rc = table_get(p, zTable, 0, 0, &t);
+  if( rc ) return rc;
+  rc = map_exec(p, sqlite3_mprintf("UPDATE \"%w\".\"%w\" SET _deleted=1,"
+                                   " _synced_at=%Q WHERE id=%Q AND _deleted=0",
+                                   p->zDb, t->zFull, p->zNow, zId));
+  if( rc ) return rc;
+  *pnMarked = sqlite3_changes(p->db);
+  zIn = sqlite3_mprintf("%Q", zId);
+  rc = zIn ? children_mark(p, zTable, zIn) : SQLITE_NOMEM;
+  sqlite3_free(zIn);
+  return rc;
+}
+
+/* One row of a table being rebuilt. */
+typedef struct RebuildRow RebuildRow;
+struct RebuildRow {
+  char *zId, *zRecord, *zSynced, *zKlass;
+  int bDeleted;
+};
+
+#define REBUILD_BATCH 256
+
+/* Rebuild the rows of one main table (zTable, without the prefix) from
+** their _record, REBUILD_BATCH at a time in id order (no statement reads
+** the table while it is written). */
+static int rebuild_table(KSyncMap *p, const char *zTable, int *pnRows){
+  const char *zParent = strncmp(zTable, "kobject_", 8)==0 ? "kobject" : 0;
+  int bKobject = strcmp(zTable, "kobject")==0;
+  RebuildRow aRow[REBUILD_BATCH];
+  char *zLast = 0;
+  int rc = SQLITE_OK, n, i;
+  do{
+    sqlite3_stmt *pSel = 0;
+    char *zSql = sqlite3_mprintf("SELECT id, _record, _synced_at, _deleted%s"
+                                 " FROM \"%w\".\"%w%w\" WHERE ?1 IS NULL OR"
+                                 " id>?1 ORDER BY id LIMIT %d",
+                                 bKobject ? ", klass_name" : "", p->zDb,
+                                 p->zPrefix, zTable, REBUILD_BATCH);
+    n = 0;
+    rc = zSql ? sqlite3_prepare_v2(p->db, zSql, -1, &pSel, 0) : SQLITE_NOMEM;
+    sqlite3_free(zSql);
+    if( rc==SQLITE_OK ){
+      sqlite3_bind_text(pSel, 1, zLast, -1, SQLITE_STATIC);
+      while( n<REBUILD_BATCH && sqlite3_step(pSel)==SQLITE_ROW ){
+        RebuildRow *r = &aRow[n++];
+        memset(r, 0, sizeof(*r));
+        r->zId = sqlite3_mprintf("%s", sqlite3_column_text(pSel, 0));
+        if( sqlite3_column_type(pSel, 1)==SQLITE_TEXT ){
+          r->zRecord = sqlite3_mprintf("%s", sqlite3_column_text(pSel, 1));
+        }
+        if( sqlite3_column_type(pSel, 2)==SQLITE_TEXT ){
+          r->zSynced = sqlite3_mprintf("%s", sqlite3_column_text(pSel, 2));
+        }
+        r->bDeleted = sqlite3_column_int(pSel, 3);
+        if( bKobject && sqlite3_column_type(pSel, 4)==SQLITE_TEXT ){
+          r->zKlass = sqlite3_mprintf("%s", sqlite3_column_text(pSel, 4));
+        }
+        if( r->zId==0 ) rc = SQLITE_NOMEM;
+      }
+      if( rc==SQLITE_OK ) rc = sqlite3_finalize(pSel);
+      else sqlite3_finalize(pSel);
+    }
+    for(i=0; i<n; i++){
+      RebuildRow *r = &aRow[i];
+      cJSON *pRec = 0;
+      int bDel = 0, nMarked = 0;
+      if( rc==SQLITE_OK && r->zRecord ){
+        char *zErr = 0;
+        pRec = kustomer_json_parse(r->zRecord, (int)strlen(r->zRecord), &zErr);
+        if( pRec==0 ){
+          map_error(p, sqlite3_mprintf("%s%s row %s: _record %s", p->zPrefix,
+                                       zTable, r->zId, zErr ? zErr
+                                       : "is not JSON"));
+          rc = zErr ? SQLITE_ERROR : SQLITE_NOMEM;
+          sqlite3_free(zErr);
+        }
+      }
+      if( rc==SQLITE_OK && pRec ){
+        /* the row keeps when it was synced (a pass's sweep reads it) and
+        ** whether a sweep or the audit log found it deleted */
+        if( r->zSynced && strlen(r->zSynced)==KUSTOMER_ISO_LEN-1 ){
+          memcpy(p->zNow, r->zSynced, KUSTOMER_ISO_LEN);
+        }else{
+          kustomer_syncmap_now(p);
+        }
+        rc = kustomer_syncmap_record(p, zTable, zParent, r->zKlass, pRec,
+                                     &bDel);
+        if( rc==SQLITE_OK && r->bDeleted && !bDel ){
+          rc = kustomer_syncmap_mark_deleted(p, zTable, r->zId, &nMarked);
+        }
+        if( rc==SQLITE_OK ) (*pnRows)++;
+      }
+      cJSON_Delete(pRec);
+      if( i==n-1 && rc==SQLITE_OK ){
+        sqlite3_free(zLast);
+        zLast = r->zId;
+        r->zId = 0;
+      }
+      sqlite3_free(r->zId);
+      sqlite3_free(r->zRecord);
+      sqlite3_free(r->zSynced);
+      sqlite3_free(r->zKlass);
+    }
+  }while( rc==SQLITE_OK && n==REBUILD_BATCH );
+  sqlite3_free(zLast);
+  kustomer_syncmap_now(p);
+  return rc;
+}
+
+int kustomer_syncmap_rebuild(KSyncMap *p, int *pnRows){
+  sqlite3_stmt *pStmt = 0;
+  char **azTable = 0;
+  int nTable = 0, i, rc;
+  char *zSql = sqlite3_mprintf("SELECT table_name FROM \"%w\".\"%w_columns\""
+                               " WHERE column_name='_record'"
+                               " ORDER BY table_name", p->zDb, p->zSync);
+  size_t nPrefix = strlen(p->zPrefix);
+  *pnRows = 0;
+  rc = zSql ? sqlite3_prepare_v2(p->db, zSql, -1, &pStmt, 0) : SQLITE_NOMEM;
+  sqlite3_free(zSql);
+  while( rc==SQLITE_OK && sqlite3_step(pStmt)==SQLITE_ROW ){
+    const char *z = (const char*)sqlite3_column_text(pStmt, 0);
+    char **a;
+    if( z==0 || strncmp(z, p->zPrefix, nPrefix)!=0 ) continue;
+    a = sqlite3_realloc64(azTable, sizeof(char*)*(nTable+1));
+    if( a==0 ){
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    azTable = a;
+    azTable[nTable] = sqlite3_mprintf("%s", z + nPrefix);
+    if( azTable[nTable]==0 ) rc = SQLITE_NOMEM;
+    else nTable++;
+  }
+  sqlite3_finalize(pStmt);
+  for(i=0; i<nTable; i++){
+    /* kobject before the klasses' tables, which it names */
+    if( rc==SQLITE_OK ) rc = rebuild_table(p, azTable[i], pnRows);
+    sqlite3_free(azTable[i]);
+  }
+  sqlite3_free(azTable);
   return rc;
 }
 

@@ -1,0 +1,539 @@
+#!/usr/bin/python3
+"""The sync's reference streams and deletes, against the local fake
+Kustomer API.
+
+    /usr/bin/python3 tests/test_sync_ref.py [SO_PATH]
+
+- reference streams (user, team, tag, brand, shortcut, queue, sla with its
+  versions, business_schedule, custom_attribute_metadata): a pass reads
+  every list to its end and the tables equal the fake's store, child rows
+  (team_member, user_role, shortcut_tag, sla_metric, business_holiday)
+  included; deleted users come from their own list;
+- a pass is made once per reimport_hours: the next pull makes no request;
+  reimport_hours=0 re-reads at every pull; a record gone from a complete
+  pass is _deleted=1 and so are its child rows; a soft-deleted one is
+  _deleted=1 at once; a pass that fails sweeps nothing and keeps its
+  error, and the next pull completes it;
+- resync of one reference table re-reads it now;
+- the audit-log stream marks what Kustomer deleted (hard deletes that no
+  search returns) _deleted=1 with their child rows, reads each entry once,
+  and a 403 (a key without the role) disables that stream alone, with its
+  error, until a resync of it;
+- bad arguments: an unknown stream or group, reimport_hours out of range.
+
+Prints "ok <name>" / "FAIL <name>: <detail>" lines; exit status 1 on failure.
+Only 127.0.0.1 is ever contacted.
+"""
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import ktap  # noqa: E402
+from ktap import report  # noqa: E402
+from test_sync import (Fake, open_db, make_sync, create_sql, pull, state,  # noqa: E402
+                       truth, stored, diff, table_exists, expect_error,
+                       deleted, settings, FAST)
+
+SEED = ["--seed-customers", "6", "--seed-users", "5", "--seed-teams", "3",
+        "--seed-klasses", "order:3", "--seed-notes", "1"]
+# reference table -> the dump's type
+REF = [("user", "user"), ("team", "team"), ("tag", "tag"),
+       ("brand", "brand"), ("shortcut", "shortcut"), ("queue", "queue"),
+       ("sla", "sla"), ("sla_version", "sla_version"),
+       ("business_schedule", "schedule"),
+       ("custom_attribute_metadata", "custom_attribute_metadata")]
+
+
+def ref_equal(db, fake, label, tables=REF, klasses=False):
+    bad = []
+    for table, t in tables:
+        recs = fake.dump(t)
+        if t == "custom_attribute_metadata" and not klasses:
+            # a klass's metadata is read when its kobjects are synced
+            recs = [r for r in recs if not r["attributes"]["resource"]
+                    .startswith("kobject_")]
+        want = truth(recs)
+        if not table_exists(db, table):
+            bad.append("%s: no table" % table)
+            continue
+        got = stored(db, table)
+        if want != got:
+            bad.append("%s: %s" % (table, diff(want, got)))
+    report("%s: %s equal the fake's store" % (
+        label, ", ".join(t for t, _ in tables)), not bad, bad)
+
+
+def links(fake, t, attr):
+    return {(r["id"], x) for r in fake.dump(t) if not deleted(r)
+            for x in (r["attributes"].get(attr) or [])}
+
+
+def live_links(db, table, a, b):
+    return set(db.execute('select "%s", "%s" from "%s" where _deleted=0'
+                          % (a, b, table)).fetchall())
+
+
+def t_reference(so, fake, tmp):
+    fake.reset()
+    db = open_db(so, os.path.join(tmp, "ref.db"))
+    make_sync(db, fake, streams="reference")
+    n0 = fake.count()
+    s = pull(db)
+    ref_equal(db, fake, "reference")
+    report("reference: the pull had no error and every stream caught up",
+           s["errors"] == [] and all(v["caught_up"] for v in
+                                     s["streams"].values()), s)
+    report("reference: the summary's requests are the fake's (%d)"
+           % s["requests"], s["requests"] == fake.count() - n0,
+           (s["requests"], fake.count() - n0))
+    want = links(fake, "team", "members")
+    got = live_links(db, "team_member", "team_id", "user_id")
+    report("reference: team_member holds every team's members (%d)"
+           % len(want), want == got and want, diff(want, got))
+    want = links(fake, "shortcut", "tags")
+    got = live_links(db, "shortcut_tag", "shortcut_id", "tag_id")
+    report("reference: shortcut_tag holds every shortcut's tags", want == got,
+           diff(want, got))
+    want = {(r["id"], x) for r in fake.dump("user")
+            for x in r["attributes"].get("roles") or []}
+    got = live_links(db, "user_role", "user_id", "role")
+    report("reference: user_role holds every user's roles", want == got,
+           diff(want, got))
+    nm = sum(len(r["attributes"].get("metrics") or [])
+             for r in fake.dump("sla_version"))
+    got = db.execute("select count(*) from sla_metric where _deleted=0"
+                     ).fetchone()[0]
+    report("reference: sla_metric holds every version's metrics (%d)" % nm,
+           got == nm and nm > 0, got)
+    nh = sum(len(r["attributes"].get("holidays") or [])
+             for r in fake.dump("schedule"))
+    got = db.execute("select count(*) from business_holiday where _deleted=0"
+                     ).fetchone()[0]
+    report("reference: business_holiday holds every schedule's holidays",
+           got == nh and nh > 0, (got, nh))
+    res = {r[0] for r in db.execute(
+        "select distinct resource from custom_attribute_metadata")}
+    report("reference: metadata of several resources (%s)" % sorted(res),
+           {"customer", "conversation"} <= res, res)
+    st = state(db)
+    report("reference: each stream's next pass is due in 24 hours",
+           all(v["phase"] == "reimport" and v["next_due_at"] and v["cursor"]
+               and v["next_due_at"] > v["cursor"] for v in st.values()), st)
+
+    n1 = fake.count()
+    s = pull(db)
+    report("reference: the next pull makes no request (not due)",
+           fake.count() == n1 and s["requests"] == 0, s)
+
+    # a soft-deleted tag, a hard-deleted team: resync reads them again
+    tag = fake.dump("tag")[0]["id"]
+    team = fake.dump("team")[0]["id"]
+    fake.ctl("POST", "/_fake/delete", {"type": "tag", "id": tag, "soft": True})
+    fake.ctl("POST", "/_fake/delete", {"type": "team", "id": team,
+                                       "soft": False})
+    db.execute("insert into ks(ks, arg) values('resync', 'tag')")
+    db.execute("insert into ks(ks, arg) values('resync', 'team')")
+    s = pull(db)
+    r = db.execute("select _deleted from tag where id=?", (tag,)).fetchone()
+    report("reference: a soft-deleted tag is _deleted=1", r == (1,), r)
+    r = db.execute("select _deleted from team where id=?", (team,)).fetchone()
+    report("reference: a team gone from the complete pass is _deleted=1",
+           r == (1,), r)
+    r = db.execute("select count(*), sum(_deleted) from team_member where "
+                   "team_id=?", (team,)).fetchone()
+    report("reference: the gone team's members are _deleted=1 (%s)" % (r,),
+           r[0] > 0 and r[0] == r[1], r)
+    r = db.execute("select count(*) from team where _deleted=1").fetchone()
+    report("reference: only that team is swept", r == (1,), r)
+    report("reference: resync of tag and team read only those two",
+           set(k for k, v in s["streams"].items() if v["requests"])
+           == {"tag", "team"}, s)
+    want = truth(fake.dump("team")) | {(team, r[0], 1) for r in db.execute(
+        "select updated_at from team where id=?", (team,))}
+    got = stored(db, "team")
+    report("reference: the other teams are as at Kustomer", want == got,
+           diff(want, got))
+    db.close()
+
+    db = open_db(so, os.path.join(tmp, "ref_klass.db"))
+    make_sync(db, fake, streams="kobject,custom_attribute_metadata")
+    pull(db)
+    ref_equal(db, fake, "reference with kobjects",
+              [("custom_attribute_metadata", "custom_attribute_metadata")],
+              klasses=True)
+    db.close()
+
+
+def t_reimport(so, fake, tmp):
+    fake.reset()
+    db = open_db(so, os.path.join(tmp, "reimport.db"))
+    make_sync(db, fake, streams="user,brand", reimport_hours=0)
+    pull(db)
+    brand = fake.dump("brand")[0]["id"]
+    fake.ctl("POST", "/_fake/delete", {"type": "brand", "id": brand,
+                                       "soft": False})
+    user = fake.dump("user")[1]["id"]
+    fake.ctl("POST", "/_fake/delete", {"type": "user", "id": user,
+                                       "soft": True})
+    s = pull(db)
+    r = db.execute("select _deleted from brand where id=?", (brand,)
+                   ).fetchone()
+    report("reimport_hours=0: every pull makes a pass; the gone brand is "
+           "_deleted=1", r == (1,) and s["streams"]["brand"]["requests"] > 0,
+           (r, s))
+    r = db.execute("select _deleted from user where id=?", (user,)).fetchone()
+    report("reimport_hours=0: a deleted user (read from ?deleted=true) is "
+           "_deleted=1", r == (1,), r)
+    ref_equal(db, fake, "reimport", [("user", "user")])
+
+    # a pass that fails sweeps nothing
+    user2 = fake.dump("user")[2]["id"]
+    fake.ctl("POST", "/_fake/delete", {"type": "user", "id": user2,
+                                       "soft": False})
+    before = db.execute("select count(*) from user where _deleted=1"
+                        ).fetchone()[0]
+    fake.ctl("POST", "/_fake/config", {"fail_every": 1})
+    s = pull(db, "ks", 20)
+    fake.ctl("POST", "/_fake/config", {"fail_every": 0})
+    after = db.execute("select count(*) from user where _deleted=1"
+                       ).fetchone()[0]
+    st = state(db)["user"]
+    report("a failed pass sweeps nothing and keeps its error (%s)"
+           % st["error"], after == before and st["error"] and
+           "503" in st["error"], (before, after, st))
+    s = pull(db)
+    r = db.execute("select _deleted from user where id=?", (user2,)
+                   ).fetchone()
+    st = state(db)["user"]
+    report("the next pull completes the pass: the gone user is _deleted=1, "
+           "the error cleared", r == (1,) and st["error"] is None, (r, st))
+    db.close()
+
+
+def t_audit(so, fake, tmp):
+    fake.reset()
+    db = open_db(so, os.path.join(tmp, "audit.db"))
+    make_sync(db, fake, streams="customer,conversation,audit_log")
+    s = pull(db)
+    report("audit: the first pull reads the log (no error)",
+           s["errors"] == [] and "audit_log" in s["streams"], s)
+    cust = [c for c in fake.dump("customer")
+            if c["attributes"].get("emails")][0]["id"]
+    conv = fake.dump("conversation")[3]["id"]
+    fake.ctl("POST", "/_fake/delete", {"type": "customer", "id": cust,
+                                       "soft": False})
+    fake.ctl("POST", "/_fake/delete", {"type": "conversation", "id": conv,
+                                       "soft": False})
+    s = pull(db)
+    r = db.execute("select _deleted from customer where id=?", (cust,)
+                   ).fetchone()
+    report("audit: a customer deleted at Kustomer (gone from every search) "
+           "is _deleted=1", r == (1,), r)
+    r = db.execute("select count(*), sum(_deleted) from customer_email where "
+                   "customer_id=?", (cust,)).fetchone()
+    report("audit: and its child rows (%s)" % (r,), r[0] > 0 and r[0] == r[1],
+           r)
+    r = db.execute("select _deleted from conversation where id=?", (conv,)
+                   ).fetchone()
+    report("audit: a deleted conversation is _deleted=1", r == (1,), r)
+    r = db.execute("select count(*) from customer where _deleted=1"
+                   ).fetchone()[0]
+    report("audit: nothing else is marked", r == 1, r)
+    report("audit: the summary counts the two deletes",
+           s["streams"]["audit_log"]["deleted"] == 2, s["streams"])
+    s = pull(db)
+    report("audit: an entry is read once", s["streams"]["audit_log"]["rows"]
+           == 0, s["streams"]["audit_log"])
+    reqs = [x for x in fake.requests() if x["path"].startswith(
+        "/v1/audit-logs")]
+    last = reqs[-1]["path"]
+    report("audit: it reads after the last entry read", "after=" in last and
+           "filter%5Bstart%5D=" in last, last)
+
+    # a key without the role: this stream alone stops, until a resync
+    fake.ctl("POST", "/_fake/config", {"audit_forbidden": True})
+    s = pull(db)
+    st = state(db)["audit_log"]
+    report("audit: a 403 disables the stream, with its error (%s)"
+           % st["error"], st["phase"] == "disabled" and "403" in
+           (st["error"] or ""), st)
+    report("audit: the other streams go on", s["streams"]["customer"]
+           ["caught_up"] and s["streams"]["customer"]["error"] is None, s)
+    n = fake.count()
+    pull(db)
+    reqs = [x for x in fake.requests()[-(fake.count() - n) or len(
+        fake.requests()):] if x["path"].startswith("/v1/audit-logs")]
+    report("audit: a disabled stream makes no request",
+           fake.count() - n > 0 and not reqs, reqs[:1])
+    fake.ctl("POST", "/_fake/config", {"audit_forbidden": False})
+    db.execute("insert into ks(ks, arg) values('resync', 'audit_log')")
+    s = pull(db)
+    st = state(db)["audit_log"]
+    report("audit: resync enables it again", st["phase"] == "incremental"
+           and st["error"] is None and s["streams"]["audit_log"]["rows"] >= 2,
+           (st, s["streams"]["audit_log"]))
+    db.close()
+
+
+def snapshot(db):
+    """Every table of the sync but its shadow tables, as sets of rows."""
+    out = {}
+    for (t,) in db.execute("select name from sqlite_schema where type="
+                           "'table' and name not like 'ks_%' and name not "
+                           "like 'kustomer_%' and sql not like 'create "
+                           "virtual%'"):
+        out[t] = set(db.execute('select * from "%s"' % t).fetchall())
+    return out
+
+
+def t_rebuild(so, fake, tmp):
+    fake.reset()
+    db = open_db(so, os.path.join(tmp, "rebuild.db"))
+    make_sync(db, fake, streams="customer,conversation,kobject,team")
+    pull(db)
+    gone = fake.dump("customer")[2]["id"]
+    fake.ctl("POST", "/_fake/delete", {"type": "customer", "id": gone,
+                                       "soft": False})
+    db.execute("insert into ks(ks, arg) values('resync', 'customer')")
+    pull(db)
+    before = snapshot(db)
+    n = fake.count()
+    # what a user (or an older version of the mapping) may have left
+    db.execute("begin")
+    db.execute("delete from customer_email")
+    db.execute("delete from conversation_tag")
+    db.execute("delete from team_member")
+    db.execute("update customer set name=null, display_name='x'")
+    db.execute("update kobject set klass_name=klass_name, title=null")
+    db.execute("commit")
+    db.execute("insert into ks(ks) values('rebuild')")
+    after = snapshot(db)
+    bad = {t: (len(before[t] - after.get(t, set())),
+               len(after.get(t, set()) - before[t]))
+           for t in before if before[t] != after.get(t)}
+    report("rebuild: every table is again what the pull wrote (%d tables)"
+           % len(before), not bad, bad)
+    report("rebuild: no request", fake.count() == n, fake.count() - n)
+    r = db.execute("select _deleted from customer where id=?", (gone,)
+                   ).fetchone()
+    report("rebuild: a swept row stays _deleted=1", r == (1,), r)
+    db.execute("begin")
+    db.execute("insert into ks(ks) values('rebuild')")
+    db.execute("update customer set name='inside' where rowid=1")
+    db.execute("rollback")
+    report("rebuild: runs in the caller's transaction",
+           snapshot(db) == before, "")
+    expect_error("rebuild: an argument is refused",
+                 lambda: db.execute("insert into ks(ks, arg) values("
+                                    "'rebuild', 'customer')"), "no argument")
+    db.execute("update customer set _record='{oops' where id=(select min(id)"
+               " from customer)")
+    expect_error("rebuild: a _record that is not JSON is named",
+                 lambda: db.execute("insert into ks(ks) values('rebuild')"),
+                 "_record", ("customer row",))
+    db.close()
+    db = open_db(so, os.path.join(tmp, "rebuild_norecord.db"))
+    make_sync(db, fake, streams="customer", record=0)
+    expect_error("rebuild: without _record (record=0) it says to resync",
+                 lambda: db.execute("insert into ks(ks) values('rebuild')"),
+                 "record=0")
+    db.close()
+
+
+def sha(salt, value):
+    return hashlib.sha256(salt + value.encode()).hexdigest()
+
+
+def cleartexts(fake):
+    """What hash= and block= of t_privacy must keep out of the file."""
+    out = set()
+    for c in fake.dump("customer"):
+        a = c["attributes"]
+        out |= {e["email"] for e in a.get("emails") or []}
+        out |= {e["email"] for e in a.get("sharedEmails") or []}
+        out |= {p["phone"] for p in a.get("phones") or []}
+        out |= {a[k] for k in ("name", "displayName") if a.get(k)}
+    for n in fake.dump("note"):
+        if n["attributes"].get("body"):
+            out.add(n["attributes"]["body"])
+    for k in fake.dump("kobject_order"):
+        for f in ("title", "description"):
+            if k["attributes"].get(f):
+                out.add(k["attributes"][f])
+    return {v for v in out if len(v) >= 6}
+
+
+def file_bytes(path):
+    data = b""
+    for f in (path, path + "-wal", path + "-journal"):
+        if os.path.exists(f):
+            with open(f, "rb") as fh:
+                data += fh.read()
+    return data
+
+
+PRIVACY = dict(streams="customer,note,kobject",
+               hash="customer_email.email,customer.name,customer.display_name,"
+               "kobject_order.title,kobject_order.description",
+               block="note.body,customer_phone,customer_shared_email")
+
+
+def t_privacy(so, fake, tmp):
+    fake.reset()
+    path = os.path.join(tmp, "privacy.db")
+    db = open_db(so, path)
+    db.execute("pragma journal_mode=wal")
+    make_sync(db, fake, **PRIVACY)
+    s = pull(db)
+    report("privacy: the pull has no error", s["errors"] == [], s)
+    salt = bytes.fromhex(db.execute("select v from ks_config where k="
+                                    "'hash_salt'").fetchone()[0])
+    report("privacy: a 32-byte salt is made at CREATE", len(salt) == 32,
+           len(salt))
+    want = {(c["id"], sha(salt, e["email"])) for c in fake.dump("customer")
+            for e in c["attributes"].get("emails") or []}
+    got = set(db.execute("select customer_id, email from customer_email"))
+    report("privacy: customer_email.email is sha256(salt || email) (%d)"
+           % len(want), want == got and want, diff(want, got))
+    want = {(c["id"], sha(salt, c["attributes"]["name"]))
+            for c in fake.dump("customer")}
+    got = set(db.execute("select id, name from customer"))
+    report("privacy: customer.name is hashed", want == got, diff(want, got))
+    want = {(k["id"], sha(salt, k["attributes"]["title"]))
+            for k in fake.dump("kobject_order")}
+    got = set(db.execute("select id, title from kobject_order"))
+    report("privacy: kobject_order.title is hashed", want == got,
+           diff(want, got))
+    got = set(db.execute("select id, json_extract(_record, "
+                         "'$.attributes.title') from kobject where "
+                         "klass_name='order'"))
+    report("privacy: and so is the title in kobject's _record", want == got,
+           diff(want, got))
+    report("privacy: note has no body column; customer_phone and "
+           "customer_shared_email are not made",
+           "body" not in [r[1] for r in db.execute("pragma table_info(note)")]
+           and not table_exists(db, "customer_phone")
+           and not table_exists(db, "customer_shared_email"), "")
+    rec = json.loads(db.execute("select _record from customer limit 1"
+                                ).fetchone()[0])
+    report("privacy: _record says what was hashed and blocked",
+           "phones" not in rec["attributes"] and
+           set(rec.get("_sync", {}).get("blocked", [])) >=
+           {"customer_phone", "customer_shared_email"}, rec.get("_sync"))
+    db.execute("insert into ks(ks) values('rebuild')")
+    got = set(db.execute("select id, name from customer"))
+    want = {(c["id"], sha(salt, c["attributes"]["name"]))
+            for c in fake.dump("customer")}
+    report("privacy: rebuild does not hash twice", want == got,
+           diff(want, got))
+    secrets = cleartexts(fake)
+    data = file_bytes(path)
+    leaked = sorted(v for v in secrets if v.encode() in data)
+    report("privacy: no hashed or blocked value in the file or its WAL "
+           "(%d values, %d bytes)" % (len(secrets), len(data)),
+           secrets and not leaked, leaked[:5])
+    db.execute("pragma wal_checkpoint(truncate)")
+    db.close()
+    data = file_bytes(path)
+    leaked = sorted(v for v in secrets if v.encode() in data)
+    report("privacy: none after a checkpoint either", not leaked, leaked[:5])
+
+    # the salt from the environment: the same hashes in two files
+    os.environ["KS_TEST_SALT"] = "pepper-for-both"
+    sets = settings(fake, hashSaltEnv="KS_TEST_SALT")
+    hashes = []
+    for i in range(2):
+        db = open_db(so, os.path.join(tmp, "salt%d.db" % i))
+        db.execute(create_sql(fake, sets=sets, **dict(FAST, streams="customer",
+                                                      hash="customer.name")))
+        pull(db)
+        hashes.append(set(db.execute("select id, name from customer")))
+        report("privacy: hashSaltEnv: no salt is stored (file %d)" % i,
+               db.execute("select count(*) from ks_config where k="
+                          "'hash_salt'").fetchone()[0] == 0, "")
+        db.close()
+    want = {(c["id"], sha(b"pepper-for-both", c["attributes"]["name"]))
+            for c in fake.dump("customer")}
+    report("privacy: hashSaltEnv: both files hash alike, with that salt",
+           hashes[0] == hashes[1] == want, diff(want, hashes[0]))
+    del os.environ["KS_TEST_SALT"]
+    db = open_db(so, os.path.join(tmp, "salt0.db"))
+    expect_error("privacy: hashSaltEnv unset: the pull says which variable",
+                 lambda: pull(db), "KS_TEST_SALT", ("kustomer_pull()",))
+    db.close()
+
+    db = open_db(so, os.path.join(tmp, "privacy_args.db"))
+    for label, args, want in [
+            ("a primary key", {"hash": "customer.id"}, "is a key"),
+            ("updated_at", {"block": "customer.updated_at"}, "is a key"),
+            ("a relationship", {"hash": "note.customer_id"}, "is a key"),
+            ("a child table's key", {"hash": "conversation_tag.tag_id"},
+             "is a key"),
+            ("a table without a column", {"hash": "customer_email"},
+             "names no column"),
+            ("an unknown table", {"block": "bogus.x"}, "not a table"),
+            ("a bad item", {"hash": "customer."}, "table.column")]:
+        expect_error("privacy: CREATE refuses hash/block of %s" % label,
+                     lambda: db.execute(create_sql(fake, **args)), want,
+                     ("hash" if "hash" in args else "block",))
+    db.execute(create_sql(fake, name="kb", block="note"))
+    names = {r[0] for r in db.execute("select stream from kb")}
+    report("privacy: block='note' leaves the note stream out",
+           "note" not in names and "customer" in names and
+           not table_exists(db, "note"), names)
+    db.close()
+
+
+def t_arguments(so, fake, tmp):
+    db = open_db(so, os.path.join(tmp, "args.db"))
+    expect_error("arguments: an unknown stream names the groups",
+                 lambda: db.execute(create_sql(fake, streams="reference,bogus")),
+                 "bogus", ("core, reference, all",))
+    expect_error("arguments: reimport_hours out of range",
+                 lambda: db.execute(create_sql(fake, reimport_hours=-1)),
+                 "reimport_hours")
+    db.execute(create_sql(fake, name="ka", streams="all"))
+    names = {r[0] for r in db.execute("select stream from ka")}
+    report("arguments: streams='all' holds core and reference streams",
+           {"customer", "audit_log", "user", "sla",
+            "custom_attribute_metadata"} <= names, names)
+    db.close()
+
+
+def run(name, fn, *args):
+    try:
+        return fn(*args)
+    except Exception as e:  # one test's crash must not hide the others
+        tb = traceback.format_exc().strip().splitlines()
+        report("%s: ran to its end" % name, False,
+               "%s: %s (%s)" % (type(e).__name__, e, " | ".join(tb[-3:])))
+        return None
+
+
+def main():
+    so = ktap.so_path(sys.argv, ROOT)
+    tmp = tempfile.mkdtemp(prefix="ksyncref")
+    t0 = time.time()
+    fake = Fake(*SEED)
+    try:
+        run("reference", t_reference, so, fake, tmp)
+        run("reimport", t_reimport, so, fake, tmp)
+        run("audit", t_audit, so, fake, tmp)
+        run("rebuild", t_rebuild, so, fake, tmp)
+        run("privacy", t_privacy, so, fake, tmp)
+        run("arguments", t_arguments, so, fake, tmp)
+    finally:
+        fake.stop()
+    print("# test_sync_ref.py: %.1f s" % (time.time() - t0))
+    sys.exit(1 if ktap.FAILED else 0)
+
+
+if __name__ == "__main__":
+    main()
