@@ -454,7 +454,7 @@ void kustomer_args_bind(const KArgSpec *a, const void *pStruct,
     case KARG_REAL: {
       /* whole numbers as integers: they read back as they were written */
       double r = *(const double*)p;
-      if( r==(double)(sqlite3_int64)r && r>-9e15 && r<9e15 ){
+      if( r>-9e15 && r<9e15 && r==(double)(sqlite3_int64)r ){
         sqlite3_bind_int64(pStmt, iParam, (sqlite3_int64)r);
       }else{
         sqlite3_bind_double(pStmt, iParam, r);

@@ -214,8 +214,9 @@ static int val_of(const cJSON *v, const char *zKey, Val *pOut,
       return SQLITE_OK;
     case cJSON_Number:
       *pzType = "NUMERIC";
-      if( v->valuedouble==(double)(sqlite3_int64)v->valuedouble
-       && v->valuedouble>-9e15 && v->valuedouble<9e15 ){
+      /* the range first: casting a double out of range is undefined */
+      if( v->valuedouble>-9e15 && v->valuedouble<9e15
+       && v->valuedouble==(double)(sqlite3_int64)v->valuedouble ){
         pOut->eType = SQLITE_INTEGER;
         pOut->i = (sqlite3_int64)v->valuedouble;
       }else{
