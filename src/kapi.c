@@ -102,6 +102,33 @@ char *kustomer_api_redact(char *zMsg, const char *zAuth){
 
 /* ---- Kustomer's message -------------------------------------------------- */
 
+/* Make z valid UTF-8 in place: a byte that starts no valid sequence
+** becomes '?' (a server's bytes go into error messages and rows). */
+static void utf8_repair(char *z){
+  unsigned char *u = (unsigned char*)z;
+  while( *u ){
+    unsigned c = *u;
+    int k, j;
+    if( c<0x80 ){ u++; continue; }
+    if( c>=0xC2 && c<0xE0 ) k = 1;
+    else if( c>=0xE0 && c<0xF0 ) k = 2;
+    else if( c>=0xF0 && c<0xF5 ) k = 3;
+    else k = -1;
+    for(j=1; k>0 && j<=k; j++){
+      if( (u[j] & 0xC0)!=0x80 ) k = -1;
+    }
+    if( k>0 && ((c==0xE0 && u[1]<0xA0) || (c==0xED && u[1]>=0xA0)
+             || (c==0xF0 && u[1]<0x90) || (c==0xF4 && u[1]>=0x90)) ){
+      k = -1;               /* overlong, a surrogate, beyond U+10FFFF */
+    }
+    if( k<0 ){
+      *u++ = '?';
+    }else{
+      u += k+1;
+    }
+  }
+}
+
 char *kustomer_api_message(const KHttpResp *pResp, int nMax){
   char *zErr = 0, *zOut = 0;
   cJSON *pDoc = 0;
@@ -130,7 +157,8 @@ char *kustomer_api_message(const KHttpResp *pResp, int nMax){
     if( zOut ) return zOut;
   }
   /* Not Kustomer's shape: the start of the body, cut on a character
-  ** boundary, control characters blanked so the message stays one line. */
+  ** boundary, control characters blanked so the message stays one line,
+  ** bytes that are not UTF-8 as '?'. */
   n = pResp->nBody>nMax ? nMax : pResp->nBody;
   while( n>0 && n<pResp->nBody && (pResp->zBody[n] & 0xC0)==0x80 ) n--;
   if( n==0 ) return 0;
@@ -139,6 +167,7 @@ char *kustomer_api_message(const KHttpResp *pResp, int nMax){
   for(i=0; zOut && zOut[i]; i++){
     if( (unsigned char)zOut[i]<0x20 ) zOut[i] = ' ';
   }
+  if( zOut ) utf8_repair(zOut);
   return zOut;
 }
 

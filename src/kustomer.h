@@ -950,6 +950,17 @@ int kustomer_syncmap_record(KSyncMap *p, const char *zTable,
 int kustomer_syncmap_privacy(KSyncMap *p, const char *zHash,
                              const char *zBlock, const unsigned char *aSalt,
                              int nSalt);
+/* history=: main tables (comma-separated) kept in history mode too, in
+** <table>_history (with their link and value child tables'), made when
+** the table is. */
+int kustomer_syncmap_history(KSyncMap *p, const char *zList);
+/* custom='json': custom attributes in one JSON column "custom" rather
+** than a custom_<name> column each. */
+void kustomer_syncmap_custom_json(KSyncMap *p, int bJson);
+/* system_columns='fivetran': tables made from now on also have
+** _fivetran_synced, _fivetran_deleted (and in history tables
+** _fivetran_start, _fivetran_end, _fivetran_active) as generated columns. */
+void kustomer_syncmap_fivetran(KSyncMap *p, int bFivetran);
 /* What zTable is: 1 a main table, 2 a child table (*pzParent its
 ** parent's), 0 none a sync makes. */
 int kustomer_syncmap_table_kind(const char *zTable, const char **pzParent);
@@ -1013,6 +1024,10 @@ struct KSyncConfig {
   char *zPrefix;            /* table-name prefix */
   char *zHash;              /* hash='table.column,...' */
   char *zBlock;             /* block='table.column,table,...' */
+  char *zHistory;           /* history='conversation,...' */
+  char *zCustom;            /* custom='columns' (NULL) or 'json' */
+  char *zSystem;            /* system_columns='short' (NULL) or 'fivetran' */
+  char *zBackfill;          /* backfill='oldest_first' (NULL) or 'recent_first' */
   char *zSalt;              /* the hash salt made at CREATE (hex), or NULL */
   int bRecord;              /* keep _record */
   int progress;
@@ -1024,13 +1039,17 @@ int kustomer_sync_config_read(sqlite3 *db, const char *zDb, const char *zName,
 void kustomer_sync_config_clear(KSyncConfig *p);
 /* The stream of a name (kobject:<klass> is "kobject"), or -1. */
 int kustomer_sync_stream_find(const char *zName);
+/* The phase a search stream starts in: "archive", or with
+** backfill='recent_first' "recent" (the last day first). */
+const char *kustomer_sync_search_start(const KSyncConfig *p);
 /* Whether block= names table zTable (without the prefix) whole. */
 int kustomer_sync_blocked(const KSyncConfig *p, const char *zTable);
-/* Give the sync's hash= and block= to a map, with the salt (from the
-** variable settings.hashSaltEnv names, else the one made at CREATE).
-** SQLITE_ERROR with *pzErr (no prefix) when the salt is missing. */
-int kustomer_sync_privacy(const KSyncConfig *p, KSyncMap *pMap,
-                          char **pzErr);
+/* Give the sync's custom=, history=, block= and (bHash) hash= to a map,
+** with the salt (from the variable settings.hashSaltEnv names, else the
+** one made at CREATE).  SQLITE_ERROR with *pzErr (no prefix) when the
+** salt is missing. */
+int kustomer_sync_map_setup(const KSyncConfig *p, KSyncMap *pMap,
+                            int bHash, char **pzErr);
 
 /* ---- registration (one function per module, called from the entry) ----- */
 int kustomer_register_functions(sqlite3 *db);

@@ -75,6 +75,7 @@ struct Stream {
   char *zPassStarted;       /* a resync pass: when it started */
   char *zBack;              /* reference pass: "<part> <path>" to read next */
   char *zNextDue;           /* reference streams: the next pass is due */
+  char *zRecentFrom;        /* recent_first: the last day's start */
   /* this run */
   int nRows, nDeleted, nPages, nRequests;
   int nPendingRequests;     /* requests not yet written to the state */
@@ -191,7 +192,8 @@ static int state_write(Pull *p, Stream *s, int nRows, int nDeleted,
       " tie_page=?4, tie_total=?5, pass_started_at=?6,"
       " \"rows\"=\"rows\"+?7, deleted=deleted+?8, pages=pages+?9,"
       " requests=requests+?10, last_ok_at=coalesce(?11, last_ok_at),"
-      " error=?12, search_key=?14", p->zDb, p->zName);
+      " error=?12, search_key=?14, back_cursor=?15, next_due_at=?16",
+      p->zDb, p->zName);
   int rc;
   char zNow[KUSTOMER_ISO_LEN];
   if( zSql==0 ) return SQLITE_NOMEM;
@@ -213,6 +215,8 @@ static int state_write(Pull *p, Stream *s, int nRows, int nDeleted,
   sqlite3_bind_text(pStmt, 12, s->zError, -1, SQLITE_STATIC);
   sqlite3_bind_text(pStmt, 13, s->zName, -1, SQLITE_STATIC);
   sqlite3_bind_text(pStmt, 14, s->zContext ? s->zKey : 0, -1, SQLITE_STATIC);
+  sqlite3_bind_text(pStmt, 15, s->zBack, -1, SQLITE_STATIC);
+  sqlite3_bind_text(pStmt, 16, s->zNextDue, -1, SQLITE_STATIC);
   sqlite3_step(pStmt);
   rc = sqlite3_finalize(pStmt);
   if( rc==SQLITE_OK ) s->nPendingRequests = 0;
@@ -505,9 +509,20 @@ static int search_after(Pull *p, Stream *s, const char *zMax, int nRows){
   }
   if( nRows<p->cfg.pageSize ){
     if( zMax[0] ) str_set(&s->zCursor, zMax);
-    if( strcmp(s->zPhase, "archive")==0 ){
+    if( strcmp(s->zPhase, "recent")==0 ){
+      /* the last day is read: now the history, up to where it ends (the
+      ** last day is read again: it is one day) */
+      str_set(&s->zBack, s->zCursor ? s->zCursor : s->zRecentFrom);
+      str_set(&s->zCursor, 0);
+      str_set(&s->zPhase, "archive");
+    }else if( strcmp(s->zPhase, "archive")==0 ){
       str_set(&s->zPhase, "backfill");
     }else{
+      if( s->zBack && (s->zCursor==0 || strcmp(s->zBack, s->zCursor)>0) ){
+        /* recent_first: the history is read; on from the last day's end */
+        str_set(&s->zCursor, s->zBack);
+      }
+      str_set(&s->zBack, 0);
       str_set(&s->zPhase, "incremental");
       s->bDone = s->bCaughtUp = 1;
       if( s->zPassStarted && p->cfg.zStartDate==0 ){
@@ -548,6 +563,15 @@ static int search_key_other(Stream *s){
   return 1;
 }
 
+/* meta.total as an integer (a huge or negative one clamped: casting a
+** double out of range is undefined). */
+static sqlite3_int64 total_of(const cJSON *pTotal){
+  double r = pTotal->valuedouble;
+  if( !(r>=0) ) return 0;
+  if( r>9e15 ) return (sqlite3_int64)9e15;
+  return (sqlite3_int64)r;
+}
+
 /* One page of a search stream. */
 static void search_page(Pull *p, Stream *s){
   char zFrom[KUSTOMER_ISO_LEN], zMax[KUSTOMER_ISO_LEN];
@@ -574,8 +598,18 @@ static void search_page(Pull *p, Stream *s){
     sqlite3_int64 ms = s->zCursor ? iso_ms(s->zCursor)
                      : p->cfg.zStartDate ? iso_ms(p->cfg.zStartDate) : 0;
     if( s->bFirst && s->zCursor ) ms -= (sqlite3_int64)(p->cfg.lookback*1000);
+    if( s->zCursor==0 && strcmp(s->zPhase, "recent")==0 ){
+      /* recent_first: the last day first (not before start_date) */
+      sqlite3_int64 msDay = (sqlite3_int64)(kustomer_wall()*1000) - 86400000;
+      if( msDay>ms ) ms = msDay;
+    }
     if( ms<0 ) ms = 0;
     kustomer_iso_format(ms, zFrom);
+    if( strcmp(s->zPhase, "recent")==0 ) str_set(&s->zRecentFrom, zFrom);
+    if( s->zBack && strcmp(s->zPhase, "recent")!=0 ){
+      /* recent_first's history ends where the last day's reading did */
+      zTo = s->zBack;
+    }
   }
   s->bFirst = 0;
   zPath = sqlite3_mprintf("/v1/customers/%ssearch?page=%d&pageSize=%d",
@@ -606,17 +640,16 @@ static void search_page(Pull *p, Stream *s){
     if( pDoc ){
       pTotal = kustomer_json_member(kustomer_json_member(pDoc, "meta"),
                                     "total");
-      if( cJSON_IsNumber(pTotal) ) s->nTotal = (sqlite3_int64)pTotal->valuedouble;
+      if( cJSON_IsNumber(pTotal) ) s->nTotal = total_of(pTotal);
       if( s->zTieAt && s->iPage>1 && cJSON_IsNumber(pTotal)
-       && (sqlite3_int64)pTotal->valuedouble!=s->nTieTotal ){
+       && total_of(pTotal)!=s->nTieTotal ){
         /* the tied set changed between pages: read it again from page 1 */
-        s->nTieTotal = (sqlite3_int64)pTotal->valuedouble;
+        s->nTieTotal = total_of(pTotal);
         s->iPage = 1;
         page_commit(p, s, pData, zMax, 0);
       }else{
         if( s->zTieAt && s->iPage==1 ){
-          s->nTieTotal = cJSON_IsNumber(pTotal)
-                       ? (sqlite3_int64)pTotal->valuedouble : -1;
+          s->nTieTotal = cJSON_IsNumber(pTotal) ? total_of(pTotal) : -1;
         }
         page_commit(p, s, pData, zMax, search_after);
       }
@@ -979,11 +1012,6 @@ static int ref_commit(Pull *p, Stream *s, const cJSON *pDoc,
     if( s->zBack==0 && rc==SQLITE_OK ) rc = ref_pass_end(p, s);
   }
   if( rc==SQLITE_OK ) rc = state_write(p, s, nRows, nDeleted, 1);
-  if( rc==SQLITE_OK ){
-    rc = pull_exec(p, sqlite3_mprintf("UPDATE \"%w\".\"%w_state\" SET"
-                   " back_cursor=%Q, next_due_at=%Q WHERE stream=%Q",
-                   p->zDb, p->zName, s->zBack, s->zNextDue, s->zName));
-  }
   rc = pull_end(p, rc);
   if( rc==SQLITE_OK ){
     s->nRows += nRows;
@@ -1131,11 +1159,6 @@ static int audit_commit(Pull *p, Stream *s, const cJSON *pData,
     }
   }
   if( rc==SQLITE_OK ) rc = state_write(p, s, nRows, nDeleted, 1);
-  if( rc==SQLITE_OK ){
-    rc = pull_exec(p, sqlite3_mprintf("UPDATE \"%w\".\"%w_state\" SET"
-                   " back_cursor=%Q WHERE stream=%Q", p->zDb, p->zName,
-                   s->zBack, s->zName));
-  }
   rc = pull_end(p, rc);
   if( rc==SQLITE_OK ){
     s->nRows += nRows;
@@ -1239,6 +1262,7 @@ static void stream_clear(Stream *s){
   sqlite3_free(s->zPassStarted);
   sqlite3_free(s->zBack);
   sqlite3_free(s->zNextDue);
+  sqlite3_free(s->zRecentFrom);
   sqlite3_free(s->zError);
   memset(s, 0, sizeof(*s));
 }
@@ -1355,8 +1379,9 @@ static int klass_stream_add(Pull *p, const char *zKlass){
     rc = pull_begin(p);
     if( rc==SQLITE_OK ){
       rc = pull_exec(p, sqlite3_mprintf("INSERT OR IGNORE INTO"
-                     " \"%w\".\"%w_state\"(stream, phase) VALUES(%Q,"
-                     " 'archive')", p->zDb, p->zName, zName));
+                     " \"%w\".\"%w_state\"(stream, phase) VALUES(%Q, %Q)",
+                     p->zDb, p->zName, zName,
+                     kustomer_sync_search_start(&p->cfg)));
       if( rc==SQLITE_OK ) rc = kustomer_syncmap_table(p->pMap, zTable);
       rc = pull_end(p, rc);
     }
@@ -1559,7 +1584,7 @@ static int pull_claim(Pull *p){
   }
   if( rc==SQLITE_OK && p->zFatal==0 ){
     char *zErr = 0;
-    rc = kustomer_sync_privacy(&p->cfg, p->pMap, &zErr);
+    rc = kustomer_sync_map_setup(&p->cfg, p->pMap, 1, &zErr);
     if( zErr ) pull_fatal(p, sqlite3_mprintf("kustomer_pull(): %z", zErr));
   }
   if( p->zFatal && rc==SQLITE_OK ) rc = SQLITE_ERROR;

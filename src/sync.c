@@ -115,6 +115,11 @@ static const KArgSpec aSyncArg[] = {
   { "prefix", KARG_TEXT, offsetof(KSyncConfig, zPrefix), 0, 0, 0, 0, 0 },
   { "hash", KARG_TEXT, offsetof(KSyncConfig, zHash), 0, 0, 0, 0, 0 },
   { "block", KARG_TEXT, offsetof(KSyncConfig, zBlock), 0, 0, 0, 0, 0 },
+  { "history", KARG_TEXT, offsetof(KSyncConfig, zHistory), 0, 0, 0, 0, 0 },
+  { "custom", KARG_TEXT, offsetof(KSyncConfig, zCustom), 0, 0, 0, 0, 0 },
+  { "system_columns", KARG_TEXT, offsetof(KSyncConfig, zSystem), 0, 0, 0, 0,
+    0 },
+  { "backfill", KARG_TEXT, offsetof(KSyncConfig, zBackfill), 0, 0, 0, 0, 0 },
   { "record", KARG_BOOL, offsetof(KSyncConfig, bRecord), 1, 0, 0, 0, 0 },
   { "progress", KARG_BOOL, offsetof(KSyncConfig, progress), 0, 0, 0, 0, 0 },
   { 0, 0, 0, 0, 0, 0, 0, 0 }
@@ -224,6 +229,32 @@ static char *privacy_check(const char *zArg, const char *zList, int bBlock){
   return 0;
 }
 
+/* Each item of history=: a main table a sync makes. */
+static char *history_check(const char *zList){
+  const char *z = zList;
+  while( *z ){
+    const char *zEnd, *zParent = 0;
+    char zT[128];
+    int n;
+    while( *z==' ' || *z==',' ) z++;
+    if( *z==0 ) break;
+    for(zEnd=z; *zEnd && *zEnd!=','; zEnd++){}
+    n = (int)(zEnd - z);
+    while( n>0 && z[n-1]==' ' ) n--;
+    if( n>=(int)sizeof(zT) ) n = (int)sizeof(zT)-1;
+    memcpy(zT, z, (size_t)n);
+    zT[n] = 0;
+    if( kustomer_syncmap_table_kind(zT, &zParent)!=1 ){
+      return sqlite3_mprintf("history: '%s' is not a main table a sync makes"
+                             "%s%s%s", zT, zParent ? " (it is a child of " : "",
+                             zParent ? zParent : "", zParent ? ": name that)"
+                             : "");
+    }
+    z = zEnd;
+  }
+  return 0;
+}
+
 int kustomer_sync_blocked(const KSyncConfig *p, const char *zTable){
   const char *z = p->zBlock;
   size_t nTable = strlen(zTable);
@@ -257,11 +288,18 @@ static int hex_digit(char c){
   return -1;
 }
 
-int kustomer_sync_privacy(const KSyncConfig *p, KSyncMap *pMap,
-                          char **pzErr){
+int kustomer_sync_map_setup(const KSyncConfig *p, KSyncMap *pMap,
+                            int bHash, char **pzErr){
   unsigned char aSalt[256];
   int nSalt = 0, rc;
   *pzErr = 0;
+  kustomer_syncmap_custom_json(pMap, p->zCustom && strcmp(p->zCustom,
+                                                          "json")==0);
+  kustomer_syncmap_fivetran(pMap, p->zSystem && strcmp(p->zSystem,
+                                                       "fivetran")==0);
+  rc = kustomer_syncmap_history(pMap, p->zHistory);
+  if( rc ) return rc;
+  if( !bHash ) return kustomer_syncmap_privacy(pMap, 0, p->zBlock, 0, 0);
   if( p->zHash ){
     cJSON *pSet = kustomer_json_parse(p->zSettings,
                                       (int)strlen(p->zSettings), 0);
@@ -335,6 +373,25 @@ static char *config_check(KSyncConfig *p){
   }
   if( zErr==0 && p->zHash ) zErr = privacy_check("hash", p->zHash, 0);
   if( zErr==0 && p->zBlock ) zErr = privacy_check("block", p->zBlock, 1);
+  if( zErr==0 && p->zHistory ) zErr = history_check(p->zHistory);
+  if( zErr==0 && p->zCustom && strcmp(p->zCustom, "columns")!=0
+   && strcmp(p->zCustom, "json")!=0 ){
+    zErr = sqlite3_mprintf("custom must be 'columns' (a custom_<name> column"
+                           " per attribute) or 'json' (one custom column): "
+                           "%Q", p->zCustom);
+  }
+  if( zErr==0 && p->zBackfill && strcmp(p->zBackfill, "oldest_first")!=0
+   && strcmp(p->zBackfill, "recent_first")!=0 ){
+    zErr = sqlite3_mprintf("backfill must be 'oldest_first' or "
+                           "'recent_first' (the last day, then the rest): %Q",
+                           p->zBackfill);
+  }
+  if( zErr==0 && p->zSystem && strcmp(p->zSystem, "short")!=0
+   && strcmp(p->zSystem, "fivetran")!=0 ){
+    zErr = sqlite3_mprintf("system_columns must be 'short' (_synced_at, "
+                           "_deleted, ...) or 'fivetran' (_fivetran_synced, "
+                           "_fivetran_deleted, ... as well): %Q", p->zSystem);
+  }
   if( zErr==0 && p->zBlock ){
     /* a blocked table is never fetched: its stream is not synced */
     int i;
@@ -408,10 +465,31 @@ static int sync_exec(sqlite3 *db, char *zSql, char **pzErr){
   return rc;
 }
 
+const char *kustomer_sync_search_start(const KSyncConfig *p){
+  return p->zBackfill && strcmp(p->zBackfill, "recent_first")==0
+         ? "recent" : "archive";
+}
+
+/* A hash salt: 32 random bytes, as hex, into <name>_config. */
+static int salt_make(sqlite3 *db, const char *zDb, const char *zName){
+  unsigned char aRand[32];
+  char zHex[65];
+  int k;
+  sqlite3_randomness(sizeof(aRand), aRand);
+  for(k=0; k<32; k++){
+    zHex[2*k] = "0123456789abcdef"[aRand[k]>>4];
+    zHex[2*k+1] = "0123456789abcdef"[aRand[k]&15];
+  }
+  zHex[64] = 0;
+  return sync_exec(db, sqlite3_mprintf("INSERT OR REPLACE INTO"
+                   " \"%w\".\"%w_config\"(k, v) VALUES('hash_salt', %Q)",
+                   zDb, zName, zHex), 0);
+}
+
 /* The phase a stream starts in (and starts again in on resync). */
-static const char *stream_first_phase(int iStream){
+static const char *stream_first_phase(const KSyncConfig *p, int iStream){
   switch( kustomer_sync_stream[iStream].eKind ){
-    case KSYNC_SEARCH:  return "archive";
+    case KSYNC_SEARCH:  return kustomer_sync_search_start(p);
     case KSYNC_KLASSES: return "klasses";
     case KSYNC_REF:     return "reimport";
     case KSYNC_AUDIT:   return "incremental";
@@ -457,19 +535,7 @@ static int sync_create_tables(Sync *p, char **pzErr){
   }
   if( rc==SQLITE_OK && p->cfg.zHash && !salt_from_env(&p->cfg) ){
     /* 32 random bytes, unless the settings name a variable holding it */
-    unsigned char aRand[32];
-    char zHex[65];
-    int k;
-    sqlite3_randomness(sizeof(aRand), aRand);
-    for(k=0; k<32; k++){
-      zHex[2*k] = "0123456789abcdef"[aRand[k]>>4];
-      zHex[2*k+1] = "0123456789abcdef"[aRand[k]&15];
-    }
-    zHex[64] = 0;
-    sqlite3_bind_text(pPut, 1, "hash_salt", -1, SQLITE_STATIC);
-    sqlite3_bind_text(pPut, 2, zHex, -1, SQLITE_TRANSIENT);
-    sqlite3_step(pPut);
-    rc = sqlite3_reset(pPut);
+    rc = salt_make(p->db, p->zDb, p->zName);
   }
   sqlite3_finalize(pPut);
   for(i=0; rc==SQLITE_OK && kustomer_sync_stream[i].zName; i++){
@@ -477,15 +543,19 @@ static int sync_create_tables(Sync *p, char **pzErr){
     rc = sync_exec(p->db, sqlite3_mprintf(
         "INSERT INTO \"%w\".\"%w_state\"(stream, phase) VALUES(%Q, %Q)",
         p->zDb, p->zName, kustomer_sync_stream[i].zName,
-        stream_first_phase(i)), pzErr);
+        stream_first_phase(&p->cfg, i)), pzErr);
   }
   if( rc==SQLITE_OK ){
     rc = kustomer_syncmap_open(p->db, p->zDb, p->zName, p->cfg.zPrefix,
                                p->cfg.bRecord, &pMap);
   }
-  /* blocked child tables are not made (no salt is needed for that) */
-  if( rc==SQLITE_OK ) rc = kustomer_syncmap_privacy(pMap, 0, p->cfg.zBlock,
-                                                    0, 0);
+  /* blocked child tables are not made, history tables are (no salt is
+  ** needed for that) */
+  if( rc==SQLITE_OK ){
+    char *zErr = 0;
+    rc = kustomer_sync_map_setup(&p->cfg, pMap, 0, &zErr);
+    sqlite3_free(zErr);
+  }
   for(i=0; rc==SQLITE_OK && kustomer_sync_stream[i].zName; i++){
     if( (p->cfg.mStreams & (1u<<i))==0 ) continue;
     /* the audit log's deletes are marked in the other streams' tables */
@@ -546,7 +616,7 @@ static int sync_init(sqlite3 *db, int argc, const char *const *argv,
                             " last_ok_at TEXT, error TEXT, tie_at TEXT,"
                             " tie_page INTEGER, pass_started_at TEXT,"
                             " next_due_at TEXT, \"%w\" HIDDEN, arg HIDDEN)",
-                            argv[2]);
+                            p->zName);
   rc = zSchema ? sqlite3_declare_vtab(db, zSchema) : SQLITE_NOMEM;
   sqlite3_free(zSchema);
   if( rc ) goto fail;
@@ -711,10 +781,11 @@ static int sync_resync(Sync *p, sqlite3_value *pArg){
     /* kobject: every klass's stream; kobject:<klass>: that one */
     rc = sync_exec(p->db, sqlite3_mprintf(
         "UPDATE \"%w\".\"%w_state\" SET phase=CASE WHEN stream GLOB"
-        " 'kobject:*' THEN 'archive' ELSE %Q END, cursor=NULL,"
+        " 'kobject:*' THEN %Q ELSE %Q END, cursor=NULL,"
         " tie_at=NULL, tie_page=NULL, tie_total=NULL, back_cursor=NULL,"
         " pass_started_at=%Q, error=NULL WHERE %z",
-        p->zDb, p->zName, stream_first_phase(i), zNow,
+        p->zDb, p->zName, kustomer_sync_search_start(&p->cfg),
+        stream_first_phase(&p->cfg, i), zNow,
         zStream && strchr(zStream, ':') ? sqlite3_mprintf("stream=%Q", zStream)
         : bKlass ? sqlite3_mprintf("(stream='kobject' OR stream GLOB"
                                    " 'kobject:*')")
@@ -724,6 +795,97 @@ static int sync_resync(Sync *p, sqlite3_value *pArg){
   if( rc==SQLITE_OK && zStream && nChanged==0 ){
     return sync_error(p, sqlite3_mprintf("kustomer_sync: resync: %s does not"
                       " sync %Q", p->zName, zStream));
+  }
+  return rc;
+}
+
+/* set 'key=value': change one argument, checked as CREATE checks it.
+** What decides the tables already made (streams, exclude, prefix,
+** system_columns) cannot change: a new sync, or resync, does that. */
+static int sync_set(Sync *p, sqlite3_value *pArg){
+  static const char *const azFixed[] = {
+    "streams", "exclude", "prefix", "system_columns", "settings", 0
+  };
+  const char *zArg = (const char*)sqlite3_value_text(pArg);
+  const char *argv[4];
+  const KArgSpec *a;
+  KSyncConfig tmp, cfg;
+  char *zErr = 0, *zKey;
+  size_t nKey;
+  int i, rc;
+  if( zArg==0 || strchr(zArg, '=')==0 ){
+    return sync_error(p, sqlite3_mprintf("kustomer_sync: set takes "
+                      "'key=value' (as in CREATE): %Q", zArg ? zArg : ""));
+  }
+  for(nKey=0; zArg[nKey] && zArg[nKey]!='=' && zArg[nKey]!=' '; nKey++){}
+  zKey = sqlite3_mprintf("%.*s", (int)nKey, zArg);
+  if( zKey==0 ) return SQLITE_NOMEM;
+  for(i=0; azFixed[i] && strcmp(azFixed[i], zKey)!=0; i++){}
+  if( azFixed[i] ){
+    rc = sync_error(p, sqlite3_mprintf("kustomer_sync: set: %s cannot change"
+                    " (it decides the tables made): create another sync",
+                    zKey));
+    sqlite3_free(zKey);
+    return rc;
+  }
+  sqlite3_free(zKey);
+  argv[0] = argv[1] = argv[2] = "";
+  argv[3] = zArg;
+  memset(&tmp, 0, sizeof(tmp));
+  rc = kustomer_args_parse(aSyncArg, 4, argv, &tmp, &zErr);
+  if( rc==SQLITE_OK ){
+    rc = kustomer_sync_config_read(p->db, p->zDb, p->zName, &cfg, &zErr);
+  }else{
+    memset(&cfg, 0, sizeof(cfg));
+  }
+  for(a=aSyncArg; rc==SQLITE_OK && a->zKey; a++){
+    if( strncmp(zArg, a->zKey, strlen(a->zKey))==0
+     && (zArg[strlen(a->zKey)]=='=' || zArg[strlen(a->zKey)]==' ') ){
+      break;
+    }
+  }
+  if( rc==SQLITE_OK && a->zKey ){
+    /* the one field, from the parsed value into the stored configuration */
+    char *pDst = (char*)&cfg + a->iOff, *pSrc = (char*)&tmp + a->iOff;
+    size_t nField = a->eType==KARG_TEXT ? sizeof(char*)
+                  : a->eType==KARG_REAL ? sizeof(double) : sizeof(int);
+    char aSwap[sizeof(double)];
+    memcpy(aSwap, pDst, nField);
+    memcpy(pDst, pSrc, nField);
+    memcpy(pSrc, aSwap, nField);
+    zErr = config_check(&cfg);
+    if( zErr ) rc = SQLITE_ERROR;
+  }
+  if( rc==SQLITE_OK && a->zKey ){
+    sqlite3_stmt *pPut = 0;
+    char *zSql = sqlite3_mprintf("INSERT OR REPLACE INTO \"%w\".\"%w_config\""
+                                 "(k, v) VALUES(?1, ?2)", p->zDb, p->zName);
+    rc = zSql ? sqlite3_prepare_v2(p->db, zSql, -1, &pPut, 0) : SQLITE_NOMEM;
+    sqlite3_free(zSql);
+    if( rc==SQLITE_OK ){
+      sqlite3_bind_text(pPut, 1, a->zKey, -1, SQLITE_STATIC);
+      kustomer_args_bind(a, &cfg, pPut, 2);
+      sqlite3_step(pPut);
+      rc = sqlite3_finalize(pPut);
+    }
+    if( rc==SQLITE_OK && cfg.zHash && cfg.zSalt==0 && !salt_from_env(&cfg) ){
+      rc = salt_make(p->db, p->zDb, p->zName);
+    }
+  }
+  kustomer_sync_config_clear(&tmp);
+  if( rc==SQLITE_OK ){
+    kustomer_sync_config_clear(&p->cfg);
+    p->cfg = cfg;
+    rc = kustomer_sync_config_read(p->db, p->zDb, p->zName, &cfg, &zErr);
+    if( rc==SQLITE_OK ){
+      kustomer_sync_config_clear(&p->cfg);
+      p->cfg = cfg;
+    }
+  }else{
+    kustomer_sync_config_clear(&cfg);
+  }
+  if( zErr ){
+    rc = sync_error(p, sqlite3_mprintf("kustomer_sync: set: %z", zErr));
   }
   return rc;
 }
@@ -740,7 +902,7 @@ static int sync_rebuild(Sync *p){
   char *zErr = 0;
   rc = kustomer_syncmap_open(p->db, p->zDb, p->zName, p->cfg.zPrefix, 1,
                              &pMap);
-  if( rc==SQLITE_OK ) rc = kustomer_sync_privacy(&p->cfg, pMap, &zErr);
+  if( rc==SQLITE_OK ) rc = kustomer_sync_map_setup(&p->cfg, pMap, 1, &zErr);
   if( zErr ){
     kustomer_syncmap_close(pMap);
     return sync_error(p, sqlite3_mprintf("kustomer_sync: rebuild: %z", zErr));
@@ -763,13 +925,17 @@ static int sync_update(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
    || sqlite3_value_type(argv[2+SYNC_COMMAND])==SQLITE_NULL ){
     return sync_error(p, sqlite3_mprintf("kustomer_sync: %s shows the state "
                       "of the sync and is changed only by commands: INSERT"
-                      " INTO %s(%s[, arg]) VALUES('resync'[, 'stream']) or"
-                      " VALUES('rebuild')", p->zName, p->zName, p->zName));
+                      " INTO %s(%s[, arg]) VALUES('resync'[, 'stream']),"
+                      " VALUES('rebuild') or VALUES('set', 'key=value')",
+                      p->zName, p->zName, p->zName));
   }
   zCmd = (const char*)sqlite3_value_text(argv[2+SYNC_COMMAND]);
   if( zCmd && strcmp(zCmd, "resync")==0 ){
     sqlite3_value *pArg = argv[2+SYNC_ARG];
     return sync_resync(p, pArg);
+  }
+  if( zCmd && strcmp(zCmd, "set")==0 ){
+    return sync_set(p, argv[2+SYNC_ARG]);
   }
   if( zCmd && strcmp(zCmd, "rebuild")==0 ){
     if( sqlite3_value_type(argv[2+SYNC_ARG])!=SQLITE_NULL ){
@@ -779,7 +945,7 @@ static int sync_update(sqlite3_vtab *pVtab, int argc, sqlite3_value **argv,
     return sync_rebuild(p);
   }
   return sync_error(p, sqlite3_mprintf("kustomer_sync: unknown command %Q "
-                    "(known: resync, rebuild)", zCmd ? zCmd : ""));
+                    "(known: resync, rebuild, set)", zCmd ? zCmd : ""));
 }
 
 /* ---- Registration ------------------------------------------------------ */

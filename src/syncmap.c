@@ -269,6 +269,8 @@ struct MapTable {
   int nCol, nAlloc;
   sqlite3_stmt *pUpsert;    /* for these columns (NULL: to prepare) */
   sqlite3_stmt *pMark;      /* a child table: mark a parent's rows */
+  int bHist;                /* kept in history mode: <table>_history */
+  int nHistCol;             /* aCol entries the history table has */
   MapTable *pNext;
   /* the row being built: a value per column */
   Val *aVal;
@@ -290,7 +292,14 @@ struct KSyncMap {
   int nHash, nBlock;
   unsigned char *aSalt;
   int nSalt;
+  char **azHist;            /* history=: main tables kept in history mode */
+  int nHist;
+  int bCustomJson;          /* custom='json': one custom column */
+  int bFivetran;            /* system_columns='fivetran' */
 };
+
+static int hist_wanted(const KSyncMap *p, const MapTable *t);
+static int hist_create(KSyncMap *p, MapTable *t);
 
 static void map_error(KSyncMap *p, char *zMsg){
   sqlite3_free(p->zErr);
@@ -323,7 +332,8 @@ static MapTable *table_find(KSyncMap *p, const char *zName){
 /* The columns no record path fills. */
 static int is_fixed_column(const MapTable *t, const char *zName){
   if( strcmp(zName, "_record")==0 || strcmp(zName, "_synced_at")==0
-   || strcmp(zName, "_deleted")==0 ) return 1;
+   || strcmp(zName, "_deleted")==0
+   || strncmp(zName, "_fivetran_", 10)==0 ) return 1;
   if( t->pChild==0 ) return strcmp(zName, "id")==0;
   if( strcmp(zName, t->zParentCol)==0 ) return 1;
   if( t->pChild->eKind==CHILD_LINK ) return strcmp(zName, t->pChild->zCol)==0;
@@ -424,10 +434,44 @@ static int table_state(KSyncMap *p, const char *zFull, int *pbOurs){
 
 /* Create a table (and record its fixed columns), unless the sync made it
 ** before; a foreign table of the name is an error. */
+/* system_columns='fivetran': Fivetran's names for the system columns, as
+** generated columns (virtual: nothing is stored twice), so that SQL
+** written for a Fivetran warehouse runs unchanged.  Made with the table:
+** an ALTER TABLE inside CREATE VIRTUAL TABLE would free its arguments.
+** ePart: 1 _synced_at and _deleted, 2 the history columns, 3 both. */
+static const char *const azFivetran[] = {
+  "_fivetran_synced", "_synced_at", "_fivetran_deleted", "_deleted",
+  "_fivetran_start", "_start", "_fivetran_end", "_end",
+  "_fivetran_active", "_active", 0
+};
+
+static char *fivetran_clause(const KSyncMap *p, int ePart){
+  sqlite3_str *s;
+  int i;
+  if( !p->bFivetran ) return sqlite3_mprintf("");
+  s = sqlite3_str_new(0);
+  for(i=0; azFivetran[i]; i+=2){
+    if( (i<4 && !(ePart & 1)) || (i>=4 && !(ePart & 2)) ) continue;
+    sqlite3_str_appendf(s, ", \"%w\" GENERATED ALWAYS AS (\"%w\") VIRTUAL",
+                        azFivetran[i], azFivetran[i+1]);
+  }
+  return sqlite3_str_finish(s);
+}
+
+static int fivetran_record(KSyncMap *p, const char *zFull, int ePart){
+  int i, rc = SQLITE_OK;
+  for(i=0; p->bFivetran && rc==SQLITE_OK && azFivetran[i]; i+=2){
+    if( (i<4 && !(ePart & 1)) || (i>=4 && !(ePart & 2)) ) continue;
+    rc = columns_put(p, zFull, azFivetran[i], azFivetran[i+1], "",
+                     "system");
+  }
+  return rc;
+}
+
 static int table_create(KSyncMap *p, MapTable *t){
   const ChildDef *c = t->pChild;
   int bOurs, rc;
-  char *zSql;
+  char *zSql, *zFt;
   if( table_state(p, t->zFull, &bOurs) ){
     if( bOurs ) return SQLITE_OK;
     map_error(p, sqlite3_mprintf("table %s exists and is not this sync's: "
@@ -435,28 +479,32 @@ static int table_create(KSyncMap *p, MapTable *t){
                                  "prefix='...'", t->zFull));
     return SQLITE_ERROR;
   }
+  zFt = fivetran_clause(p, 1);
+  if( zFt==0 ) return SQLITE_NOMEM;
   if( c==0 ){
     zSql = sqlite3_mprintf("CREATE TABLE \"%w\".\"%w\"(id TEXT PRIMARY KEY,"
                            " updated_at TEXT, _record TEXT, _synced_at TEXT,"
-                           " _deleted INTEGER NOT NULL DEFAULT 0)",
-                           p->zDb, t->zFull);
+                           " _deleted INTEGER NOT NULL DEFAULT 0%s)",
+                           p->zDb, t->zFull, zFt);
   }else if( c->eKind==CHILD_LINK ){
     zSql = sqlite3_mprintf("CREATE TABLE \"%w\".\"%w\"(\"%w\" TEXT NOT NULL,"
                            " \"%w\" TEXT NOT NULL, _synced_at TEXT,"
-                           " _deleted INTEGER NOT NULL DEFAULT 0,"
+                           " _deleted INTEGER NOT NULL DEFAULT 0%s,"
                            " PRIMARY KEY(\"%w\", \"%w\"))", p->zDb, t->zFull,
-                           t->zParentCol, c->zCol, t->zParentCol, c->zCol);
+                           t->zParentCol, c->zCol, zFt, t->zParentCol,
+                           c->zCol);
   }else{
     zSql = sqlite3_mprintf("CREATE TABLE \"%w\".\"%w\"(\"%w\" TEXT NOT NULL,"
                            " \"index\" INTEGER NOT NULL,%s%s%s _synced_at TEXT,"
-                           " _deleted INTEGER NOT NULL DEFAULT 0,"
+                           " _deleted INTEGER NOT NULL DEFAULT 0%s,"
                            " PRIMARY KEY(\"%w\", \"index\"))", p->zDb,
                            t->zFull, t->zParentCol,
                            c->eKind==CHILD_VALUES ? " \"" : "",
                            c->eKind==CHILD_VALUES ? c->zCol : "",
-                           c->eKind==CHILD_VALUES ? "\"," : "",
+                           c->eKind==CHILD_VALUES ? "\"," : "", zFt,
                            t->zParentCol);
   }
+  sqlite3_free(zFt);
   rc = map_exec(p, zSql);
   if( rc ) return rc;
   if( c==0 ){
@@ -488,6 +536,7 @@ static int table_create(KSyncMap *p, MapTable *t){
   if( rc==SQLITE_OK && c==0 ){
     rc = columns_put(p, t->zFull, "_record", "", "TEXT", "system");
   }
+  if( rc==SQLITE_OK ) rc = fivetran_record(p, t->zFull, 1);
   return rc;
 }
 
@@ -535,6 +584,10 @@ static int table_get(KSyncMap *p, const char *zName, const ChildDef *pChild,
   }
   rc = table_create(p, t);
   if( rc==SQLITE_OK && t->nCol==0 ) rc = table_load(p, t);
+  if( rc==SQLITE_OK && p->nHist && hist_wanted(p, t) ){
+    t->bHist = 1;
+    rc = hist_create(p, t);
+  }
   if( rc ){
     table_free(t);
     return rc;
@@ -585,12 +638,39 @@ static int table_column(KSyncMap *p, MapTable *t, const char *zPath,
 
 /* Set a value of the row being built: column for zPath, named from the
 ** snake names of zName parts. */
+/* The column type a custom attribute's suffix says (Kustomer's naming:
+** tierStr, ordersNum, lastOrderAt, vipBool, ...), or NULL. */
+static const char *custom_type(const char *zKey){
+  static const struct { const char *zSuffix, *zType; } aSuffix[] = {
+    { "Str", "TEXT" }, { "Txt", "TEXT" }, { "Url", "TEXT" }, { "Id", "TEXT" },
+    { "At", "TEXT" }, { "Tree", "TEXT" }, { "Num", "NUMERIC" },
+    { "Bool", "INTEGER" },
+  };
+  size_t n = zKey ? strlen(zKey) : 0, i;
+  for(i=0; i<sizeof(aSuffix)/sizeof(aSuffix[0]); i++){
+    size_t k = strlen(aSuffix[i].zSuffix);
+    if( n>k && strcmp(zKey+n-k, aSuffix[i].zSuffix)==0
+     && !is_upper(zKey[n-k-1]) ){
+      return aSuffix[i].zType;
+    }
+  }
+  return 0;
+}
+
 static int row_set(KSyncMap *p, MapTable *t, const char *zPath,
                    const char *zCol, const cJSON *v, const char *zKey,
                    const char *zOrigin){
   Val val;
   const char *zType;
   int iCol, rc = val_of(v, zKey, &val, &zType);
+  if( strcmp(zOrigin, "custom")==0 ){
+    /* typed by the name's suffix, whatever the first value seen */
+    const char *zSuffixType = custom_type(zKey);
+    if( zSuffixType && (v->type & 0xff)!=cJSON_Array
+     && (v->type & 0xff)!=cJSON_Object ){
+      zType = zSuffixType;
+    }
+  }
   if( rc==SQLITE_OK ){
     rc = table_column(p, t, zPath, zCol, zType, zOrigin, &iCol);
   }
@@ -836,6 +916,10 @@ static int record_object(KSyncMap *p, MapTable *t, const char *zTable,
                     : sqlite3_mprintf("%s", v->string);
     if( zName==0 || zSub==0 ){
       rc = SQLITE_NOMEM;
+    }else if( iDepth==0 && strcmp(v->string, "custom")==0
+           && cJSON_IsObject(v) && p->bCustomJson ){
+      /* one JSON column: no schema change when attributes come and go */
+      rc = row_set(p, t, "attributes.custom", "custom", v, 0, "custom");
     }else if( iDepth==0 && strcmp(v->string, "custom")==0
            && cJSON_IsObject(v) ){
       rc = record_custom(p, t, v);
@@ -1237,6 +1321,246 @@ static int record_scrub(KSyncMap *p, const char *zTable, cJSON *pRec){
   return rc;
 }
 
+/* ---- History mode ----------------------------------------------------------- */
+
+#define HIST_END "9999-12-31T23:59:59.999Z"
+
+/* Whether history= names zTable, or (a link or value child table) its
+** parent. */
+static int hist_wanted(const KSyncMap *p, const MapTable *t){
+  int i;
+  const char *zMain = t->zName;
+  if( t->pChild ){
+    if( t->pChild->eKind==CHILD_ITEMS ) return 0;
+    zMain = t->pChild->zParent;
+  }
+  for(i=0; i<p->nHist; i++){
+    if( strcmp(p->azHist[i], zMain)==0 ) return 1;
+  }
+  return 0;
+}
+
+/* The history table of t, with t's columns (but _record) and _start,
+** _end, _active; keyed (id, _start), or (parent, member, _start). */
+static int hist_create(KSyncMap *p, MapTable *t){
+  int bOurs, rc;
+  char *zFt;
+  char *zH = sqlite3_mprintf("%s_history", t->zFull);
+  if( zH==0 ) return SQLITE_NOMEM;
+  if( table_state(p, zH, &bOurs) ){
+    if( !bOurs ){
+      map_error(p, sqlite3_mprintf("table %s exists and is not this sync's: "
+                                   "name the sync's tables apart with "
+                                   "prefix='...'", zH));
+      sqlite3_free(zH);
+      return SQLITE_ERROR;
+    }
+    sqlite3_free(zH);
+    return SQLITE_OK;
+  }
+  zFt = fivetran_clause(p, t->pChild ? 2 : 3);
+  if( zFt==0 ){
+    sqlite3_free(zH);
+    return SQLITE_NOMEM;
+  }
+  if( t->pChild==0 ){
+    rc = map_exec(p, sqlite3_mprintf("CREATE TABLE \"%w\".\"%w\"(id TEXT NOT"
+                  " NULL, updated_at TEXT, _synced_at TEXT, _deleted INTEGER"
+                  " NOT NULL DEFAULT 0, _start TEXT NOT NULL, _end TEXT NOT"
+                  " NULL, _active INTEGER NOT NULL%s, PRIMARY KEY(id, _start))",
+                  p->zDb, zH, zFt));
+  }else{
+    rc = map_exec(p, sqlite3_mprintf("CREATE TABLE \"%w\".\"%w\"(\"%w\" TEXT"
+                  " NOT NULL, \"%w\" TEXT NOT NULL, _start TEXT NOT NULL,"
+                  " _end TEXT NOT NULL, _active INTEGER NOT NULL%s,"
+                  " PRIMARY KEY(\"%w\", \"%w\", _start))", p->zDb, zH,
+                  t->zParentCol, t->pChild->zCol, zFt, t->zParentCol,
+                  t->pChild->zCol));
+  }
+  sqlite3_free(zFt);
+  if( rc==SQLITE_OK ){
+    rc = columns_put(p, zH, "_start", "", "TEXT", "system");
+  }
+  if( rc==SQLITE_OK ){
+    rc = columns_put(p, zH, "_end", "", "TEXT", "system");
+  }
+  if( rc==SQLITE_OK ){
+    rc = columns_put(p, zH, "_active", "", "INTEGER", "system");
+  }
+  if( rc==SQLITE_OK ) rc = fivetran_record(p, zH, t->pChild ? 2 : 3);
+  sqlite3_free(zH);
+  return rc;
+}
+
+/* Give the history table every attribute column t has now. */
+static int hist_columns(KSyncMap *p, MapTable *t){
+  sqlite3_stmt *pStmt = 0;
+  char *zSql;
+  int i, rc;
+  if( t->pChild || t->nHistCol==t->nCol ) return SQLITE_OK;
+  zSql = sqlite3_mprintf("SELECT name FROM pragma_table_info(?1, ?2)");
+  rc = zSql ? sqlite3_prepare_v2(p->db, zSql, -1, &pStmt, 0) : SQLITE_NOMEM;
+  sqlite3_free(zSql);
+  for(i=0; rc==SQLITE_OK && i<t->nCol; i++){
+    char *zH = sqlite3_mprintf("%s_history", t->zFull);
+    int bHas = 0;
+    if( zH==0 ){
+      rc = SQLITE_NOMEM;
+      break;
+    }
+    sqlite3_bind_text(pStmt, 1, zH, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(pStmt, 2, p->zDb, -1, SQLITE_STATIC);
+    while( sqlite3_step(pStmt)==SQLITE_ROW ){
+      const char *z = (const char*)sqlite3_column_text(pStmt, 0);
+      if( z && sqlite3_stricmp(z, t->aCol[i].zName)==0 ) bHas = 1;
+    }
+    sqlite3_reset(pStmt);
+    if( !bHas ){
+      rc = map_exec(p, sqlite3_mprintf("ALTER TABLE \"%w\".\"%w\" ADD COLUMN"
+                                       " \"%w\"", p->zDb, zH,
+                                       t->aCol[i].zName));
+    }
+    sqlite3_free(zH);
+  }
+  sqlite3_finalize(pStmt);
+  if( rc==SQLITE_OK ) t->nHistCol = t->nCol;
+  return rc;
+}
+
+/* The instant 1 ms before zAt (ISO ms text), into zOut. */
+static void hist_before(const char *zAt, char *zOut){
+  sqlite3_int64 ms = 0;
+  kustomer_iso_ms(zAt, (int)strlen(zAt), &ms);
+  kustomer_iso_format(ms-1, zOut);
+}
+
+/*
+** After row zId of main table t was written: a new version when its
+** updated_at differs from the active version's _start (that one ends 1 ms
+** before); a deleted row closes the active version at zClose and opens
+** none.
+*/
+static int hist_record(KSyncMap *p, MapTable *t, const char *zId,
+                       int bDeleted, const char *zClose, char *zStart){
+  sqlite3_stmt *pStmt = 0;
+  char zEnd[KUSTOMER_ISO_LEN];
+  char *zSql, *zActive = 0;
+  sqlite3_str *pCols;
+  int i, rc = hist_columns(p, t);
+  zStart[0] = 0;
+  if( rc ) return rc;
+  zSql = sqlite3_mprintf("SELECT coalesce(updated_at, ?2), (SELECT _start"
+                         " FROM \"%w\".\"%w_history\" WHERE id=?1 AND"
+                         " _active=1) FROM \"%w\".\"%w\" WHERE id=?1",
+                         p->zDb, t->zFull, p->zDb, t->zFull);
+  rc = zSql ? sqlite3_prepare_v2(p->db, zSql, -1, &pStmt, 0) : SQLITE_NOMEM;
+  sqlite3_free(zSql);
+  if( rc ) return rc;
+  sqlite3_bind_text(pStmt, 1, zId, -1, SQLITE_STATIC);
+  sqlite3_bind_text(pStmt, 2, p->zNow, -1, SQLITE_STATIC);
+  if( sqlite3_step(pStmt)==SQLITE_ROW ){
+    const char *z = (const char*)sqlite3_column_text(pStmt, 0);
+    if( z && strlen(z)<KUSTOMER_ISO_LEN ) memcpy(zStart, z, strlen(z)+1);
+    if( sqlite3_column_type(pStmt, 1)==SQLITE_TEXT ){
+      zActive = sqlite3_mprintf("%s", sqlite3_column_text(pStmt, 1));
+    }
+  }
+  rc = sqlite3_finalize(pStmt);
+  if( rc || zStart[0]==0 || (!bDeleted && zActive
+                             && strcmp(zActive, zStart)==0) ){
+    sqlite3_free(zActive);
+    if( bDeleted ) zStart[0] = 0;
+    return rc;
+  }
+  if( zActive ){
+    if( bDeleted ) memcpy(zEnd, zClose, KUSTOMER_ISO_LEN);
+    else hist_before(zStart, zEnd);
+    if( strcmp(zEnd, zActive)<0 ) memcpy(zEnd, zActive, KUSTOMER_ISO_LEN);
+    rc = map_exec(p, sqlite3_mprintf("UPDATE \"%w\".\"%w_history\" SET"
+                  " _end=%Q, _active=0 WHERE id=%Q AND _active=1", p->zDb,
+                  t->zFull, zEnd, zId));
+  }
+  sqlite3_free(zActive);
+  if( rc || bDeleted ){
+    zStart[0] = 0;
+    return rc;
+  }
+  pCols = sqlite3_str_new(0);
+  sqlite3_str_appendall(pCols, "id, updated_at, _synced_at, _deleted");
+  for(i=0; i<t->nCol; i++){
+    if( strcmp(t->aCol[i].zName, "updated_at")==0 ) continue;
+    sqlite3_str_appendf(pCols, ", \"%w\"", t->aCol[i].zName);
+  }
+  zSql = sqlite3_str_finish(pCols);
+  if( zSql==0 ) return SQLITE_NOMEM;
+  rc = map_exec(p, sqlite3_mprintf("INSERT OR REPLACE INTO \"%w\".\"%w_history\""
+                "(%s, _start, _end, _active) SELECT %s, %Q, '" HIST_END "', 1"
+                " FROM \"%w\".\"%w\" WHERE id=%Q", p->zDb, t->zFull, zSql,
+                zSql, zStart, p->zDb, t->zFull, zId));
+  sqlite3_free(zSql);
+  return rc;
+}
+
+/* After the child rows of parent zId were replaced: members that left
+** end at zClose, members that joined start at zStart. */
+static int hist_children(KSyncMap *p, MapTable *c, const char *zId,
+                         const char *zStart, const char *zClose){
+  const char *zK = c->pChild->zCol, *zP = c->zParentCol;
+  int rc = map_exec(p, sqlite3_mprintf("UPDATE \"%w\".\"%w_history\" SET"
+                " _end=%Q, _active=0 WHERE \"%w\"=%Q AND _active=1 AND NOT"
+                " EXISTS (SELECT 1 FROM \"%w\".\"%w\" AS c WHERE c.\"%w\"=%Q"
+                " AND c.\"%w\"=\"%w_history\".\"%w\" AND c._deleted=0)",
+                p->zDb, c->zFull, zClose, zP, zId, p->zDb, c->zFull, zP, zId,
+                zK, c->zFull, zK));
+  if( rc==SQLITE_OK && zStart && zStart[0] ){
+    rc = map_exec(p, sqlite3_mprintf("INSERT OR IGNORE INTO"
+                  " \"%w\".\"%w_history\"(\"%w\", \"%w\", _start, _end,"
+                  " _active) SELECT DISTINCT \"%w\", \"%w\", %Q, '" HIST_END
+                  "', 1 FROM \"%w\".\"%w\" AS c WHERE c.\"%w\"=%Q AND"
+                  " c._deleted=0 AND c.\"%w\" IS NOT NULL AND NOT EXISTS"
+                  " (SELECT 1 FROM \"%w\".\"%w_history\" AS h WHERE"
+                  " h.\"%w\"=%Q AND h.\"%w\"=c.\"%w\" AND h._active=1)",
+                  p->zDb, c->zFull, zP, zK, zP, zK, zStart, p->zDb, c->zFull,
+                  zP, zId, zK, p->zDb, c->zFull, zP, zId, zK, zK));
+  }
+  return rc;
+}
+
+/* Close the active versions of deleted rows (a sweep, the audit log):
+** zWhere selects the main table's ids. */
+static int hist_close_deleted(KSyncMap *p, MapTable *t, const char *zIn){
+  const ChildDef *c;
+  int rc;
+  if( !t->bHist ) return SQLITE_OK;
+  rc = map_exec(p, sqlite3_mprintf("UPDATE \"%w\".\"%w_history\" SET _end=%Q,"
+                " _active=0 WHERE _active=1 AND id IN (%s)", p->zDb, t->zFull,
+                p->zNow, zIn));
+  for(c=aChildDef; rc==SQLITE_OK && c->zParent; c++){
+    MapTable *pC;
+    if( strcmp(c->zParent, t->zName)!=0 || c->eKind==CHILD_ITEMS ) continue;
+    if( map_blocked(p, c->zTable) ) continue;
+    rc = table_get(p, c->zTable, c, t->zName, &pC);
+    if( rc==SQLITE_OK && pC->bHist ){
+      rc = map_exec(p, sqlite3_mprintf("UPDATE \"%w\".\"%w_history\" SET"
+                    " _end=%Q, _active=0 WHERE _active=1 AND \"%w\" IN (%s)",
+                    p->zDb, pC->zFull, p->zNow, pC->zParentCol, zIn));
+    }
+  }
+  return rc;
+}
+
+int kustomer_syncmap_history(KSyncMap *p, const char *zList){
+  return specs_parse(zList, &p->azHist, &p->nHist);
+}
+
+void kustomer_syncmap_custom_json(KSyncMap *p, int bJson){
+  p->bCustomJson = bJson;
+}
+
+void kustomer_syncmap_fivetran(KSyncMap *p, int bFivetran){
+  p->bFivetran = bFivetran;
+}
+
 int kustomer_syncmap_record(KSyncMap *p, const char *zTable,
                             const char *zParent, const char *zKlass,
                             const cJSON *pRec, int *pbDeleted){
@@ -1248,6 +1572,9 @@ int kustomer_syncmap_record(KSyncMap *p, const char *zTable,
   const ChildDef *c;
   int rc, bApplied = 0;
   int bDeleted = kustomer_js_truthy(kustomer_json_member(pAttr, "deleted"));
+  char zStart[KUSTOMER_ISO_LEN], zClose[KUSTOMER_ISO_LEN];
+  zStart[0] = 0;
+  memcpy(zClose, p->zNow, KUSTOMER_ISO_LEN);
   sqlite3_str *s;
 
   *pbDeleted = bDeleted;
@@ -1305,6 +1632,21 @@ int kustomer_syncmap_record(KSyncMap *p, const char *zTable,
   }else{
     row_reset(t);
   }
+  if( rc==SQLITE_OK && bApplied && t->bHist ){
+    /* a delete closes the active version at deletedAt (else now) */
+    const cJSON *pDelAt = kustomer_json_member(pAttr, "deletedAt");
+    sqlite3_int64 ms;
+    memcpy(zClose, p->zNow, KUSTOMER_ISO_LEN);
+    if( cJSON_IsString(pDelAt)
+     && kustomer_iso_ms(pDelAt->valuestring, (int)strlen(pDelAt->valuestring),
+                        &ms) ){
+      kustomer_iso_format(ms, zClose);
+    }
+    rc = hist_record(p, t, zId, bDeleted, zClose, zStart);
+    if( rc==SQLITE_OK && !bDeleted && zStart[0] ){
+      hist_before(zStart, zClose);
+    }
+  }
   for(c=aChildDef; rc==SQLITE_OK && bApplied && c->zParent; c++){
     const cJSON *pArr;
     if( strcmp(c->zParent, zParent)!=0 || zTable!=zParent ) continue;
@@ -1315,6 +1657,12 @@ int kustomer_syncmap_record(KSyncMap *p, const char *zTable,
                                   "data");
     }
     rc = record_children(p, zParent, c, zId, pArr, bDeleted);
+    if( rc==SQLITE_OK && t->bHist ){
+      MapTable *pC = table_find(p, c->zTable);
+      if( pC && pC->bHist ){
+        rc = hist_children(p, pC, zId, bDeleted ? 0 : zStart, zClose);
+      }
+    }
   }
   sqlite3_free(zId);
   sqlite3_free(zRecord);
@@ -1353,6 +1701,7 @@ void kustomer_syncmap_close(KSyncMap *p){
   sqlite3_finalize(p->pColIns);
   specs_free(p->azHash, p->nHash);
   specs_free(p->azBlock, p->nBlock);
+  specs_free(p->azHist, p->nHist);
   if( p->aSalt ){
     memset(p->aSalt, 0, (size_t)p->nSalt);
     sqlite3_free(p->aSalt);
@@ -1436,6 +1785,7 @@ int kustomer_syncmap_sweep(KSyncMap *p, const char *zTable,
   zIn = sqlite3_mprintf("SELECT id FROM \"%w\".\"%w\" WHERE _deleted=1",
                         p->zDb, t->zFull);
   rc = zIn ? children_mark(p, zTable, zIn) : SQLITE_NOMEM;
+  if( rc==SQLITE_OK && zIn ) rc = hist_close_deleted(p, t, zIn);
   sqlite3_free(zIn);
   return rc;
 }
@@ -1463,6 +1813,7 @@ int kustomer_syncmap_mark_deleted(KSyncMap *p, const char *zTable,
   *pnMarked = sqlite3_changes(p->db);
   zIn = sqlite3_mprintf("%Q", zId);
   rc = zIn ? children_mark(p, zTable, zIn) : SQLITE_NOMEM;
+  if( rc==SQLITE_OK && zIn && *pnMarked ) rc = hist_close_deleted(p, t, zIn);
   sqlite3_free(zIn);
   return rc;
 }

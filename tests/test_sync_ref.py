@@ -39,7 +39,7 @@ import ktap  # noqa: E402
 from ktap import report  # noqa: E402
 from test_sync import (Fake, open_db, make_sync, create_sql, pull, state,  # noqa: E402
                        truth, stored, diff, table_exists, expect_error,
-                       deleted, settings, FAST)
+                       deleted, settings, FAST, searches, bounds)
 
 SEED = ["--seed-customers", "6", "--seed-users", "5", "--seed-teams", "3",
         "--seed-klasses", "order:3", "--seed-notes", "1"]
@@ -491,6 +491,265 @@ def t_privacy(so, fake, tmp):
     db.close()
 
 
+def t_history(so, fake, tmp):
+    fake.reset()
+    db = open_db(so, os.path.join(tmp, "history.db"))
+    make_sync(db, fake, streams="customer,conversation",
+              history="conversation", lookback_seconds=0)
+    tables = {r[0] for r in db.execute("select name from sqlite_schema "
+                                       "where name like '%_history'")}
+    report("history: conversation gives Fivetran's six history tables (%s)"
+           % sorted(tables), tables == {
+               "conversation_history", "conversation_tag_history",
+               "conversation_suggested_tag_history",
+               "conversation_assigned_user_history",
+               "conversation_assigned_team_history",
+               "conversation_channel_history"}, tables)
+    pull(db)
+    n = len(fake.dump("conversation"))
+    r = db.execute("select count(*), sum(_active), sum(_end='9999-12-31T23:59:"
+                   "59.999Z'), sum(_start=updated_at) from conversation_history"
+                   ).fetchone()
+    report("history: one active version per conversation, _start its "
+           "updatedAt (%s)" % (r,), r == (n, n, n, n), r)
+    conv = [c for c in fake.dump("conversation")
+            if c["attributes"].get("tags")][0]
+    cid = conv["id"]
+    old_tags = set(conv["attributes"]["tags"])
+    new_tag = fake.dump("tag")[-1]["id"]
+    fake.ctl("POST", "/_fake/clock", {"advance_ms": 60000})
+    fake.ctl("POST", "/_fake/mutate", {"type": "conversation", "id": cid,
+                                       "attributes": {"status": "done",
+                                                      "tags": [new_tag]}})
+    pull(db)
+    rows = db.execute("select status, _start, _end, _active from "
+                      "conversation_history where id=? order by _start",
+                      (cid,)).fetchall()
+    ok = (len(rows) == 2 and rows[0][3] == 0 and rows[1][3] == 1 and
+          rows[1][0] == "done" and rows[0][2] < rows[1][1] and
+          rows[1][2] == "9999-12-31T23:59:59.999Z")
+    report("history: a change makes a new version; the old one ends 1 ms "
+           "before", ok, rows)
+    from datetime import datetime, timedelta
+    if ok:
+        a = datetime.strptime(rows[0][2], "%Y-%m-%dT%H:%M:%S.%fZ")
+        b = datetime.strptime(rows[1][1], "%Y-%m-%dT%H:%M:%S.%fZ")
+        report("history: _end = next _start - 1 ms", b - a ==
+               timedelta(milliseconds=1), (rows[0][2], rows[1][1]))
+    hist = db.execute("select tag_id, _active from conversation_tag_history"
+                      " where conversation_id=? order by _start, tag_id",
+                      (cid,)).fetchall()
+    want = sorted([(t, 0) for t in old_tags - {new_tag}] +
+                  [(new_tag, 1)] + [(t, 1) for t in old_tags & {new_tag}])
+    report("history: tags that left are closed, the one that joined is "
+           "active", sorted(hist) == want, (hist, want))
+    others = db.execute("select count(*) from conversation_history where "
+                        "id<>? and _active=0", (cid,)).fetchone()[0]
+    report("history: the unchanged conversations keep one version", others
+           == 0, others)
+    pull(db)
+    r = db.execute("select count(*) from conversation_history where id=?",
+                   (cid,)).fetchone()
+    report("history: reading the same version again adds none", r == (2,), r)
+    fake.ctl("POST", "/_fake/clock", {"advance_ms": 60000})
+    fake.ctl("POST", "/_fake/delete", {"type": "conversation", "id": cid,
+                                       "soft": True})
+    pull(db)
+    r = db.execute("select count(*), sum(_active) from conversation_history "
+                   "where id=?", (cid,)).fetchone()
+    report("history: a delete closes the active version and opens none",
+           r == (2, 0), r)
+    r = db.execute("select count(*) from conversation_tag_history where "
+                   "conversation_id=? and _active=1", (cid,)).fetchone()
+    report("history: and its members' versions", r == (0,), r)
+    before = db.execute("select count(*), sum(_active) from "
+                        "conversation_history").fetchone()
+    db.execute("insert into ks(ks) values('rebuild')")
+    after = db.execute("select count(*), sum(_active) from "
+                       "conversation_history").fetchone()
+    report("history: rebuild adds no version", before == after,
+           (before, after))
+    expect_error("history: a child table is refused, naming its parent",
+                 lambda: db.execute(create_sql(fake, name="kh",
+                                               history="conversation_tag")),
+                 "history", ("conversation",))
+    db.close()
+
+
+FIVETRAN_SQL = """
+SELECT c.id, count(t.tag_id)
+  FROM kustomer.conversation c
+  LEFT JOIN kustomer.conversation_tag t
+    ON t.conversation_id = c.id AND NOT t._fivetran_deleted
+ WHERE NOT c._fivetran_deleted
+   AND c._fivetran_synced IS NOT NULL
+ GROUP BY c.id ORDER BY c.id
+"""
+
+
+def t_custom_fivetran(so, fake, tmp):
+    fake.reset()
+    path = os.path.join(tmp, "fivetran.db")
+    db = open_db(so, path)
+    make_sync(db, fake, streams="customer,conversation",
+              system_columns="fivetran", history="conversation")
+    pull(db)
+    db.close()
+    db = open_db(so, ":memory:")
+    db.execute("attach ? as kustomer", (path,))
+    rows = db.execute(FIVETRAN_SQL).fetchall()
+    want = sorted((c["id"], len(c["attributes"].get("tags") or []))
+                  for c in fake.dump("conversation"))
+    report("fivetran: SQL written for Fivetran's kustomer schema runs "
+           "unchanged (%d conversations)" % len(rows), rows == want,
+           (rows[:2], want[:2]))
+    r = db.execute("select count(*) from kustomer.conversation_history "
+                   "where _fivetran_active and _fivetran_end > _fivetran_start"
+                   ).fetchone()[0]
+    report("fivetran: history tables have _fivetran_start/_end/_active",
+           r == len(want), r)
+    types = {n: t for n, t in db.execute(
+        "select name, type from pragma_table_info('customer', 'kustomer')")}
+    report("fivetran: custom attributes typed by their suffix (%s)" % {
+        k: v for k, v in types.items() if k.startswith("custom_")},
+        types.get("custom_tier_str") == "TEXT" and
+        types.get("custom_orders_num") == "NUMERIC" and
+        types.get("custom_vip_bool") == "INTEGER" and
+        types.get("custom_last_order_at") == "TEXT", types)
+    db.close()
+
+    db = open_db(so, os.path.join(tmp, "customjson.db"))
+    make_sync(db, fake, streams="customer", custom="json")
+    pull(db)
+    cols = [r[1] for r in db.execute("pragma table_info(customer)")]
+    got = {i: json.loads(c) for i, c in db.execute(
+        "select id, custom from customer")}
+    want = {c["id"]: c["attributes"].get("custom")
+            for c in fake.dump("customer")}
+    report("custom='json': one custom column holding the attributes",
+           "custom" in cols and not any(c.startswith("custom_") for c in cols)
+           and got == want, cols)
+    fake.ctl("POST", "/_fake/clock", {"advance_ms": 60000})
+    cid = fake.dump("customer")[0]["id"]
+    fake.ctl("POST", "/_fake/mutate", {"type": "customer", "id": cid,
+                                       "attributes": {"custom": {
+                                           "newFieldStr": "x",
+                                           "scoreNum": "12",
+                                           "flagBool": None}}})
+    pull(db)
+    cols2 = [r[1] for r in db.execute("pragma table_info(customer)")]
+    r = db.execute("select json_extract(custom, '$.newFieldStr') from "
+                   "customer where id=?", (cid,)).fetchone()
+    report("custom='json': a new attribute changes no schema", cols2 == cols
+           and r == ("x",), (cols2 == cols, r))
+    db.close()
+    db = open_db(so, os.path.join(tmp, "customcols.db"))
+    make_sync(db, fake, streams="customer")
+    pull(db)
+    cols = [r[1] for r in db.execute("pragma table_info(customer)")]
+    report("custom columns: a new attribute becomes a column",
+           "custom_new_field_str" in cols, cols)
+    types = {n: t for n, t in db.execute(
+        "select name, type from pragma_table_info('customer')")}
+    r = db.execute("select typeof(custom_score_num), custom_score_num from "
+                   "customer where id=?", (cid,)).fetchone()
+    report("custom columns: the suffix, not the first value, gives the type"
+           " (scoreNum \"12\" -> %s %r; flagBool null -> %s)"
+           % (types.get("custom_score_num"), r,
+              types.get("custom_flag_bool")),
+           types.get("custom_score_num") == "NUMERIC" and
+           r == ("integer", 12) and
+           types.get("custom_flag_bool") == "INTEGER", (types, r))
+    for label, args, want in [
+            ("custom", {"custom": "yaml"}, "custom must be"),
+            ("system_columns", {"system_columns": "long"},
+             "system_columns must be"),
+            ("history", {"history": "bogus"}, "history")]:
+        expect_error("arguments: a bad %s is refused" % label,
+                     lambda: db.execute(create_sql(fake, name="kx", **args)),
+                     want)
+    db.close()
+
+
+def t_recent_first(so, fake, tmp):
+    fake.reset()
+    now_ms = int(time.time() * 1000)
+    fake.ctl("POST", "/_fake/clock", {"now": now_ms - 3600 * 1000})
+    recent = fake.ctl("POST", "/_fake/mutate", {"type": "customer",
+                                                "count": 2})["ids"]
+    db = open_db(so, os.path.join(tmp, "recent.db"))
+    make_sync(db, fake, streams="customer", backfill="recent_first",
+              page_size=2)
+    st = state(db)["customer"]
+    report("recent_first: a search stream starts in phase 'recent'",
+           st["phase"] == "recent", st)
+    n0 = len(fake.requests())
+    s = pull(db)
+    reqs = searches(fake.requests()[n0:])
+    first = bounds(reqs[0][2])
+    day_ago = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(
+        time.time() - 86400 - 120))
+    report("recent_first: the first search is the last day's (gte %s)"
+           % first.get("gte"), first.get("gte", "") >= day_ago, first)
+    later = [bounds(b) for _, _, b, _ in reqs[1:]]
+    hist = [b for b in later if b.get("gte", "").startswith("1970")]
+    report("recent_first: then the history from the start, up to where the "
+           "last day's reading ended", hist and all(
+               b.get("lte", "") < first.get("lte", "") for b in hist),
+           (hist[:1], first))
+    got = {r[0] for r in db.execute("select id from customer where rowid<=2")}
+    report("recent_first: the recent customers are the first rows written",
+           got == set(recent), (got, recent))
+    want = truth(fake.dump("customer"))
+    got = stored(db, "customer")
+    report("recent_first: then every customer (%s)" % s["streams"]
+           ["customer"]["rows"], want == got, diff(want, got))
+    st = state(db)["customer"]
+    # (past a tie, the cursor is 1 ms after the tied instant)
+    report("recent_first: ends incremental, at the last day's cursor",
+           st["phase"] == "incremental" and st["cursor"] >=
+           max(r[1] for r in got), (st, max(r[1] for r in got)))
+    expect_error("arguments: a bad backfill is refused",
+                 lambda: db.execute(create_sql(fake, name="kr",
+                                               backfill="newest")),
+                 "backfill must be")
+    db.close()
+
+
+def t_set(so, fake, tmp):
+    fake.reset()
+    db = open_db(so, os.path.join(tmp, "set.db"))
+    make_sync(db, fake, streams="customer")
+    pull(db)
+    db.execute("insert into ks(ks, arg) values('set', 'budget=0.5')")
+    r = db.execute("select v from ks_config where k='budget'").fetchone()
+    report("set: budget=0.5 is stored", r == (0.5,), r)
+    for label, arg, want in [
+            ("out of range", "budget=2", "budget must be between"),
+            ("unknown", "bogus=1", "unknown argument"),
+            ("a table-deciding argument", "streams=note", "cannot change"),
+            ("not key=value", "budget", "key=value"),
+            ("a key column hashed", "hash=customer.id", "is a key")]:
+        expect_error("set: %s is refused" % label,
+                     lambda: db.execute("insert into ks(ks, arg) values("
+                                        "'set', ?)", (arg,)), want)
+    r = db.execute("select v from ks_config where k='budget'").fetchone()
+    report("set: a refused set changes nothing", r == (0.5,), r)
+    names = {c["id"]: c["attributes"]["name"] for c in fake.dump("customer")}
+    db.execute("insert into ks(ks, arg) values('set', 'hash=customer.name')")
+    salt = db.execute("select v from ks_config where k='hash_salt'").fetchone()
+    report("set: hash= makes a salt when there was none", salt is not None,
+           salt)
+    n = fake.count()
+    db.execute("insert into ks(ks) values('rebuild')")
+    salt = bytes.fromhex(salt[0])
+    got = dict(db.execute("select id, name from customer"))
+    report("set, then rebuild: the stored names are hashed, with no request",
+           got == {i: sha(salt, v) for i, v in names.items()} and
+           fake.count() == n, list(got.items())[:2])
+    db.close()
+
+
 def t_arguments(so, fake, tmp):
     db = open_db(so, os.path.join(tmp, "args.db"))
     expect_error("arguments: an unknown stream names the groups",
@@ -528,6 +787,10 @@ def main():
         run("audit", t_audit, so, fake, tmp)
         run("rebuild", t_rebuild, so, fake, tmp)
         run("privacy", t_privacy, so, fake, tmp)
+        run("history", t_history, so, fake, tmp)
+        run("custom and fivetran", t_custom_fivetran, so, fake, tmp)
+        run("recent first", t_recent_first, so, fake, tmp)
+        run("set", t_set, so, fake, tmp)
         run("arguments", t_arguments, so, fake, tmp)
     finally:
         fake.stop()
