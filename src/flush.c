@@ -3,9 +3,11 @@
 ** pending rows to Kustomer and return a JSON summary
 **
 **   {"sent":..,"failed":..,"invalid":..,"pending":..,"requests":..,
-**    "seconds":..}
+**    "resends":..,"seconds":..}
 **
-** (sent and failed: by this flush; invalid and pending: left in the table).
+** (sent and failed: by this flush; invalid and pending: left in the table;
+** requests: every request sent, each of libcurl's own resends included,
+** as the server counts them; resends: those).
 **
 ** Delivery rules:
 ** - never more than rate_limit*budget requests start in any rate_window
@@ -47,11 +49,50 @@ SQLITE_EXTENSION_INIT3
 #define BULK_SIZE    100
 #define QUEUE_SIZE   256
 
+typedef struct Flush Flush;
+
 /* What a request in flight is for. */
 typedef struct InFlight InFlight;
 struct InFlight {
   sqlite3_int64 iRow;       /* its row; 0 for a free slot */
   int bCustomer;            /* a customer request: the reply has its id */
+  Flush *pFlush;
+  sqlite3_int64 iLedger;    /* its start in the ledger */
+  double tStarted;          /* and when that was recorded */
+};
+
+/* One bulk job: its rows, their customer keys, what became of them. */
+typedef struct Bulk Bulk;
+struct Bulk {
+  sqlite3_int64 aRow[BULK_SIZE];
+  char *azKey[BULK_SIZE];
+  int abHandled[BULK_SIZE];
+  int nRow;
+  sqlite3_str *pBody;       /* the JSON array of items */
+};
+
+
+/* A bulk job: up to BULK_SIZE customer creations sent together, then
+** polled alongside the pipeline's requests. */
+#define JOB_POST    0       /* to be sent (its rows are 'sending') */
+#define JOB_POLL    1       /* Kustomer has it: GET /v1/bulk/{id} */
+#define JOB_BATCHES 2       /* it is over: GET /v1/bulk/{id}/batches */
+#define MAX_JOBS    8
+#define JOB_TAG     1000    /* the tag of job i's request: JOB_TAG + i */
+typedef struct Job Job;
+struct Job {
+  int bUsed;
+  int ePhase;               /* JOB_* */
+  Bulk b;                   /* its rows */
+  int bRows;                /* b holds them (a job an earlier flush left
+                            ** reads them when its results come) */
+  char *zId;                /* Kustomer's id, once it has the job */
+  double tNext;             /* kustomer_clock() of its next request */
+  double tPoll;             /* the wait between polls, growing */
+  double tGiveUp;
+  int nTries;               /* batches requests that failed */
+  int bFlying;              /* its request is out */
+  InFlight fly;
 };
 
 /* Lookup results of one flush: "email=x" -> customer id ("": not found). */
@@ -61,7 +102,6 @@ struct Cache {
   int n, nAlloc;
 };
 
-typedef struct Flush Flush;
 struct Flush {
   sqlite3 *db;
   const char *zName;
@@ -78,6 +118,7 @@ struct Flush {
   sqlite3_int64 aQueue[QUEUE_SIZE];   /* due rows fetched, not started */
   int nQueue, iQueue;
   Cache cache;
+  Job aJob[MAX_JOBS];
   /* summary */
   int nDelivered, nFailed, nRequests;
   int bProgress;
@@ -87,8 +128,7 @@ struct Flush {
   int nTxn;                 /* depth of flush_begin() */
   int bTxnOpen;             /* its BEGIN succeeded */
   int bClaimed;             /* the outbox holds this process's id */
-  int nConnects;            /* connections opened so far */
-  int nEasyConnects;        /* the same for flush_request() */
+  int nResends;             /* requests libcurl sent again by itself */
 };
 
 /* ---- Errors and transactions -------------------------------------------- */
@@ -192,6 +232,33 @@ static void limiter_start(Flush *f, int n){
     flush_sql_error(f, kustomer_limiter_add(&f->lim, 0));
     f->nRequests++;
   }
+}
+
+/* libcurl is about to send a request.  The first time, late (its
+** connection took time to come up), its start moves to now if the window
+** has room there.  Again by itself (its kept-alive connection died before
+** a reply), it is a start like any other, if the window has room.  Else
+** it is kept back, and the row's own retry (which waits for room) takes
+** over. */
+static int flush_send(void *pArg, int iAttempt){
+  InFlight *pF = (InFlight*)pArg;
+  Flush *f = pF->pFlush;
+  int bRefuse, nTxn;
+  if( f->rc ) return 1;
+  /* what it writes goes in a transaction of the flush's own, as all else */
+  nTxn = f->nTxn;
+  if( nTxn==0 ) flush_begin(f);
+  if( iAttempt==0 ){
+    bRefuse = kustomer_limiter_sent(&f->lim, pF->iLedger, pF->tStarted, 0);
+  }else{
+    bRefuse = kustomer_limiter_available(&f->lim, 0, 0)<=0;
+    if( !bRefuse ){
+      limiter_start(f, 1);
+      f->nResends++;
+    }
+  }
+  if( nTxn==0 ) flush_commit(f);
+  return bRefuse || f->rc;
 }
 
 /* Wait until a request may start, within the deadline.  0: go ahead. */
@@ -333,7 +400,11 @@ static void row_outcome(Flush *f, sqlite3_int64 iRow, const KHttpResp *r,
       break;
     }
     case KAPI_WAIT:
-      row_retry(f, iRow, nAttempts, 0, 429, "rate limited (429)");
+      if( r->bNotSent ){
+        row_retry(f, iRow, nAttempts, 0, 0, r->zErr);
+      }else{
+        row_retry(f, iRow, nAttempts, 0, 429, "rate limited (429)");
+      }
       break;
     case KAPI_AUTH:
       zMsg = flush_message(f, r);
@@ -462,7 +533,8 @@ static int pipeline_take(Flush *f, int n, sqlite3_int64 *aRow,
 
 /* Start as many queued rows as the limits allow.  Returns how many. */
 static int pipeline_start(Flush *f){
-  sqlite3_int64 aRow[MAX_INFLIGHT];
+  sqlite3_int64 aRow[MAX_INFLIGHT], aLedger[MAX_INFLIGHT];
+  double tStarted;
   Envelope aEnv[MAX_INFLIGHT];
   int abCustomer[MAX_INFLIGHT];
   int nRunning = kustomer_multi_running(f->pMulti);
@@ -470,10 +542,9 @@ static int pipeline_start(Flush *f){
   int nAvail, n, i;
 
   if( f->zFatal || f->rc || kustomer_clock()>=f->tDeadline ) return 0;
-  /* Each request in flight may yet turn into two (libcurl resends once
-  ** when a kept-alive connection died, see pipeline_collect), so each
-  ** holds a second place until it is done. */
-  nAvail = kustomer_limiter_available(&f->lim, nRunning, 0);
+  /* the requests in flight are in the ledger; a resend of one is counted
+  ** when libcurl makes it (flush_resend) */
+  nAvail = kustomer_limiter_available(&f->lim, 0, 0);
   if( nFree > nAvail ) nFree = nAvail;
   n = pipeline_take(f, nFree, aRow, aEnv, abCustomer);
   if( n==0 ) return 0;
@@ -486,7 +557,11 @@ static int pipeline_start(Flush *f){
       flush_step(f, p);
     }
   }
-  limiter_start(f, n);
+  for(i=0; i<n; i++){
+    limiter_start(f, 1);
+    aLedger[i] = f->lim.iLastRow;
+  }
+  tStarted = kustomer_wall();
   flush_commit(f);
   for(i=0; i<n; i++){
     KHttpReq req;
@@ -497,6 +572,11 @@ static int pipeline_start(Flush *f){
                          f->pSet);
     req.zBody = aEnv[i].zBody;
     req.nBody = aEnv[i].nBody;
+    req.xSend = flush_send;
+    req.pSendArg = &f->aFly[iSlot];
+    f->aFly[iSlot].pFlush = f;
+    f->aFly[iSlot].iLedger = aLedger[i];
+    f->aFly[iSlot].tStarted = tStarted;
     rc = (f->rc || f->zFatal) ? SQLITE_ABORT
        : kustomer_multi_start(f->pMulti, &req, iSlot, &refused);
     if( rc==SQLITE_OK ){
@@ -516,7 +596,10 @@ static int pipeline_start(Flush *f){
   return n;
 }
 
-/* Collect finished requests (waiting up to msWait for the first). */
+static void job_outcome(Flush *f, Job *j, const KHttpResp *r);
+
+/* Collect finished requests (waiting up to msWait for the first): rows'
+** and jobs'. */
 static void pipeline_collect(Flush *f, int msWait){
   int nDone = 0;
   for(;;){
@@ -530,15 +613,13 @@ static void pipeline_collect(Flush *f, int msWait){
     if( rc==0 ) break;
     if( nDone==0 ) flush_begin(f);
     nDone++;
-    /* A transfer that opened a connection after the first may have been
-    ** sent again on it by libcurl (its kept-alive one had died): count it
-    ** twice.  That over-counts the few new connections that were not
-    ** resends, which only errs on the safe side of the budget. */
-    if( resp.nConnects>0 && f->nConnects>0 ) limiter_start(f, 1);
-    f->nConnects += resp.nConnects;
-    iRow = f->aFly[iTag].iRow;
-    f->aFly[iTag].iRow = 0;
-    row_outcome(f, iRow, &resp, f->aFly[iTag].bCustomer);
+    if( iTag>=JOB_TAG ){
+      job_outcome(f, &f->aJob[iTag-JOB_TAG], &resp);
+    }else{
+      iRow = f->aFly[iTag].iRow;
+      f->aFly[iTag].iRow = 0;
+      row_outcome(f, iRow, &resp, f->aFly[iTag].bCustomer);
+    }
     kustomer_http_resp_clear(&resp);
   }
   if( nDone ) flush_commit(f);
@@ -553,24 +634,23 @@ static int flush_request_now(Flush *f, const char *zMethod,
   KHttpReq req;
   int rc;
   memset(pResp, 0, sizeof(*pResp));
+  InFlight one;
+  memset(&one, 0, sizeof(one));
   if( limiter_acquire(f) ) return SQLITE_BUSY;
   flush_begin(f);
   limiter_start(f, 1);
+  one.pFlush = f;
+  one.iLedger = f->lim.iLastRow;
+  one.tStarted = kustomer_wall();
   flush_commit(f);
   if( f->rc ) return f->rc;
   kustomer_api_request(&req, zMethod, zUrl, f->zAuth, f->pSet);
   req.zBody = zBody;
   req.nBody = nBody;
+  req.xSend = flush_send;
+  req.pSendArg = &one;
   rc = kustomer_http_do(f->pHttp, &req, pResp);
-  if( rc==SQLITE_OK ){
-    kustomer_limiter_observe(&f->lim, pResp);
-    if( pResp->nConnects>0 && f->nEasyConnects++>0 ){
-      /* as in pipeline_collect(): maybe sent twice by libcurl */
-      flush_begin(f);
-      limiter_start(f, 1);
-      flush_commit(f);
-    }
-  }
+  if( rc==SQLITE_OK ) kustomer_limiter_observe(&f->lim, pResp);
   return rc;
 }
 
@@ -586,11 +666,6 @@ static int flush_request(Flush *f, const char *zMethod, const char *zUrl,
   return rc;
 }
 
-/* Sleep s seconds, or less so as to wake by the deadline. */
-static void sleep_until_deadline(Flush *f, double s){
-  double tLeft = f->tDeadline - kustomer_clock();
-  kustomer_sleep(s < tLeft ? s : tLeft);
-}
 
 /* ---- Customers: lookups ------------------------------------------------- */
 
@@ -741,16 +816,6 @@ static int is_conflict(const char *z){
 
 /* ---- Customers: bulk creation ------------------------------------------- */
 
-/* One bulk job: its rows, their customer keys, what became of them. */
-typedef struct Bulk Bulk;
-struct Bulk {
-  sqlite3_int64 aRow[BULK_SIZE];
-  char *azKey[BULK_SIZE];
-  int abHandled[BULK_SIZE];
-  int nRow;
-  sqlite3_str *pBody;       /* the JSON array of items */
-};
-
 static void bulk_clear(Bulk *b){
   int i;
   for(i=0; i<b->nRow; i++) sqlite3_free(b->azKey[i]);
@@ -849,75 +914,12 @@ static int bulk_is_done(const KHttpResp *pResp){
   return bDone;
 }
 
-/* The batches of a finished job (max_attempts tries), or NULL. */
-static cJSON *bulk_batches(Flush *f, const char *zJobUrl, double tPoll,
-                           int *pbStopped){
-  char *zUrl = sqlite3_mprintf("%s/batches", zJobUrl);
-  cJSON *pOut = 0;
-  int nTry;
-  for(nTry=0; zUrl && pOut==0 && nTry<f->cfg.maxAttempts && f->zFatal==0;
-      nTry++){
-    KHttpResp resp;
-    if( flush_request(f, "GET", zUrl, 0, 0, &resp) ){
-      *pbStopped = 1;
-      break;
-    }
-    if( resp.eNet==0 && resp.status==200 ){
-      pOut = kustomer_json_parse(resp.zBody, resp.nBody, 0);
-    }
-    kustomer_http_resp_clear(&resp);
-    if( pOut==0 ) sleep_until_deadline(f, tPoll);
-  }
-  sqlite3_free(zUrl);
-  return pOut;
-}
-
-/* Poll a bulk job until it completes; its batches response, or NULL,
-** and then *pbStopped says whether the flush's seconds ran out first. */
-static cJSON *bulk_wait(Flush *f, const char *zJob, int *pbStopped){
-  char *zUrl = sqlite3_mprintf("%s/v1/bulk/%s", f->pSet->zBase, zJob);
-  double tPoll = f->cfg.rateWindow/120.0;
-  double tGiveUp = kustomer_clock() + f->cfg.rateWindow*10;
-  cJSON *pOut = 0;
-  int bDone = 0, bClipped = tGiveUp > f->tDeadline;
-  *pbStopped = 0;
-  if( tPoll<0.02 ) tPoll = 0.02;
-  if( tPoll>2 ) tPoll = 2;
-  if( bClipped ) tGiveUp = f->tDeadline;
-  while( zUrl && kustomer_clock()<tGiveUp && f->zFatal==0 && !bDone ){
-    KHttpResp resp;
-    if( flush_request(f, "GET", zUrl, 0, 0, &resp) ){
-      *pbStopped = 1;
-      break;
-    }
-    /* 5xx, 429 and dropped connections: poll again. */
-    if( resp.eNet==0 && resp.status==200 ){
-      bDone = bulk_is_done(&resp);
-    }else if( kustomer_api_class(&resp)==KAPI_AUTH ){
-      flush_fatal(f, sqlite3_mprintf("kustomer_flush(): Kustomer refused "
-                  "the API key (HTTP %d)", (int)resp.status));
-    }
-    kustomer_http_resp_clear(&resp);
-    if( bDone ){
-      pOut = bulk_batches(f, zUrl, tPoll, pbStopped);
-    }else{
-      sleep_until_deadline(f, tPoll);
-      if( tPoll < f->cfg.rateWindow/10.0 ) tPoll *= 1.5;
-    }
-  }
-  if( !bDone && bClipped && f->zFatal==0 && kustomer_clock()>=tGiveUp ){
-    *pbStopped = 1;
-  }
-  sqlite3_free(zUrl);
-  return pOut;
-}
-
-/* A failed bulk item: a customer that exists is looked up and updated,
-** a lookup that failed retries the row, anything else fails it. */
+/* A failed bulk item: a customer Kustomer says exists is looked up (by
+** lookup_round(), when no request is out) and updated; anything else
+** fails the row. */
 static void bulk_item_failed(Flush *f, sqlite3_int64 iRow, const cJSON *pErr){
   sqlite3_str *p = sqlite3_str_new(0);
-  char *zMsg, *zFound = 0;
-  int bFailed = 0;
+  char *zMsg;
   if( cJSON_IsString(pErr) ){
     sqlite3_str_appendall(p, pErr->valuestring);
   }else if( pErr ){
@@ -926,17 +928,16 @@ static void bulk_item_failed(Flush *f, sqlite3_int64 iRow, const cJSON *pErr){
     sqlite3_str_appendall(p, "bulk item failed");
   }
   zMsg = kustomer_api_redact(sqlite3_str_finish(p), f->zAuth);
-  if( is_conflict(zMsg) ) zFound = customer_lookup(f, iRow, &bFailed);
-  if( zFound ){
-    row_to_update(f, iRow, zFound);
-  }else if( bFailed ){
-    row_retry(f, iRow, row_attempts(f, iRow), bFailed==1, 0,
-              bFailed==1 ? "the customer exists but its lookup failed"
-                         : "not sent: the flush stopped");
+  if( is_conflict(zMsg) ){
+    sqlite3_stmt *pS = flush_stmt(f, KOB_TO_LOOKUP);
+    if( pS ){
+      sqlite3_bind_text(pS, 1, zMsg ? zMsg : "", -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(pS, 2, iRow);
+      flush_step(f, pS);
+    }
   }else{
     row_failed(f, iRow, 400, zMsg ? zMsg : "bulk item failed");
   }
-  sqlite3_free(zFound);
   sqlite3_free(zMsg);
 }
 
@@ -979,71 +980,323 @@ static void bulk_apply(Flush *f, Bulk *b, const cJSON *pBatches){
   }
 }
 
-/* Send a collected job and apply its outcome to its rows. */
-static void bulk_send(Flush *f, Bulk *b){
-  char *zUrl = sqlite3_mprintf("%s/v1/customers/bulk", f->pSet->zBase);
-  char *zJob = 0;
-  KHttpResp resp;
-  int i, bStopped = 0;
-  if( zUrl==0 || flush_request(f, "POST", zUrl, sqlite3_str_value(b->pBody),
-                               sqlite3_str_length(b->pBody), &resp) ){
-    flush_begin(f);
-    for(i=0; i<b->nRow; i++){
-      row_retry(f, b->aRow[i], 0, 0, 0, "not sent: the flush stopped");
+/* ---- Customers: bulk jobs, alongside the pipeline ------------------------- */
+
+/* Load a job's rows (one from an earlier flush) into its Bulk. */
+static void job_rows(Flush *f, Job *j){
+  sqlite3_stmt *p;
+  if( j->bRows ) return;
+  j->bRows = 1;
+  p = flush_stmt(f, KOB_BULK_ROWS);
+  if( p==0 ) return;
+  sqlite3_bind_text(p, 1, j->zId, -1, SQLITE_STATIC);
+  while( j->b.nRow<BULK_SIZE && sqlite3_step(p)==SQLITE_ROW ){
+    const char *zKey = (const char*)sqlite3_column_text(p, 1);
+    j->b.aRow[j->b.nRow] = sqlite3_column_int64(p, 0);
+    j->b.azKey[j->b.nRow] = zKey ? sqlite3_mprintf("%s", zKey) : 0;
+    j->b.abHandled[j->b.nRow] = 0;
+    j->b.nRow++;
+  }
+  sqlite3_reset(p);
+}
+
+static void job_free(Job *j){
+  bulk_clear(&j->b);
+  sqlite3_free(j->zId);
+  memset(j, 0, sizeof(*j));
+}
+
+/* The rows of a job not yet handled go back to pending: bCounted, the
+** attempt is used up (and past max_attempts the row fails). */
+static void job_rows_retry(Flush *f, Job *j, int bCounted, const char *zWhy){
+  int i;
+  job_rows(f, j);
+  for(i=0; i<j->b.nRow; i++){
+    if( j->b.abHandled[i] ) continue;
+    row_retry(f, j->b.aRow[i], bCounted ? row_attempts(f, j->b.aRow[i]) : 0,
+              bCounted, 0, zWhy);
+  }
+}
+
+/* Whether a job for zId is in hand already. */
+static int job_known(Flush *f, const char *zId){
+  int i;
+  for(i=0; i<MAX_JOBS; i++){
+    if( f->aJob[i].bUsed && f->aJob[i].zId && strcmp(f->aJob[i].zId, zId)==0 ){
+      return 1;
     }
-    flush_commit(f);
-    sqlite3_free(zUrl);
-    return;
   }
-  sqlite3_free(zUrl);
-  if( kustomer_api_class(&resp)!=KAPI_OK ){
-    /* The whole request failed: each row takes the outcome, so the same
-    ** retry, backoff and failure rules apply as for single requests. */
-    flush_begin(f);
-    for(i=0; i<b->nRow; i++) row_outcome(f, b->aRow[i], &resp, 1);
-    flush_commit(f);
-    kustomer_http_resp_clear(&resp);
-    return;
+  return 0;
+}
+
+/* Fill a free job slot: first a job an earlier flush left (it is polled,
+** not created again), else up to BULK_SIZE due customer creations.
+** Returns 1 if a job was added. */
+static int job_new(Flush *f){
+  Job *j = 0;
+  sqlite3_stmt *p;
+  double tPoll = f->cfg.rateWindow/120.0;
+  int i;
+  if( tPoll<0.02 ) tPoll = 0.02;
+  if( tPoll>2 ) tPoll = 2;
+  for(i=0; i<MAX_JOBS && f->aJob[i].bUsed; i++){}
+  if( i==MAX_JOBS || f->zFatal || f->rc ) return 0;
+  j = &f->aJob[i];
+  p = flush_stmt(f, KOB_BULK_JOBS);
+  while( p && sqlite3_step(p)==SQLITE_ROW ){
+    const char *zId = (const char*)sqlite3_column_text(p, 0);
+    if( zId && !job_known(f, zId) ){
+      memset(j, 0, sizeof(*j));
+      j->bUsed = 1;
+      j->ePhase = JOB_POLL;
+      j->zId = sqlite3_mprintf("%s", zId);
+      break;
+    }
   }
-  zJob = kustomer_api_data_id(&resp);
-  kustomer_http_resp_clear(&resp);
-  if( zJob ){
-    cJSON *pBatches = bulk_wait(f, zJob, &bStopped);
-    flush_begin(f);
-    bulk_apply(f, b, pBatches);
-    cJSON_Delete(pBatches);
-  }else{
-    flush_begin(f);
+  if( p ) sqlite3_reset(p);
+  if( !j->bUsed ){
+    Bulk b;
+    if( bulk_collect(f, &b)==0 || f->rc ){
+      bulk_clear(&b);
+      return 0;
+    }
+    memset(j, 0, sizeof(*j));
+    j->bUsed = 1;
+    j->ePhase = JOB_POST;
+    j->b = b;
+    j->bRows = 1;
   }
-  for(i=0; i<b->nRow; i++){
-    if( b->abHandled[i] ) continue;
-    if( bStopped ){
-      /* Kustomer may yet create it: sent again, it is then found as
-      ** existing and updated. */
-      row_retry(f, b->aRow[i], row_attempts(f, b->aRow[i]), 0, 0,
-                "bulk job unfinished when the flush stopped");
+  j->tPoll = tPoll;
+  j->tNext = kustomer_clock();
+  j->tGiveUp = j->tNext + f->cfg.rateWindow*10;
+  j->fly.pFlush = f;
+  if( j->ePhase==JOB_POLL && j->zId==0 ){
+    flush_sql_error(f, SQLITE_NOMEM);
+    job_free(j);
+    return 0;
+  }
+  return 1;
+}
+
+/* Start the due requests of the jobs (they share the concurrency and the
+** rate window with the pipeline, before it). */
+static void jobs_start(Flush *f){
+  int i;
+  for(i=0; i<MAX_JOBS && f->zFatal==0 && f->rc==SQLITE_OK; i++){
+    Job *j = &f->aJob[i];
+    KHttpReq req;
+    KHttpResp refused;
+    char *zUrl;
+    int rc;
+    if( !j->bUsed || j->bFlying || j->tNext>kustomer_clock() ) continue;
+    if( kustomer_multi_running(f->pMulti)>=f->cfg.concurrency ) break;
+    if( kustomer_limiter_available(&f->lim, 0, 0)<=0 ) break;
+    if( j->ePhase==JOB_POST ){
+      zUrl = sqlite3_mprintf("%s/v1/customers/bulk", f->pSet->zBase);
     }else{
-      row_retry(f, b->aRow[i], row_attempts(f, b->aRow[i]), 1, 0,
-                zJob ? "bulk job gave no result for this row"
-                     : "bulk response had no job id");
+      zUrl = sqlite3_mprintf("%s/v1/bulk/%s%s", f->pSet->zBase, j->zId,
+                             j->ePhase==JOB_BATCHES ? "/batches" : "");
+    }
+    if( zUrl==0 ){
+      flush_sql_error(f, SQLITE_NOMEM);
+      break;
+    }
+    flush_begin(f);
+    limiter_start(f, 1);
+    j->fly.iLedger = f->lim.iLastRow;
+    j->fly.tStarted = kustomer_wall();
+    flush_commit(f);
+    kustomer_api_request(&req, j->ePhase==JOB_POST ? "POST" : "GET", zUrl,
+                         f->zAuth, f->pSet);
+    if( j->ePhase==JOB_POST ){
+      req.zBody = sqlite3_str_value(j->b.pBody);
+      req.nBody = sqlite3_str_length(j->b.pBody);
+    }
+    req.xSend = flush_send;
+    req.pSendArg = &j->fly;
+    rc = f->rc ? SQLITE_ABORT
+       : kustomer_multi_start(f->pMulti, &req, JOB_TAG + i, &refused);
+    sqlite3_free(zUrl);
+    if( rc==SQLITE_OK ){
+      j->bFlying = 1;
+    }else if( rc==SQLITE_DONE ){
+      flush_fatal(f, sqlite3_mprintf("kustomer_flush(): %s", refused.zErr));
+      kustomer_http_resp_clear(&refused);
+    }else if( rc!=SQLITE_ABORT ){
+      flush_sql_error(f, rc);
+    }
+  }
+}
+
+/* What the response to a job's request means for the job and its rows
+** (in pipeline_collect()'s transaction). */
+static void job_outcome(Flush *f, Job *j, const KHttpResp *r){
+  double t = kustomer_clock();
+  int eClass = kustomer_api_class(r);
+  j->bFlying = 0;
+  if( j->ePhase==JOB_POST ){
+    char *zId;
+    int i;
+    if( eClass!=KAPI_OK ){
+      /* the whole request failed: each row takes the outcome, so the same
+      ** retry, backoff and failure rules apply as for single requests */
+      for(i=0; i<j->b.nRow; i++) row_outcome(f, j->b.aRow[i], r, 1);
+      job_free(j);
+      return;
+    }
+    kustomer_limiter_observe(&f->lim, r);
+    zId = kustomer_api_data_id(r);
+    if( zId==0 ){
+      job_rows_retry(f, j, 1, "bulk response had no job id");
+      job_free(j);
+      return;
+    }
+    /* kept with the rows before the job is polled: a flush killed or
+    ** stopped now polls it next time instead of creating them again */
+    for(i=0; i<j->b.nRow; i++){
+      sqlite3_stmt *p = flush_stmt(f, KOB_BULK_SET);
+      if( p==0 ) break;
+      sqlite3_bind_text(p, 1, zId, -1, SQLITE_STATIC);
+      sqlite3_bind_int64(p, 2, j->b.aRow[i]);
+      flush_step(f, p);
+    }
+    j->zId = zId;
+    j->ePhase = JOB_POLL;
+    j->tNext = t + j->tPoll;
+    j->tGiveUp = t + f->cfg.rateWindow*10;
+    return;
+  }
+  kustomer_limiter_observe(&f->lim, r);
+  if( eClass==KAPI_AUTH ){
+    flush_fatal(f, sqlite3_mprintf("kustomer_flush(): Kustomer refused the "
+                "API key (HTTP %d)", (int)r->status));
+    return;
+  }
+  if( j->ePhase==JOB_POLL ){
+    if( r->eNet==0 && r->status==200 && bulk_is_done(r) ){
+      j->ePhase = JOB_BATCHES;
+      j->tNext = t;
+      return;
+    }
+    if( r->eNet==0 && r->status==404 ){
+      /* Kustomer does not know the job (any more): created again, those
+      ** it had created are found to exist and updated */
+      job_rows_retry(f, j, 1, "bulk job unknown to Kustomer (HTTP 404)");
+      job_free(j);
+      return;
+    }
+    if( t>=j->tGiveUp ){
+      job_rows_retry(f, j, 1, "bulk job gave no result for this row");
+      job_free(j);
+      return;
+    }
+    /* running, 5xx, 429, dropped: poll again */
+    j->tNext = t + j->tPoll;
+    if( j->tPoll < f->cfg.rateWindow/10.0 ) j->tPoll *= 1.5;
+    return;
+  }
+  /* JOB_BATCHES */
+  if( r->eNet==0 && r->status==200 ){
+    cJSON *pBatches = kustomer_json_parse(r->zBody, r->nBody, 0);
+    if( pBatches ){
+      job_rows(f, j);
+      bulk_apply(f, &j->b, pBatches);
+      cJSON_Delete(pBatches);
+      job_rows_retry(f, j, 1, "bulk job gave no result for this row");
+      job_free(j);
+      return;
+    }
+  }
+  if( ++j->nTries>=f->cfg.maxAttempts ){
+    job_rows_retry(f, j, 1, "bulk job results could not be read");
+    job_free(j);
+    return;
+  }
+  j->tNext = t + j->tPoll;
+}
+
+/* One customer that Kustomer says exists, looked up (the reference's
+** lookups, cached for the flush) and turned into an update; run when no
+** request is out, since its requests are made one at a time.  Returns 1
+** if a row was taken. */
+static int lookup_round(Flush *f){
+  sqlite3_stmt *p = flush_stmt(f, KOB_DUE_LOOKUP);
+  sqlite3_int64 iRow;
+  char *zWhy, *zFound;
+  int bFailed = 0;
+  if( p==0 ) return 0;
+  sqlite3_bind_double(p, 1, kustomer_wall());
+  if( sqlite3_step(p)!=SQLITE_ROW ){
+    sqlite3_reset(p);
+    return 0;
+  }
+  iRow = sqlite3_column_int64(p, 0);
+  zWhy = sqlite3_mprintf("%s", sqlite3_column_type(p, 1)==SQLITE_TEXT
+                         ? (const char*)sqlite3_column_text(p, 1) : "");
+  sqlite3_reset(p);
+  flush_begin(f);
+  {
+    sqlite3_stmt *pS = flush_stmt(f, KOB_SENDING);
+    if( pS ){
+      sqlite3_bind_int64(pS, 1, iRow);
+      flush_step(f, pS);
     }
   }
   flush_commit(f);
-  sqlite3_free(zJob);
+  zFound = customer_lookup(f, iRow, &bFailed);
+  flush_begin(f);
+  if( zFound ){
+    row_to_update(f, iRow, zFound);
+  }else if( bFailed ){
+    row_retry(f, iRow, row_attempts(f, iRow), bFailed==1, 0,
+              bFailed==1 ? "the customer exists but its lookup failed"
+                         : "not sent: the flush stopped");
+  }else{
+    char *zMsg = sqlite3_mprintf("%s (and no lookup found the customer)",
+                                 zWhy ? zWhy : "");
+    row_failed(f, iRow, 400, zMsg ? zMsg : "bulk item failed");
+    sqlite3_free(zMsg);
+  }
+  flush_commit(f);
+  sqlite3_free(zFound);
+  sqlite3_free(zWhy);
+  return 1;
 }
 
-/* Create up to BULK_SIZE due customers with one bulk request.  Returns the
-** number of rows taken (0: none were due). */
-static int bulk_round(Flush *f){
-  Bulk b;
-  int n;
-  /* The limiter's wait (a 429's reset, say) is the main loop's to make,
-  ** within the deadline. */
-  if( kustomer_limiter_wait(&f->lim, 0)>0 ) return 0;
-  n = bulk_collect(f, &b);
-  if( n>0 && f->rc==SQLITE_OK ) bulk_send(f, &b);
-  bulk_clear(&b);
-  return n;
+/* Whether a job is in hand; *ptNext the soonest of their next requests
+** (kustomer_clock()). */
+static int jobs_active(Flush *f, double *ptNext){
+  int i, bAny = 0;
+  for(i=0; i<MAX_JOBS; i++){
+    if( !f->aJob[i].bUsed ) continue;
+    if( !bAny || f->aJob[i].tNext<*ptNext ) *ptNext = f->aJob[i].tNext;
+    bAny = 1;
+  }
+  return bAny;
+}
+
+/* The flush stops: a job not sent puts its rows back; a job Kustomer has
+** leaves them to the next flush, which polls it. */
+static void jobs_stop(Flush *f){
+  int i;
+  for(i=0; i<MAX_JOBS; i++){
+    Job *j = &f->aJob[i];
+    if( !j->bUsed ) continue;
+    flush_begin(f);
+    if( j->ePhase==JOB_POST ){
+      job_rows_retry(f, j, 0, "not sent: the flush stopped");
+    }else{
+      sqlite3_stmt *p = flush_stmt(f, KOB_JOB_WAIT);
+      if( p ){
+        sqlite3_bind_text(p, 1, "bulk job unfinished when the flush stopped:"
+                          " the next flush polls it", -1, SQLITE_STATIC);
+        sqlite3_bind_text(p, 2, j->zId, -1, SQLITE_STATIC);
+        flush_step(f, p);
+      }
+    }
+    flush_commit(f);
+    job_free(j);
+  }
 }
 
 /* ---- Progress ------------------------------------------------------- */
@@ -1239,15 +1492,22 @@ static int flush_claim(Flush *f){
 }
 
 /* Step 3: deliver until nothing is left, the seconds are up, or something
-** stops the flush. */
+** stops the flush.  Bulk jobs (posted, polled, their results applied) and
+** the pipeline's requests go out side by side, jobs first; lookups of
+** customers that exist go one at a time when nothing else is out. */
 static void flush_run(Flush *f){
   while( f->zFatal==0 && f->rc==SQLITE_OK ){
-    double t = kustomer_clock(), tNext = 0, w, tWake;
-    int nRunning = kustomer_multi_running(f->pMulti);
+    double t = kustomer_clock(), tNext = 0, tJob = 0, w, tWake;
+    int nRunning = kustomer_multi_running(f->pMulti), bJobs, bRows;
     if( t>=f->tDeadline && nRunning==0 ) break;
-    if( nRunning==0 && t<f->tDeadline && bulk_round(f)>0 ){
-      progress_draw(f, 0);
-      continue;
+    if( t<f->tDeadline ){
+      if( nRunning==0 && kustomer_limiter_wait(&f->lim, 0)<=0
+       && lookup_round(f) ){
+        progress_draw(f, 0);
+        continue;
+      }
+      if( kustomer_limiter_wait(&f->lim, 0)<=0 ) job_new(f);
+      jobs_start(f);
     }
     pipeline_start(f);
     if( kustomer_multi_running(f->pMulti) ){
@@ -1255,14 +1515,25 @@ static void flush_run(Flush *f){
       progress_draw(f, 0);
       continue;
     }
-    /* Nothing in flight: wait for the limiter or for retries that are due
-    ** later, or stop when nothing is left. */
-    if( !work_left(f, &tNext) ) break;
+    /* Nothing in flight: wait for the limiter, a job's next poll or rows
+    ** due later, or stop when nothing is left. */
+    bJobs = jobs_active(f, &tJob);
+    bRows = work_left(f, &tNext);
+    if( !bRows && !bJobs ) break;
     w = kustomer_limiter_wait(&f->lim, 0);
-    tNext -= kustomer_wall();       /* seconds from now */
-    tWake = t + (tNext > w ? tNext : w);
+    tWake = 1e300;
+    if( bRows ){
+      double d = tNext - kustomer_wall();   /* seconds from now */
+      tWake = t + (d > w ? d : w);
+    }
+    if( bJobs ){
+      double tJ = tJob > t + w ? tJob : t + w;
+      if( tJ < tWake ) tWake = tJ;
+    }
     if( tWake >= f->tDeadline ) break;
-    kustomer_sleep(tWake - t > 0.25 ? 0.25 : tWake - t);
+    /* at least a little: due rows may wait for a job slot to free */
+    kustomer_sleep(tWake - t > 0.25 ? 0.25 : tWake - t < 0.01 ? 0.01
+                   : tWake - t);
   }
 }
 
@@ -1272,6 +1543,7 @@ static void flush_release(Flush *f){
   while( f->pMulti && kustomer_multi_running(f->pMulti) && f->rc==SQLITE_OK ){
     pipeline_collect(f, 100);
   }
+  jobs_stop(f);
   /* Never leave the caller's connection inside a transaction. */
   while( f->nTxn>0 ) flush_commit(f);
   if( f->bClaimed ){
@@ -1306,13 +1578,16 @@ static void flush_summary(Flush *f, sqlite3_context *ctx){
   nPending = count_status(f, "pending");
   pOut = sqlite3_str_new(0);
   sqlite3_str_appendf(pOut, "{\"sent\":%d,\"failed\":%d,\"invalid\":%d,"
-                      "\"pending\":%d,\"requests\":%d,\"seconds\":%.3f}",
+                      "\"pending\":%d,\"requests\":%d,\"resends\":%d,"
+                      "\"seconds\":%.3f}",
                       f->nDelivered, f->nFailed, nInvalid, nPending,
-                      f->nRequests, kustomer_clock() - f->tStart);
+                      f->nRequests, f->nResends, kustomer_clock() - f->tStart);
   kustomer_result_str(ctx, pOut, 1);
 }
 
 static void flush_free(Flush *f){
+  int i;
+  for(i=0; i<MAX_JOBS; i++) job_free(&f->aJob[i]);
   kustomer_outbox_store_close(&f->store);
   kustomer_multi_free(f->pMulti);
   if( f->pHttp ) kustomer_http_unref(f->pHttp);

@@ -189,8 +189,29 @@ struct Xfer {
   Collect c;
   char aErr[CURL_ERROR_SIZE];
   sqlite3_int64 iTag;       /* the caller's name for the transfer */
+  int nSent;                /* times libcurl was about to send it */
+  int bRefused;             /* xSend refused a send */
+  int (*xSend)(void*, int);
+  void *pSendArg;
   Xfer *pNext;
 };
+
+/* libcurl is about to send the request, on a new or a kept-alive
+** connection: the first time maybe long after the transfer started (a
+** connection can wait a second for the server's accept), then again each
+** time it resends on its own (the connection died before a reply).  The
+** caller counts each, or refuses. */
+static int prereq_cb(void *pArg, char *zIp, char *zLocal, int iRemote,
+                     int iLocal){
+  Xfer *x = (Xfer*)pArg;
+  (void)zIp; (void)zLocal; (void)iRemote; (void)iLocal;
+  if( x->xSend && x->xSend(x->pSendArg, x->nSent) ){
+    x->bRefused = 1;
+    return CURL_PREREQFUNC_ABORT;
+  }
+  x->nSent++;
+  return CURL_PREREQFUNC_OK;
+}
 
 static void xfer_release(Xfer *x){
   if( x->c.pBody ) sqlite3_free(sqlite3_str_finish(x->c.pBody));
@@ -212,6 +233,8 @@ static void xfer_release(Xfer *x){
     curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, (struct curl_slist*)0);
     curl_easy_setopt(x->h, CURLOPT_ERRORBUFFER, (char*)0);
     curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, (char*)0);
+    curl_easy_setopt(x->h, CURLOPT_PREREQFUNCTION,
+                     (curl_prereq_callback)0);
   }
 }
 
@@ -266,6 +289,12 @@ static int xfer_setup(Xfer *x, const KHttpReq *pReq){
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_cb);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &x->c);
   curl_easy_setopt(h, CURLOPT_PRIVATE, (void*)x);
+  x->nSent = 0;
+  x->bRefused = 0;
+  x->xSend = pReq->xSend;
+  x->pSendArg = pReq->pSendArg;
+  curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, prereq_cb);
+  curl_easy_setopt(h, CURLOPT_PREREQDATA, (void*)x);
   if( strcmp(pReq->zMethod, "GET")==0 ){
     curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
   }else{
@@ -285,6 +314,19 @@ static int xfer_finish(Xfer *x, CURLcode cc, KHttpResp *pResp){
   if( sqlite3_str_errcode(x->c.pBody) || sqlite3_str_errcode(x->c.pHdr) ){
     return SQLITE_NOMEM;
   }
+  pResp->nResends = x->nSent>1 ? x->nSent-1 : 0;
+  if( cc!=CURLE_OK && x->bRefused ){
+    /* kept back by the rate limit: never sent, or (the connection died)
+    ** not sent again at once: a dropped connection, for the caller's own
+    ** retry rules */
+    pResp->eNet = KNET_RESET;
+    pResp->bNotSent = x->nSent==0;
+    pResp->zErr = sqlite3_mprintf(x->nSent==0
+        ? "not sent: no room in the rate window when its connection was up"
+        : "Connection died before a reply (not sent again at once: the "
+          "rate limit had no room)");
+    return pResp->zErr ? SQLITE_OK : SQLITE_NOMEM;
+  }
   if( cc!=CURLE_OK ){
     pResp->eNet = net_kind(cc);
     pResp->zErr = sqlite3_mprintf("%s%s%s", curl_easy_strerror(cc),
@@ -292,11 +334,6 @@ static int xfer_finish(Xfer *x, CURLcode cc, KHttpResp *pResp){
     return pResp->zErr ? SQLITE_OK : SQLITE_NOMEM;
   }
   curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &pResp->status);
-  {
-    long nConn = 0;
-    curl_easy_getinfo(x->h, CURLINFO_NUM_CONNECTS, &nConn);
-    pResp->nConnects = (int)nConn;
-  }
   pResp->nBody = sqlite3_str_length(x->c.pBody);
   pResp->zBody = sqlite3_str_finish(x->c.pBody);
   x->c.pBody = 0;

@@ -185,6 +185,7 @@ char *kustomer_api_data_id(const KHttpResp *pResp){
 /* ---- What a response means ---------------------------------------------- */
 
 int kustomer_api_class(const KHttpResp *pResp){
+  if( pResp->bNotSent ) return KAPI_WAIT;
   switch( pResp->eNet ){
     case 0:
       break;
@@ -276,7 +277,8 @@ double kustomer_api_rate_wait(const KApiRate *pRate){
 #define LG_PRUNE        5
 #define LG_PAUSE_GET    6
 #define LG_PAUSE_PUT    7
-#define LG_N            8
+#define LG_SET_T        8
+#define LG_N            9
 static const char *const azLedgerSql[LG_N] = {
   "SELECT count(*) FROM main.kustomer_requests WHERE t>?1",
   "SELECT count(*) FROM main.kustomer_requests WHERE t>?1 AND kind='search'",
@@ -288,6 +290,7 @@ static const char *const azLedgerSql[LG_N] = {
   "SELECT v FROM main.kustomer_ratelimit WHERE k='pause_until'",
   "INSERT INTO main.kustomer_ratelimit(k, v) VALUES('pause_until', ?1)"
   " ON CONFLICT(k) DO UPDATE SET v=max(v, excluded.v)",
+  "UPDATE main.kustomer_requests SET t=?1 WHERE rowid=?2",
 };
 
 struct KLedger {
@@ -435,8 +438,39 @@ static double limiter_pause_until(KLimiter *p){
 }
 
 int kustomer_limiter_add(KLimiter *p, int bSearch){
+  int rc;
+  p->iLastRow = 0;
   if( p->pLedger==0 ) return SQLITE_OK;
-  return kustomer_ledger_add(p->pLedger, kustomer_wall(), bSearch);
+  rc = kustomer_ledger_add(p->pLedger, kustomer_wall(), bSearch);
+  if( rc==SQLITE_OK ) p->iLastRow = sqlite3_last_insert_rowid(p->pLedger->db);
+  return rc;
+}
+
+/* Requests going out later than this after their start move their start
+** (a connection that waited for the server's accept, say). */
+#define LIMITER_LATE 0.05
+
+int kustomer_limiter_sent(KLimiter *p, sqlite3_int64 iRow, double tStarted,
+                          int bSearch){
+  double t = kustomer_wall(), tSince;
+  int n, k;
+  sqlite3_stmt *pStmt;
+  if( p->pLedger==0 || iRow<=0 || t - tStarted < LIMITER_LATE ) return 0;
+  tSince = t - p->tWindow;
+  /* the window at its new start, without its old one */
+  for(k=0; k<=(bSearch && p->nSearchAllowed>0); k++){
+    int nAllowed = k ? p->nSearchAllowed : p->nAllowed;
+    if( nAllowed<=0 ) continue;
+    n = ledger_count(p->pLedger, tSince, k) - (tStarted>tSince ? 1 : 0);
+    if( n>=nAllowed ) return 1;
+  }
+  pStmt = ledger_stmt(p->pLedger, LG_SET_T);
+  if( pStmt==0 ) return 1;
+  sqlite3_bind_double(pStmt, 1, t);
+  sqlite3_bind_int64(pStmt, 2, iRow);
+  sqlite3_step(pStmt);
+  /* not moved, it would be counted too early: kept back */
+  return sqlite3_reset(pStmt)!=SQLITE_OK;
 }
 
 int kustomer_limiter_available(KLimiter *p, int nInFlight, int bSearch){
@@ -526,13 +560,40 @@ double kustomer_limiter_observe(KLimiter *p, const KHttpResp *pResp){
 
 /* ---- One request, with Kustomer's retry rules ---------------------------- */
 
-int kustomer_api_call(KApiCall *pCall, const KHttpReq *pReq, KHttpResp *pResp){
+/* libcurl is about to send the request: the first time, late, its start
+** moves to now if the window has room there; again by itself, it is
+** counted as a start, if the limiter has room.  Else the attempt fails
+** (kept back, or as a dropped connection), and the call's own retry,
+** which waits for room, goes on. */
+static int api_send(void *pArg, int iAttempt){
+  KApiCall *pCall = (KApiCall*)pArg;
+  if( iAttempt==0 ){
+    return pCall->pLim ? kustomer_limiter_sent(pCall->pLim, pCall->iRow,
+                                               pCall->tStarted,
+                                               pCall->bSearch) : 0;
+  }
+  if( pCall->pLim
+   && kustomer_limiter_available(pCall->pLim, 0, pCall->bSearch)<=0 ){
+    return 1;
+  }
+  if( pCall->xStart && pCall->xStart(pCall->pStartArg) ) return 1;
+  pCall->nResend++;
+  return 0;
+}
+
+int kustomer_api_call(KApiCall *pCall, const KHttpReq *pReqIn,
+                      KHttpResp *pResp){
   KLimiter *pLim = pCall->pLim;
   int rc = SQLITE_OK;
   void (*xSleep)(double) = pCall->xSleep ? pCall->xSleep : kustomer_sleep;
+  KHttpReq req = *pReqIn;
+  const KHttpReq *pReq = &req;
 
+  req.xSend = api_send;
+  req.pSendArg = pCall;
   memset(pResp, 0, sizeof(*pResp));
   pCall->nTry = 0;
+  pCall->nResend = 0;
   pCall->eEnd = KCALL_OK;
   pCall->wait = 0;
   while( 1 ){
@@ -551,6 +612,8 @@ int kustomer_api_call(KApiCall *pCall, const KHttpReq *pReq, KHttpResp *pResp){
       pCall->eEnd = KCALL_STOPPED;
       break;
     }
+    pCall->iRow = pLim ? pLim->iLastRow : 0;
+    pCall->tStarted = kustomer_wall();
     kustomer_http_resp_clear(pResp);
     pCall->nTry++;
     rc = kustomer_http_do(pCall->pHttp, pReq, pResp);

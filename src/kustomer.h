@@ -622,6 +622,14 @@ struct KHttpReq {
   const char *zBody;        /* NULL: no body */
   int nBody;
   long timeoutMs;           /* <=0: KUSTOMER_TIMEOUT_MS */
+  /* Called each time libcurl is about to send the request: iAttempt 0
+  ** when it first goes out (maybe long after the transfer started: a
+  ** connection can take a second to come up), then for each time libcurl
+  ** sends it again by itself (a kept-alive connection died before any
+  ** reply).  Nonzero refuses: the transfer fails, bNotSent for attempt 0,
+  ** as a dropped connection after.  NULL: every send goes ahead. */
+  int (*xSend)(void*, int iAttempt);
+  void *pSendArg;
 };
 
 typedef struct KHttpResp KHttpResp;
@@ -632,9 +640,9 @@ struct KHttpResp {
   char *zHeaders;           /* JSON object of the headers, lower-case names */
   int nHeader;              /* number of headers received */
   int eNet;                 /* KNET_* when no HTTP response came back */
-  int nConnects;            /* new connections the transfer opened: libcurl
-                            ** silently resends a request once on a fresh
-                            ** connection when a kept-alive one died */
+  int nResends;             /* times libcurl sent the request again by
+                            ** itself (each also went to the server) */
+  int bNotSent;             /* xSend refused it before it went out */
   char *zErr;               /* curl's message for a transport failure */
 };
 
@@ -722,6 +730,8 @@ char *kustomer_api_data_id(const KHttpResp *pResp);
                         ** server is not there (now) */
 #define KAPI_AUTH   4   /* 401/403: the key is refused; stop */
 #define KAPI_FATAL  5   /* any other status, or the URL was refused */
+/* (a request the limiter kept back when it was about to go out, bNotSent,
+** is KAPI_WAIT) */
 int kustomer_api_class(const KHttpResp *pResp);
 
 /* The wait before attempt nTry+1 (nTry 1-based): base doubled per
@@ -778,6 +788,7 @@ struct KLimiter {
   int nAllowed;             /* 0: no budget kept, only the headers obeyed */
   int nSearchAllowed;       /* 0: searches not counted apart */
   int bLearn;               /* take the limit from x-ratelimit-limit */
+  sqlite3_int64 iLastRow;   /* the ledger row of the last start added */
   double tPause;            /* no request starts before this (wall) */
   int n429;                 /* 429s in a row without a wait in them */
   KLedger *pLedger;         /* the starts, shared; NULL: none kept */
@@ -787,8 +798,14 @@ int kustomer_limiter_init(KLimiter *p, double rateLimit, double budget,
 void kustomer_limiter_free(KLimiter *p);
 /* Count searches apart, at most searchLimit * budget per window. */
 void kustomer_limiter_searches(KLimiter *p, double searchLimit);
-/* Record a request (a search with bSearch) starting now. */
+/* Record a request (a search with bSearch) starting now (its ledger row
+** in p->iLastRow). */
 int kustomer_limiter_add(KLimiter *p, int bSearch);
+/* The request whose start is ledger row iRow (recorded at tStarted) is
+** going out now.  Late (its connection took time), its start moves to now
+** if the window has room for it there: 0; else 1, not to be sent now. */
+int kustomer_limiter_sent(KLimiter *p, sqlite3_int64 iRow, double tStarted,
+                          int bSearch);
 /* How many requests may start now, nInFlight being out already. */
 int kustomer_limiter_available(KLimiter *p, int nInFlight, int bSearch);
 /* Seconds until another request (a search) may start (0: now). */
@@ -828,6 +845,11 @@ struct KApiCall {
   void (*xSleep)(double);   /* NULL: kustomer_sleep() */
   /* what happened */
   int nTry;                 /* attempts sent */
+  int nResend;              /* of those, libcurl's own resends (counted by
+                            ** xStart too; refused when the limiter has no
+                            ** room) */
+  sqlite3_int64 iRow;       /* the ledger row of the attempt out */
+  double tStarted;
   int n429;                 /* 429s waited out */
   int eEnd;                 /* KCALL_* */
   double wait;              /* the wait of KCALL_WAIT/DEADLINE/STOPPED */
@@ -864,10 +886,16 @@ struct KOutboxConfig {
 #define KOB_COUNT         11
 #define KOB_NEXT_DUE      12
 #define KOB_RECOVER       13
-#define KOB_CONFIG_GET    14
-#define KOB_CONFIG_PUT    15
-#define KOB_CONFIG_DEL    16
-#define KOB_N             17
+#define KOB_BULK_SET      14
+#define KOB_BULK_JOBS     15
+#define KOB_BULK_ROWS     16
+#define KOB_TO_LOOKUP     17
+#define KOB_DUE_LOOKUP    18
+#define KOB_JOB_WAIT      19
+#define KOB_CONFIG_GET    20
+#define KOB_CONFIG_PUT    21
+#define KOB_CONFIG_DEL    22
+#define KOB_N             23
 typedef struct KOutboxStore KOutboxStore;
 struct KOutboxStore {
   sqlite3 *db;

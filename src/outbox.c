@@ -51,10 +51,14 @@ SQLITE_EXTENSION_INIT3
 **   3  <name>_sends no longer used: its starts moved to
 **      main.kustomer_requests (the emptied table stays: DROP TABLE is
 **      refused while the statement that upgrades is running)
+**   4  bulk_job: the Kustomer bulk job a customer creation was sent in,
+**      kept until the job's result is applied (a flush killed or stopped
+**      while the job ran polls it next time instead of creating again);
+**      kind 'lookup': a creation Kustomer said exists, to be looked up
 ** A table of an older version is upgraded by its first write (INSERT or
 ** flush); reads work on any.  A newer one is refused.
 */
-#define OUTBOX_VERSION 3
+#define OUTBOX_VERSION 4
 
 /* <name>_data's columns: the vtab's, in its order, then what only the
 ** flush reads. */
@@ -63,7 +67,8 @@ SQLITE_EXTENSION_INIT3
   "status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, " \
   "http_status INTEGER, error TEXT, kustomer_id TEXT, " \
   "enqueued_at TEXT NOT NULL, sent_at TEXT, " \
-  "next_attempt_at REAL NOT NULL DEFAULT 0, kind TEXT, customer_key TEXT"
+  "next_attempt_at REAL NOT NULL DEFAULT 0, kind TEXT, customer_key TEXT, " \
+  "bulk_job TEXT"
 
 typedef struct Outbox Outbox;
 struct Outbox {
@@ -117,30 +122,33 @@ void kustomer_outbox_config_clear(KOutboxConfig *p){
 static const char *const azStmt[KOB_N] = {
   /* KOB_DUE: due rows that the pipeline sends one per request */
   "SELECT id FROM \"%w\".\"%w_data\" WHERE status='pending'"
-  " AND next_attempt_at<=?1 AND kind<>'create' ORDER BY id LIMIT 256",
-  /* KOB_DUE_CREATE: due customer creations, for bulk */
+  " AND next_attempt_at<=?1 AND kind NOT IN ('create','lookup')"
+  " ORDER BY id LIMIT 256",
+  /* KOB_DUE_CREATE: due customer creations, for bulk (not those of a job
+  ** still to be polled) */
   "SELECT id, request, customer_key FROM \"%w\".\"%w_data\""
   " WHERE status='pending' AND next_attempt_at<=?1 AND kind='create'"
-  " ORDER BY id LIMIT 200",
+  " AND bulk_job IS NULL ORDER BY id LIMIT 200",
   /* KOB_SENDING */
   "UPDATE \"%w\".\"%w_data\" SET status='sending', attempts=attempts+1"
   " WHERE id=?1",
   /* KOB_SENT */
   "UPDATE \"%w\".\"%w_data\" SET status='sent', http_status=?1,"
-  " kustomer_id=coalesce(?2, kustomer_id), error=NULL,"
+  " kustomer_id=coalesce(?2, kustomer_id), error=NULL, bulk_job=NULL,"
   " sent_at=strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ','now') WHERE id=?3",
   /* KOB_RETRY */
   "UPDATE \"%w\".\"%w_data\" SET status='pending', next_attempt_at=?1,"
-  " attempts=attempts-?2, http_status=?3, error=?4 WHERE id=?5",
+  " attempts=attempts-?2, http_status=?3, error=?4, bulk_job=NULL"
+  " WHERE id=?5",
   /* KOB_FAILED */
-  "UPDATE \"%w\".\"%w_data\" SET status='failed', http_status=?1, error=?2"
-  " WHERE id=?3",
+  "UPDATE \"%w\".\"%w_data\" SET status='failed', http_status=?1, error=?2,"
+  " bulk_job=NULL WHERE id=?3",
   /* KOB_ROW */
   "SELECT request, attempts, event, kind, customer_key FROM \"%w\".\"%w_data\""
   " WHERE id=?1",
   /* KOB_TO_UPDATE: a create found to exist, to be sent as an update */
   "UPDATE \"%w\".\"%w_data\" SET request=?1, kustomer_id=?2, kind='update',"
-  " status='pending', next_attempt_at=0 WHERE id=?3",
+  " status='pending', next_attempt_at=0, bulk_job=NULL WHERE id=?3",
   /* KOB_INSERT */
   "INSERT INTO \"%w\".\"%w_data\"(id, event, request, status, error,"
   " enqueued_at, kind, customer_key) VALUES(?1, ?2, ?3, ?4, ?5,"
@@ -154,9 +162,29 @@ static const char *const azStmt[KOB_N] = {
   "SELECT count(*) FROM \"%w\".\"%w_data\" WHERE status=?1",
   /* KOB_NEXT_DUE */
   "SELECT min(next_attempt_at) FROM \"%w\".\"%w_data\""
-  " WHERE status='pending'",
+  " WHERE status='pending' AND bulk_job IS NULL",
   /* KOB_RECOVER: a killed flush's rows in flight go back to pending */
   "UPDATE \"%w\".\"%w_data\" SET status='pending' WHERE status='sending'",
+  /* KOB_BULK_SET: the rows of a bulk job Kustomer accepted (?1 NULL: of
+  ** none) */
+  "UPDATE \"%w\".\"%w_data\" SET bulk_job=?1 WHERE id=?2",
+  /* KOB_BULK_JOBS: jobs whose result is still to be applied */
+  "SELECT DISTINCT bulk_job FROM \"%w\".\"%w_data\" WHERE bulk_job IS NOT"
+  " NULL AND status IN ('pending','sending')",
+  /* KOB_BULK_ROWS: a job's rows */
+  "SELECT id, customer_key FROM \"%w\".\"%w_data\" WHERE bulk_job=?1"
+  " AND status IN ('pending','sending') ORDER BY id",
+  /* KOB_TO_LOOKUP: a creation Kustomer says exists, to be looked up */
+  "UPDATE \"%w\".\"%w_data\" SET kind='lookup', status='pending',"
+  " next_attempt_at=0, attempts=attempts-1, error=?1, bulk_job=NULL"
+  " WHERE id=?2",
+  /* KOB_DUE_LOOKUP */
+  "SELECT id, error FROM \"%w\".\"%w_data\" WHERE status='pending'"
+  " AND next_attempt_at<=?1 AND kind='lookup' ORDER BY id LIMIT 1",
+  /* KOB_JOB_WAIT: a job unfinished when the flush stops: its rows wait
+  ** for the next flush to poll it (the attempt not used up) */
+  "UPDATE \"%w\".\"%w_data\" SET status='pending', attempts=max(attempts-1,"
+  " 0), error=?1 WHERE bulk_job=?2 AND status='sending'",
   /* KOB_CONFIG_GET */
   "SELECT v FROM \"%w\".\"%w_config\" WHERE k=?1",
   /* KOB_CONFIG_PUT */
@@ -286,6 +314,14 @@ static char *customer_key_of(const cJSON *pEvent){
 /* Version 1 to 2: the kind of each stored request, from the request as it
 ** stands (a create rewritten as an update is an update), and the customer
 ** key of each identify, from its event. */
+/* Version 3 to 4: bulk_job. */
+static int upgrade_3_to_4(KOutboxStore *p, char **pzErr){
+  static const char *const azSql[] = {
+    "ALTER TABLE \"%w\".\"%w_data\" ADD COLUMN bulk_job TEXT",
+  };
+  return store_exec(p, pzErr, azSql, 1);
+}
+
 /* Version 2 to 3: the starts of <name>_sends into the file's ledger. */
 static int upgrade_2_to_3(KOutboxStore *p, char **pzErr){
   char *zSql;
@@ -354,6 +390,7 @@ int kustomer_outbox_upgrade(KOutboxStore *p, char **pzErr){
   store_forget(p);
   if( p->iVersion==1 ) rc = upgrade_1_to_2(p, pzErr);
   if( rc==SQLITE_OK && p->iVersion<=2 ) rc = upgrade_2_to_3(p, pzErr);
+  if( rc==SQLITE_OK && p->iVersion<=3 ) rc = upgrade_3_to_4(p, pzErr);
   if( rc==SQLITE_OK ){
     char *zSql = sqlite3_mprintf("UPDATE \"%w\".\"%w_config\" SET v=%d"
                                  " WHERE k='version'", p->zDb, p->zName,
