@@ -18,7 +18,7 @@ WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 XCFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -fPIC -fvisibility=hidden
 # curl and cJSON as pkg-config describes them (the loadable never links
 # libsqlite3: the host provides it).
-PKGS     = libcurl libcjson libcrypto
+PKGS     = libcurl libcjson libcrypto zlib
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS       = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
@@ -35,7 +35,7 @@ ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer \
 SQLITE3 ?= sqlite3
 
 # Debian packages: to build, to test (and to run the demo).
-BUILD_PKGS = make gcc libc6-dev pkg-config libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev ca-certificates
+BUILD_PKGS = make gcc libc6-dev pkg-config libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev zlib1g-dev ca-certificates
 TEST_PKGS  = sqlite3 python3 valgrind
 
 .PHONY: all deps demo test asan valgrind unit clean check-deps fake-kustomer layers
@@ -49,6 +49,7 @@ check-deps:
 	@pkg-config --exists libcjson || { echo "error: cjson/cJSON.h not found: install libcjson-dev (sudo apt-get install libcjson-dev)" >&2; exit 1; }
 	@pkg-config --exists libcurl || { echo "error: curl/curl.h not found: install libcurl4-openssl-dev (sudo apt-get install libcurl4-openssl-dev)" >&2; exit 1; }
 	@pkg-config --exists libcrypto || { echo "error: openssl/evp.h not found: install libssl-dev (sudo apt-get install libssl-dev)" >&2; exit 1; }
+	@pkg-config --exists zlib || { echo "error: zlib.h not found: install zlib1g-dev (sudo apt-get install zlib1g-dev)" >&2; exit 1; }
 
 # One rule per build of the extension: $(1) the file, $(2) its flags.
 define SO_RULE
@@ -145,7 +146,7 @@ FUZZ_FLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fno-omit-frame-pointer 
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
               -Isrc -Itests/fuzz
 FUZZ_EXT    = tests/fuzz/fuzz_common.c tests/fuzz/fuzz_common.h $(SRC) $(HDR)
-FUZZ_TARGETS = fuzz_functions fuzz_json fuzz_http fuzz_sync fuzz_jsnum
+FUZZ_TARGETS = fuzz_functions fuzz_json fuzz_http fuzz_sync fuzz_events fuzz_jsnum
 
 # $(1) the target, $(2) extra flags, $(3) extra libraries
 define FUZZ_RULE
@@ -157,6 +158,7 @@ $(eval $(call FUZZ_RULE,fuzz_functions,,))
 $(eval $(call FUZZ_RULE,fuzz_json,,))
 $(eval $(call FUZZ_RULE,fuzz_http,-DFETCH_SLEEP_MAX=0.01,-lpthread))
 $(eval $(call FUZZ_RULE,fuzz_sync,-DPULL_SLEEP_MAX=0.01,-lpthread))
+$(eval $(call FUZZ_RULE,fuzz_events,,))
 
 build/fuzz/fuzz_jsnum: tests/fuzz/fuzz_jsnum.c src/jsnum.c src/kustomer.h
 	@mkdir -p build/fuzz

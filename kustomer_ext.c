@@ -26,6 +26,7 @@ static const struct {
   { "kustomer_fetch",     kustomer_register_fetch },
   { "kustomer_sync",      kustomer_register_sync },
   { "kustomer_pull",      kustomer_register_pull },
+  { "kustomer_events",    kustomer_register_events },
 };
 
 int sqlite3_kustomer_init(sqlite3*, char**, const sqlite3_api_routines*);

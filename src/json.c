@@ -398,6 +398,13 @@ static ScanPos scan_object(ScanPos z, ScanPos zEnd, int iDepth){
   }
 }
 
+const char *kustomer_json_scan(const char *z, const char *zEnd){
+  ScanPos p = skip_ws((ScanPos)z);
+  if( p>=(ScanPos)zEnd ) return 0;
+  p = *p=='"' ? scan_string(p, (ScanPos)zEnd) : scan_value(p, (ScanPos)zEnd, 0);
+  return (p && p<=(ScanPos)zEnd) ? (const char*)p : 0;
+}
+
 /*
 ** Whether the member with the n-byte raw key z (as written, between its
 ** quotes) is kept, and in *ppKeep its entry in aKeep (NULL: kept whole).

@@ -62,6 +62,11 @@ int kustomer_fmt_number(double r, char *zBuf);
 ** pzErr may be NULL when the reason does not matter.
 */
 cJSON *kustomer_json_parse(const char *z, int n, char **pzErr);
+/* The end of the one JSON value at z (after whitespace), proved valid by
+** the lean scan, or NULL: then the text is not valid JSON, or is of a kind
+** the scan leaves to kustomer_json_parse() (which then says which).  The
+** text must be followed by a NUL at or after zEnd. */
+const char *kustomer_json_scan(const char *z, const char *zEnd);
 
 /*
 ** Parse an object's text as kustomer_json_parse() does, keeping only the
@@ -1090,5 +1095,6 @@ int kustomer_register_flush(sqlite3 *db);
 int kustomer_register_fetch(sqlite3 *db);
 int kustomer_register_sync(sqlite3 *db);
 int kustomer_register_pull(sqlite3 *db);
+int kustomer_register_events(sqlite3 *db);
 
 #endif /* KUSTOMER_H */

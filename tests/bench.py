@@ -204,6 +204,8 @@ def main():
                     help="skip the outbox delivery figure")
     ap.add_argument("--no-sync", dest="sync", action="store_false",
                     help="skip the sync figures")
+    ap.add_argument("--no-ingest", dest="ingest", action="store_false",
+                    help="skip the archive ingest figure")
     a = ap.parse_args()
     so = os.path.abspath(a.so)
     if a.rss_child:
@@ -288,11 +290,67 @@ def run(a, so, db, stats, reps, t_load):
           % (base / 1024, fmt_int(n10), r10 / 1024, fmt_int(n_all),
              rn / 1024, grow / 1024, cache_kb / 1024,
              "ok" if ok else "GROWS WITH N"))
+    if a.ingest:
+        ingest_bench(so, a.n, a.seed)
     if a.delivery:
         delivery(so, a.seed, a.n)
     if a.sync:
         sync_bench(so, a.n)
     return 0 if ok else 1
+
+
+def ingest_bench(so, n, seed, reps=3):
+    """Loading a gzip'd NDJSON archive: kustomer_events() against the
+    sqlite3 shell's own .import of zcat's output, in the same run, each
+    into a fresh database file."""
+    sqlite3_cli = os.environ.get("SQLITE3", "sqlite3")
+    src = events_file(n, seed)
+    gz = src + ".gz"
+    if not os.path.exists(gz):
+        with open(gz + ".tmp", "wb") as f:
+            subprocess.run(["gzip", "-c", src], stdout=f, check=True)
+        os.replace(gz + ".tmp", gz)
+    raw_mb = os.path.getsize(src) / 1e6
+    db = os.path.join(WORK, "ingest-%d.db" % os.getpid())
+    schema = "CREATE TABLE events(payload TEXT);"
+    runs = {
+        ".import '|zcat'": [".mode ascii", '.separator "\037" "\n"',
+                            ".import '|zcat %s' events" % gz],
+        "kustomer_events()": [".load %s" % so,
+                              "INSERT INTO events SELECT message FROM "
+                              "kustomer_events('%s');" % gz],
+    }
+    times = {k: [] for k in runs}
+    counts = {}
+    for _ in range(reps):
+        for label, cmds in runs.items():
+            for suffix in ("", "-journal"):
+                if os.path.exists(db + suffix):
+                    os.remove(db + suffix)
+            args = [sqlite3_cli, db, "-cmd", schema]
+            for c in cmds:
+                args += ["-cmd", c]
+            args.append("SELECT count(*) FROM events;")
+            t0 = time.perf_counter()
+            out = subprocess.run(args, capture_output=True, text=True,
+                                 check=True).stdout
+            times[label].append(time.perf_counter() - t0)
+            counts[label] = int(out.strip().splitlines()[-1])
+    for suffix in ("", "-journal"):
+        if os.path.exists(db + suffix):
+            os.remove(db + suffix)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print()
+    print("ingest of %s events, %.1f MB of NDJSON gzip'd to %.1f MB "
+          "(median of %d, each into a fresh file):" % (
+              fmt_int(n), raw_mb, os.path.getsize(gz) / 1e6, reps))
+    for label in runs:
+        print("  %-22s %8.3f s %8.1f MB/s  %s rows"
+              % (label, med[label], raw_mb / med[label],
+                 fmt_int(counts[label])))
+    r = med["kustomer_events()"] / med[".import '|zcat'"]
+    print("target kustomer_events() <= 1.0x .import '|zcat': %.2fx %s"
+          % (r, "met" if r <= 1.0 else "NOT MET"))
 
 
 def delivery(so, seed, n):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the libFuzzer targets built in build/fuzz/ (see `make fuzz`).
 #
-#   tests/fuzz/run.sh [TARGET...]     (default: all five)
+#   tests/fuzz/run.sh [TARGET...]     (default: all six)
 #
 # Environment: FUZZ_SECONDS (default 60) per target.  Each target first
 # replays tests/fuzz/regressions/<target>-*, then fuzzes from
@@ -14,7 +14,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root" || exit 2
 secs=${FUZZ_SECONDS:-60}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_functions fuzz_json fuzz_jsnum fuzz_http fuzz_sync)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_functions fuzz_json fuzz_jsnum fuzz_http fuzz_sync fuzz_events)
 failed=0
 for t in "${targets[@]}"; do
   bin=build/fuzz/$t

@@ -605,10 +605,32 @@ def sync_seeds():
     return out
 
 
+def events_seeds():
+    """fuzz_events inputs: a flags byte, then an archive file's content."""
+    evs = [dump(e) for e, _ in list(sample_events(step=300))[:8]]
+    nd = b"\n".join(evs) + b"\n"
+    env = b'{"batch":[' + b",".join(evs[:3]) + b'],"writeKey":"wk","sentAt":"x"}'
+    files = [
+        nd, nd.replace(b"\n", b"\r\n"), env + b"\n" + env + b"\n",
+        b"[" + b",\n ".join(evs[:4]) + b"]\n",
+        b'{\n "batch": [\n  ' + b",\n  ".join(evs[:2]) + b'\n ]\n}\n',
+        b"\n\n" + evs[0] + b"\n{bad\n[1,2]\n\"s\"\n" + evs[1] + b" x\n",
+        b'{"batch":{"a":1}}\n{"batch":[]}\n{"batch":[1,{"x":"\\u00e9"}]}\n',
+        b"ab\x00cd\n" + evs[0] + b"\n", b"\xff\xfe" + evs[0] + b"\n",
+        b"", b"[]", b"{}", b"{" * 40 + b"\n",
+    ]
+    out = set()
+    for data in files:
+        for flags in (0, 1, 2, 3, 4, 8, 9):
+            out.add(bytes([flags]) + data)
+    return out
+
+
 def main():
     outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "fuzz", "corpus")
     seeds = {"fuzz_functions": set(), "fuzz_json": set(), "fuzz_jsnum": set(),
-             "fuzz_http": set(http_seeds()), "fuzz_sync": set(sync_seeds())}
+             "fuzz_http": set(http_seeds()), "fuzz_sync": set(sync_seeds()),
+             "fuzz_events": set(events_seeds())}
     nums = {0.0, -0.0, 1.0, -1.0, 0.1, 1e21, 1e-7, 123456789012345680000.0,
             5e-324, 1.7976931348623157e308, float("inf"), float("nan")}
     pairs = list(vectors()) + list(sample_events())
