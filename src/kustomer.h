@@ -873,6 +873,7 @@ struct KOutboxConfig {
   double rateWindow;        /* seconds; 60 for Kustomer */
   int concurrency;          /* requests in flight at once */
   int progress;             /* draw a progress bar on a terminal */
+  int dedupe;               /* one row per messageId */
 };
 
 /* An outbox's shadow tables and the statements on them, prepared when
@@ -897,10 +898,11 @@ struct KOutboxConfig {
 #define KOB_TO_LOOKUP     17
 #define KOB_DUE_LOOKUP    18
 #define KOB_JOB_WAIT      19
-#define KOB_CONFIG_GET    20
-#define KOB_CONFIG_PUT    21
-#define KOB_CONFIG_DEL    22
-#define KOB_N             23
+#define KOB_BY_MESSAGE    20
+#define KOB_CONFIG_GET    21
+#define KOB_CONFIG_PUT    22
+#define KOB_CONFIG_DEL    23
+#define KOB_N             24
 typedef struct KOutboxStore KOutboxStore;
 struct KOutboxStore {
   sqlite3 *db;
@@ -935,6 +937,7 @@ struct KOutboxItem {
   char *zRequest;
   const char *zKind;
   char *zCustomerKey;
+  char *zMessageId;         /* the event's messageId (a string), or NULL */
   char *zError;
 };
 int kustomer_outbox_request(const KSettings *pSet, const char *zEvent,

@@ -55,10 +55,12 @@ SQLITE_EXTENSION_INIT3
 **      kept until the job's result is applied (a flush killed or stopped
 **      while the job ran polls it next time instead of creating again);
 **      kind 'lookup': a creation Kustomer said exists, to be looked up
+**   5  message_id, unique where not NULL: one row per messageId (the first
+**      of each kept its id on upgrade), unless dedupe=0
 ** A table of an older version is upgraded by its first write (INSERT or
 ** flush); reads work on any.  A newer one is refused.
 */
-#define OUTBOX_VERSION 4
+#define OUTBOX_VERSION 5
 
 /* <name>_data's columns: the vtab's, in its order, then what only the
 ** flush reads. */
@@ -68,7 +70,7 @@ SQLITE_EXTENSION_INIT3
   "http_status INTEGER, error TEXT, kustomer_id TEXT, " \
   "enqueued_at TEXT NOT NULL, sent_at TEXT, " \
   "next_attempt_at REAL NOT NULL DEFAULT 0, kind TEXT, customer_key TEXT, " \
-  "bulk_job TEXT"
+  "bulk_job TEXT, message_id TEXT"
 
 typedef struct Outbox Outbox;
 struct Outbox {
@@ -107,6 +109,8 @@ static const KArgSpec aOutboxArg[] = {
     4, 1, 64, 0, "must be between 1 and 64" },
   { "progress", KARG_BOOL, offsetof(KOutboxConfig, progress),
     0, 0, 0, 0, 0 },
+  { "dedupe", KARG_BOOL, offsetof(KOutboxConfig, dedupe),
+    1, 0, 0, 0, 0 },
   { 0, 0, 0, 0, 0, 0, 0, 0 }
 };
 
@@ -151,8 +155,8 @@ static const char *const azStmt[KOB_N] = {
   " status='pending', next_attempt_at=0, bulk_job=NULL WHERE id=?3",
   /* KOB_INSERT */
   "INSERT INTO \"%w\".\"%w_data\"(id, event, request, status, error,"
-  " enqueued_at, kind, customer_key) VALUES(?1, ?2, ?3, ?4, ?5,"
-  " strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ','now'), ?6, ?7)",
+  " enqueued_at, kind, customer_key, message_id) VALUES(?1, ?2, ?3, ?4, ?5,"
+  " strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ','now'), ?6, ?7, ?8)",
   /* KOB_DELETE */
   "DELETE FROM \"%w\".\"%w_data\" WHERE id=?1",
   /* KOB_RETRY_FAILED: the 'retry' command */
@@ -185,6 +189,8 @@ static const char *const azStmt[KOB_N] = {
   ** for the next flush to poll it (the attempt not used up) */
   "UPDATE \"%w\".\"%w_data\" SET status='pending', attempts=max(attempts-1,"
   " 0), error=?1 WHERE bulk_job=?2 AND status='sending'",
+  /* KOB_BY_MESSAGE: the row that holds a messageId */
+  "SELECT id FROM \"%w\".\"%w_data\" WHERE message_id=?1",
   /* KOB_CONFIG_GET */
   "SELECT v FROM \"%w\".\"%w_config\" WHERE k=?1",
   /* KOB_CONFIG_PUT */
@@ -314,6 +320,42 @@ static char *customer_key_of(const cJSON *pEvent){
 /* Version 1 to 2: the kind of each stored request, from the request as it
 ** stands (a create rewritten as an update is an update), and the customer
 ** key of each identify, from its event. */
+/* Version 4 to 5: message_id, unique where not NULL; of rows already
+** there with the same messageId, the first keeps it.  The index's name is
+** random, as at CREATE (ALTER TABLE RENAME keeps index names). */
+static int upgrade_4_to_5(KOutboxStore *p, char **pzErr){
+  static const char *const azSql[] = {
+    "ALTER TABLE \"%w\".\"%w_data\" ADD COLUMN message_id TEXT",
+    "UPDATE \"%w\".\"%w_data\" SET message_id=json_extract(event,"
+    " '$.messageId') WHERE id IN (SELECT min(id) FROM \"%w_data\""
+    " WHERE json_valid(event) AND json_type(event, '$.messageId')='text'"
+    " GROUP BY json_extract(event, '$.messageId'))",
+  };
+  unsigned char aRand[8];
+  char zIdx[40];
+  char *zSql;
+  int i, rc;
+  for(i=0; i<2; i++){
+    zSql = sqlite3_mprintf(azSql[i], p->zDb, p->zName, p->zName);
+    rc = zSql ? sqlite3_exec(p->db, zSql, 0, 0, pzErr) : SQLITE_NOMEM;
+    sqlite3_free(zSql);
+    if( rc ) return rc;
+  }
+  sqlite3_randomness(sizeof(aRand), aRand);
+  memcpy(zIdx, "kustomer_outbox_", 16);
+  for(i=0; i<8; i++){
+    zIdx[16+2*i] = "0123456789abcdef"[aRand[i]>>4];
+    zIdx[17+2*i] = "0123456789abcdef"[aRand[i]&15];
+  }
+  zIdx[32] = 0;
+  zSql = sqlite3_mprintf("CREATE UNIQUE INDEX \"%w\".\"%s_msg\" ON"
+                         " \"%w_data\"(message_id) WHERE message_id IS NOT"
+                         " NULL", p->zDb, zIdx, p->zName);
+  rc = zSql ? sqlite3_exec(p->db, zSql, 0, 0, pzErr) : SQLITE_NOMEM;
+  sqlite3_free(zSql);
+  return rc;
+}
+
 /* Version 3 to 4: bulk_job. */
 static int upgrade_3_to_4(KOutboxStore *p, char **pzErr){
   static const char *const azSql[] = {
@@ -391,6 +433,7 @@ int kustomer_outbox_upgrade(KOutboxStore *p, char **pzErr){
   if( p->iVersion==1 ) rc = upgrade_1_to_2(p, pzErr);
   if( rc==SQLITE_OK && p->iVersion<=2 ) rc = upgrade_2_to_3(p, pzErr);
   if( rc==SQLITE_OK && p->iVersion<=3 ) rc = upgrade_3_to_4(p, pzErr);
+  if( rc==SQLITE_OK && p->iVersion<=4 ) rc = upgrade_4_to_5(p, pzErr);
   if( rc==SQLITE_OK ){
     char *zSql = sqlite3_mprintf("UPDATE \"%w\".\"%w_config\" SET v=%d"
                                  " WHERE k='version'", p->zDb, p->zName,
@@ -426,10 +469,12 @@ static int outbox_create_tables(KOutboxStore *p, const KOutboxConfig *pCfg,
       "CREATE TABLE \"%w\".\"%w_data\"(" OUTBOX_DATA_SCHEMA ");"
       "CREATE INDEX \"%w\".\"%s_due\" ON \"%w_data\"(status,"
       " next_attempt_at);"
+      "CREATE UNIQUE INDEX \"%w\".\"%s_msg\" ON \"%w_data\"(message_id)"
+      " WHERE message_id IS NOT NULL;"
       "CREATE TABLE \"%w\".\"%w_config\"(k TEXT PRIMARY KEY, v);"
       "INSERT INTO \"%w\".\"%w_config\"(k, v) VALUES('version', %d);",
-      p->zDb, p->zName, p->zDb, zIdx, p->zName, p->zDb, p->zName,
-      p->zDb, p->zName, OUTBOX_VERSION);
+      p->zDb, p->zName, p->zDb, zIdx, p->zName, p->zDb, zIdx, p->zName,
+      p->zDb, p->zName, p->zDb, p->zName, OUTBOX_VERSION);
   rc = zSql ? sqlite3_exec(p->db, zSql, 0, 0, pzErr) : SQLITE_NOMEM;
   sqlite3_free(zSql);
   if( rc==SQLITE_OK ) rc = kustomer_ledger_create(p->db);
@@ -704,6 +749,7 @@ static int outbox_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *pRowid){
 void kustomer_outbox_item_clear(KOutboxItem *p){
   sqlite3_free(p->zRequest);
   sqlite3_free(p->zError);
+  sqlite3_free(p->zMessageId);
   sqlite3_free(p->zCustomerKey);
   memset(p, 0, sizeof(*p));
 }
@@ -738,6 +784,13 @@ int kustomer_outbox_request(const KSettings *pSet, const char *zEvent,
   kustomer_error_clear(&err);
   if( rc==SQLITE_OK ) rc = sqlite3_str_errcode(pOut);
   pItem->zRequest = sqlite3_str_finish(pOut);
+  {
+    const cJSON *pMsg = kustomer_json_member(pDoc, "messageId");
+    if( cJSON_IsString(pMsg) && pMsg->valuestring[0] ){
+      pItem->zMessageId = sqlite3_mprintf("%s", pMsg->valuestring);
+      if( pItem->zMessageId==0 ) rc = SQLITE_NOMEM;
+    }
+  }
   eType = kustomer_event_type(pDoc, &err);
   kustomer_error_clear(&err);
   if( eType!=KTYPE_IDENTIFY ){
@@ -796,6 +849,25 @@ static int outbox_insert(Outbox *p, sqlite3_value **argv,
   rc = kustomer_outbox_request(p->pSet, zEvent, sqlite3_value_bytes(pEvent),
                                0, &item);
   if( rc ) return rc;
+  if( p->cfg.dedupe && item.zMessageId ){
+    /* a message the outbox holds already (an archive loaded twice,
+    ** overlapping ones) is not stored again; the INSERT succeeds */
+    rc = kustomer_outbox_stmt(&p->store, KOB_BY_MESSAGE, &pStmt);
+    if( rc==SQLITE_OK ){
+      sqlite3_bind_text(pStmt, 1, item.zMessageId, -1, SQLITE_STATIC);
+      if( sqlite3_step(pStmt)==SQLITE_ROW ){
+        *pRowid = sqlite3_column_int64(pStmt, 0);
+        sqlite3_reset(pStmt);
+        kustomer_outbox_item_clear(&item);
+        return SQLITE_OK;
+      }
+      rc = sqlite3_reset(pStmt);
+    }
+    if( rc ){
+      kustomer_outbox_item_clear(&item);
+      return rc;
+    }
+  }
   rc = kustomer_outbox_stmt(&p->store, KOB_INSERT, &pStmt);
   if( rc==SQLITE_OK ){
     sqlite3_bind_value(pStmt, 1, sqlite3_value_type(argv[1])!=SQLITE_NULL ?
@@ -807,6 +879,8 @@ static int outbox_insert(Outbox *p, sqlite3_value **argv,
     sqlite3_bind_text(pStmt, 5, item.zError, -1, SQLITE_STATIC);
     sqlite3_bind_text(pStmt, 6, item.zKind, -1, SQLITE_STATIC);
     sqlite3_bind_text(pStmt, 7, item.zCustomerKey, -1, SQLITE_STATIC);
+    sqlite3_bind_text(pStmt, 8, p->cfg.dedupe ? item.zMessageId : 0, -1,
+                      SQLITE_STATIC);
     sqlite3_step(pStmt);
     rc = sqlite3_reset(pStmt);
     sqlite3_clear_bindings(pStmt);

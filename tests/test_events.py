@@ -251,12 +251,15 @@ def t_arguments(so, tmp):
 def t_memory(so, tmp):
     """A large gzip'd NDJSON file: the CLI's peak RSS does not grow with
     it (chunks are read; a row is copied out)."""
-    path = os.path.join(tmp, "big.ndjson.gz")
     line = msg(1, properties={"pad": "y" * 900}) + "\n"
     n_small, n_big = 2000, 100000
     for n, name in ((n_small, "small.ndjson.gz"), (n_big, "big.ndjson.gz")):
-        with gzip.open(os.path.join(tmp, name), "wb", compresslevel=1) as f:
-            f.write((line * n).encode())
+        plain = os.path.join(tmp, name[:-3])
+        with open(plain, "w") as f:
+            for _ in range(n // 1000):
+                f.write(line * 1000)
+        # gzip's own program: fast even when this process runs slowly
+        subprocess.run(["gzip", "-1", "-f", plain], check=True)
 
     def peak(name):
         """The CLI's output and its peak RSS in KB (VmHWM, read while it
@@ -277,14 +280,15 @@ def t_memory(so, tmp):
             time.sleep(0.005)
         return p.stdout.read().strip(), hwm
 
+    # (the small file's figure is for the eye: a run that short may end
+    # before its peak is read)
     small, rss_small = peak("small.ndjson.gz")
     big, rss_big = peak("big.ndjson.gz")
     mb = n_big * len(line) / 1e6
     report("memory: %.0f MB of NDJSON read with a peak RSS of %.1f MB "
            "(%.1f MB for %.1f MB)" % (mb, rss_big / 1024, rss_small / 1024,
                                       n_small * len(line) / 1e6),
-           big.startswith("%d|" % n_big) and rss_big > 0 and
-           rss_big < rss_small + 8 * 1024,
+           big.startswith("%d|" % n_big) and 0 < rss_big < 40 * 1024,
            (small, big, rss_small, rss_big))
 
 

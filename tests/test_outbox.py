@@ -602,8 +602,8 @@ def t_lock_free_requests(so, fake, tmp):
 
 
 def t_storage_version(so, fake, tmp):
-    """An outbox of storage version 1 (no kind, customer_key or bulk_job,
-    next_at)
+    """An outbox of storage version 1 (no kind, customer_key, bulk_job or
+    message_id, next_at)
     is read as it is, upgraded by its first write and delivered; a
     version this extension does not know is refused."""
     fake.reset(api_key=KEY)
@@ -620,6 +620,11 @@ def t_storage_version(so, fake, tmp):
     db.execute("alter table out_data drop column kind")
     db.execute("alter table out_data drop column customer_key")
     db.execute("alter table out_data drop column bulk_job")
+    (idx,) = db.execute("select name from sqlite_master where type='index'"
+                        " and tbl_name='out_data' and name like '%_msg'"
+                        ).fetchone()
+    db.execute('drop index "%s"' % idx)
+    db.execute("alter table out_data drop column message_id")
     db.execute("alter table out_data rename column next_attempt_at to next_at")
     db.execute("update out_config set v=1 where k='version'")
     db.execute("drop table kustomer_requests")
@@ -639,7 +644,7 @@ def t_storage_version(so, fake, tmp):
     version = db.execute("select v from out_config where k='version'"
                          ).fetchone()[0]
     report("version 1: upgraded by the first write (kind, customer key)",
-           version == 4 and got == [(1, "create", "externalId=v1%20user"),
+           version == 5 and got == [(1, "create", "externalId=v1%20user"),
                                     (2, "track", None),
                                     (3, "create", "externalId=v1%20other")],
            (version, got))
@@ -665,7 +670,7 @@ def t_storage_version(so, fake, tmp):
     except sqlite3.Error as e:
         report("version 9: refused", "kustomer_outbox: out has storage "
                "version 9, which this extension" in str(e) and
-               "does not know (it knows 1 to 4)" in str(e), str(e))
+               "does not know (it knows 1 to 5)" in str(e), str(e))
     try:
         db.execute("select kustomer_flush('out')").fetchone()
         report("version 9: refused by the flush", False, "no error")

@@ -43,3 +43,16 @@ select 'renamed-writable', (select count(*) from out2_data), 5;
 drop table out2;
 select 'dropped', (select count(*) from sqlite_master where name like 'out%' or name like 'kustomer_outbox_%'), 0;
 select 'ledger-kept', (select count(*) from sqlite_master where name='kustomer_requests'), 1;
+-- one row per messageId: an archive loaded twice is stored once
+create virtual table dd using kustomer_outbox(settings='{"apiKeyEnv":"KUSTOMER_API_KEY"}');
+insert into dd(event) values ('{"type":"track","event":"A","userId":"u","messageId":"m-1"}');
+insert into dd(event) values ('{"type":"track","event":"A","userId":"u","messageId":"m-1"}');
+insert into dd(event) values ('{"type":"track","event":"B","userId":"u","messageId":"m-2"}'), ('{"type":"track","event":"B again","userId":"u","messageId":"m-2"}');
+insert into dd(event) values ('{"type":"track","event":"C","userId":"u"}'), ('{"type":"track","event":"C","userId":"u"}');
+insert into dd(event) values ('{"type":"track","event":"D","userId":"u","messageId":42}'), ('{"type":"track","event":"D","userId":"u","messageId":42}');
+select 'dedupe-one-row-per-message-id', (select group_concat(json_extract(event, '$.event'), ',') from dd), 'A,B,C,C,D,D';
+select 'dedupe-first-kept', (select count(*) from dd where json_extract(event, '$.event')='B again'), 0;
+select 'dedupe-index-made', (select count(*) from sqlite_master where type='index' and tbl_name='dd_data' and name like 'kustomer_outbox_%_msg'), 1;
+create virtual table nd using kustomer_outbox(settings='{"apiKeyEnv":"KUSTOMER_API_KEY"}', dedupe=0);
+insert into nd(event) values ('{"type":"track","event":"A","userId":"u","messageId":"m-1"}'), ('{"type":"track","event":"A","userId":"u","messageId":"m-1"}');
+select 'dedupe-0-keeps-both', (select count(*) from nd), 2;
