@@ -99,8 +99,16 @@ static void check_event(CheckCursor *pCur, const cJSON *pEvent,
   int eType = kustomer_event_type(pEvent, &err);
   const cJSON *pProps;
   KMeta meta;
-  int i, rc;
+  int i, rc, eOff = kustomer_integration_off(pEvent);
 
+  if( eOff ){
+    check_add(pCur, sqlite3_mprintf("$.integrations"), "integration_disabled",
+              "warning", sqlite3_mprintf("%s: RudderStack and Segment never "
+              "give this message to the Kustomer destination",
+              eOff==1 ? "integrations.Kustomer is false"
+                      : "integrations.All is false and Kustomer is not "
+                        "turned on"));
+  }
   if( eType<0 ){
     const char *zRule = "unsupported_type";
     const char *zPath = "$.type";

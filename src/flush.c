@@ -2,10 +2,11 @@
 ** kustomer_flush(outbox [, seconds [, options]]): deliver an outbox's
 ** pending rows to Kustomer and return a JSON summary
 **
-**   {"sent":..,"failed":..,"invalid":..,"pending":..,"requests":..,
-**    "resends":..,"seconds":..}
+**   {"sent":..,"failed":..,"invalid":..,"skipped":..,"pending":..,
+**    "requests":..,"resends":..,"seconds":..}
 **
-** (sent and failed: by this flush; invalid and pending: left in the table;
+** (sent and failed: by this flush; invalid, skipped and pending: left in
+** the table;
 ** requests: every request sent, each of libcurl's own resends included,
 ** as the server counts them; resends: those).
 **
@@ -1578,9 +1579,10 @@ static void flush_summary(Flush *f, sqlite3_context *ctx){
   nPending = count_status(f, "pending");
   pOut = sqlite3_str_new(0);
   sqlite3_str_appendf(pOut, "{\"sent\":%d,\"failed\":%d,\"invalid\":%d,"
-                      "\"pending\":%d,\"requests\":%d,\"resends\":%d,"
-                      "\"seconds\":%.3f}",
-                      f->nDelivered, f->nFailed, nInvalid, nPending,
+                      "\"skipped\":%d,\"pending\":%d,\"requests\":%d,"
+                      "\"resends\":%d,\"seconds\":%.3f}",
+                      f->nDelivered, f->nFailed, nInvalid,
+                      count_status(f, "skipped"), nPending,
                       f->nRequests, f->nResends, kustomer_clock() - f->tStart);
   kustomer_result_str(ctx, pOut, 1);
 }

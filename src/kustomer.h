@@ -450,6 +450,10 @@ extern const char *const kustomer_aLookupPrefix[3];
 
 /* The generic userId lookup (userId ... anonymousId), NULL if none. */
 const cJSON *kustomer_user_id(const cJSON *pEvent);
+/* Whether the event's integrations turn Kustomer off, as RudderStack and
+** Segment read them: 1 {"Kustomer":false}, 2 {"All":false} without
+** "Kustomer" true (or an object of its settings); 0 not. */
+int kustomer_integration_off(const cJSON *pEvent);
 
 /* Whether text contains JavaScript whitespace (the \s class). */
 int kustomer_has_space(const char *z, size_t n);
@@ -874,6 +878,7 @@ struct KOutboxConfig {
   int concurrency;          /* requests in flight at once */
   int progress;             /* draw a progress bar on a terminal */
   int dedupe;               /* one row per messageId */
+  char *zIntegrations;      /* 'honor' (NULL) or 'ignore' */
 };
 
 /* An outbox's shadow tables and the statements on them, prepared when
@@ -938,6 +943,7 @@ struct KOutboxItem {
   const char *zKind;
   char *zCustomerKey;
   char *zMessageId;         /* the event's messageId (a string), or NULL */
+  int eIntegrationOff;      /* kustomer_integration_off() of the event */
   char *zError;
 };
 int kustomer_outbox_request(const KSettings *pSet, const char *zEvent,

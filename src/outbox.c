@@ -111,6 +111,8 @@ static const KArgSpec aOutboxArg[] = {
     0, 0, 0, 0, 0 },
   { "dedupe", KARG_BOOL, offsetof(KOutboxConfig, dedupe),
     1, 0, 0, 0, 0 },
+  { "integrations", KARG_TEXT, offsetof(KOutboxConfig, zIntegrations),
+    0, 0, 0, 0, 0 },
   { 0, 0, 0, 0, 0, 0, 0, 0 }
 };
 
@@ -257,6 +259,17 @@ static int store_exec(KOutboxStore *p, char **pzErr,
 
 /* ---- Configuration and version ------------------------------------------- */
 
+/* integrations= is 'honor' (the default) or 'ignore'. */
+static char *integrations_check(const KOutboxConfig *p){
+  if( p->zIntegrations && strcmp(p->zIntegrations, "honor")!=0
+   && strcmp(p->zIntegrations, "ignore")!=0 ){
+    return sqlite3_mprintf("integrations must be 'honor' (messages whose "
+                           "integrations turn Kustomer off are skipped) or "
+                           "'ignore' (sent anyway): %Q", p->zIntegrations);
+  }
+  return 0;
+}
+
 int kustomer_outbox_config_read(KOutboxStore *pStore, KOutboxConfig *p,
                                 char **pzErr){
   sqlite3_stmt *pStmt = 0;
@@ -302,6 +315,7 @@ int kustomer_outbox_config_read(KOutboxStore *pStore, KOutboxConfig *p,
   pStore->iVersion = iVersion;
   *pzErr = kustomer_settings_check_stored(p->zSettings);
   if( *pzErr==0 ) *pzErr = kustomer_args_check(aOutboxArg, p);
+  if( *pzErr==0 ) *pzErr = integrations_check(p);
   return *pzErr ? SQLITE_ERROR : SQLITE_OK;
 }
 
@@ -512,6 +526,7 @@ static int outbox_init(sqlite3 *db, int argc, const char *const *argv,
     rc = kustomer_args_parse(aOutboxArg, argc, argv, &p->cfg, &zErr);
     if( rc==SQLITE_OK ){
       zErr = kustomer_settings_check_stored(p->cfg.zSettings);
+      if( zErr==0 ) zErr = integrations_check(&p->cfg);
       if( zErr ) rc = SQLITE_ERROR;
     }
     if( rc==SQLITE_OK ) rc = outbox_create_tables(&p->store, &p->cfg, pzErr);
@@ -784,6 +799,7 @@ int kustomer_outbox_request(const KSettings *pSet, const char *zEvent,
   kustomer_error_clear(&err);
   if( rc==SQLITE_OK ) rc = sqlite3_str_errcode(pOut);
   pItem->zRequest = sqlite3_str_finish(pOut);
+  pItem->eIntegrationOff = kustomer_integration_off(pDoc);
   {
     const cJSON *pMsg = kustomer_json_member(pDoc, "messageId");
     if( cJSON_IsString(pMsg) && pMsg->valuestring[0] ){
@@ -874,9 +890,20 @@ static int outbox_insert(Outbox *p, sqlite3_value **argv,
                                  argv[1] : argv[2+OUT_ID]);
     sqlite3_bind_value(pStmt, 2, pEvent);
     sqlite3_bind_text(pStmt, 3, item.zRequest, -1, SQLITE_STATIC);
-    sqlite3_bind_text(pStmt, 4, item.zError ? "invalid" : "pending", -1,
-                      SQLITE_STATIC);
-    sqlite3_bind_text(pStmt, 5, item.zError, -1, SQLITE_STATIC);
+    int bSkip = item.zError==0 && item.eIntegrationOff
+             && !(p->cfg.zIntegrations
+                  && strcmp(p->cfg.zIntegrations, "ignore")==0);
+    sqlite3_bind_text(pStmt, 4, item.zError ? "invalid" : bSkip ? "skipped"
+                      : "pending", -1, SQLITE_STATIC);
+    if( bSkip ){
+      /* as RudderStack and Segment would: never given to Kustomer */
+      sqlite3_bind_text(pStmt, 5, item.eIntegrationOff==1
+                        ? "integrations.Kustomer is false"
+                        : "integrations.All is false and Kustomer is not "
+                          "turned on", -1, SQLITE_STATIC);
+    }else{
+      sqlite3_bind_text(pStmt, 5, item.zError, -1, SQLITE_STATIC);
+    }
     sqlite3_bind_text(pStmt, 6, item.zKind, -1, SQLITE_STATIC);
     sqlite3_bind_text(pStmt, 7, item.zCustomerKey, -1, SQLITE_STATIC);
     sqlite3_bind_text(pStmt, 8, p->cfg.dedupe ? item.zMessageId : 0, -1,

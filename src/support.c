@@ -432,6 +432,8 @@ int kustomer_args_load(const KArgSpec *aSpec, void *pStruct,
     switch( a->eType ){
       case KARG_TEXT:
         sqlite3_free(*(char**)p);
+        *(char**)p = 0;
+        if( sqlite3_value_type(pVal)==SQLITE_NULL ) break;   /* not given */
         *(char**)p = sqlite3_mprintf("%s", sqlite3_value_text(pVal));
         if( *(char**)p==0 ) return SQLITE_NOMEM;
         break;

@@ -226,9 +226,9 @@ static const char *const azAddress[] = {
 /*
 ** The members of an event that anything here or in check.c reads: the
 ** first segment of every path and member lookup in this file, and of
-** context the second.  The rest of an event (context.app, context.page,
-** timestamps, integrations, ...) is most of its bytes and is left out of
-** the parse.  A path added here must keep this list complete.
+** context the second (and integrations, which check.c reads).  The rest of
+** an event (context.app, context.page, timestamps, ...) is most of its
+** bytes and is left out of the parse.  A path added here must keep this list complete.
 */
 static const KJsonKeep aContextKeep[] = {
   { "traits", 0, 0 }, { "sessionId", 0, 0 }, { "externalId", 0, 0 },
@@ -237,7 +237,7 @@ static const KJsonKeep aContextKeep[] = {
 static const KJsonKeep aEventKeep[] = {
   { "type", 0, 0 }, { "event", 0, 0 }, { "name", 0, 0 }, { "userId", 0, 0 },
   { "anonymousId", 0, 0 }, { "traits", 0, 0 }, { "properties", 0, 0 },
-  { "context", aContextKeep, 0 }, { 0, 0, 0 }
+  { "context", aContextKeep, 0 }, { "integrations", 0, 0 }, { 0, 0, 0 }
 };
 
 cJSON *kustomer_event_parse(const char *z, int n, KJsonRoom *pRoom,
@@ -1167,6 +1167,19 @@ int kustomer_event_name_write(sqlite3_str *p, const cJSON *pEvent, int eType,
     }
   }
   return rc;
+}
+
+int kustomer_integration_off(const cJSON *pEvent){
+  const cJSON *pInt = kustomer_json_member(pEvent, "integrations");
+  const cJSON *pM, *pAll = 0, *pOwn = 0;
+  if( !cJSON_IsObject(pInt) ) return 0;
+  for(pM=pInt->child; pM; pM=pM->next){
+    /* the destination's name as the SDKs write it: Kustomer, KUSTOMER */
+    if( sqlite3_stricmp(pM->string, "Kustomer")==0 ) pOwn = pM;
+    else if( strcmp(pM->string, "All")==0 ) pAll = pM;
+  }
+  if( pOwn ) return cJSON_IsFalse(pOwn) ? 1 : 0;
+  return pAll && cJSON_IsFalse(pAll) ? 2 : 0;
 }
 
 const cJSON *kustomer_user_id(const cJSON *pEvent){

@@ -56,3 +56,15 @@ select 'dedupe-index-made', (select count(*) from sqlite_master where type='inde
 create virtual table nd using kustomer_outbox(settings='{"apiKeyEnv":"KUSTOMER_API_KEY"}', dedupe=0);
 insert into nd(event) values ('{"type":"track","event":"A","userId":"u","messageId":"m-1"}'), ('{"type":"track","event":"A","userId":"u","messageId":"m-1"}');
 select 'dedupe-0-keeps-both', (select count(*) from nd), 2;
+-- messages whose integrations turn Kustomer off are skipped, as RudderStack and Segment skip them
+create virtual table ig using kustomer_outbox(settings='{"apiKeyEnv":"KUSTOMER_API_KEY"}');
+insert into ig(event) values ('{"type":"track","event":"A","userId":"u","integrations":{"Kustomer":false}}'), ('{"type":"track","event":"B","userId":"u","integrations":{"All":false}}'), ('{"type":"track","event":"C","userId":"u","integrations":{"All":false,"Kustomer":true}}'), ('{"type":"track","event":"D","userId":"u","integrations":{"All":false,"Kustomer":{"x":1}}}'), ('{"type":"track","event":"E","userId":"u","integrations":{"KUSTOMER":false,"All":true}}');
+select 'integrations-skipped', (select group_concat(json_extract(event, '$.event') || ':' || status, ' ') from ig), 'A:skipped B:skipped C:pending D:pending E:skipped';
+select 'integrations-reason', (select error from ig where json_extract(event, '$.event')='B'), 'integrations.All is false and Kustomer is not turned on';
+select 'integrations-request-kept', (select count(*) from ig where status='skipped' and request is not null), 3;
+create virtual table ig2 using kustomer_outbox(settings='{"apiKeyEnv":"KUSTOMER_API_KEY"}', integrations=ignore);
+insert into ig2(event) values ('{"type":"track","event":"A","userId":"u","integrations":{"Kustomer":false}}');
+select 'integrations-ignore-sends', (select status from ig2), 'pending';
+select 'check-integration-disabled', (select path || ' ' || severity from kustomer_check('{"type":"track","event":"A","userId":"u","integrations":{"Kustomer":false}}') where rule='integration_disabled'), '$.integrations warning';
+select 'check-integration-enabled', (select count(*) from kustomer_check('{"type":"track","event":"A","userId":"u","integrations":{"All":false,"Kustomer":true}}') where rule='integration_disabled'), 0;
+select 'request-unchanged-by-integrations', (select kustomer_request('{"type":"track","event":"A","userId":"u","integrations":{"Kustomer":false}}', '{"apiKey":"k"}') = kustomer_request('{"type":"track","event":"A","userId":"u"}', '{"apiKey":"k"}')), 1;
