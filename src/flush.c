@@ -3,7 +3,7 @@
 ** pending rows to Kustomer and return a JSON summary
 **
 **   {"sent":..,"failed":..,"invalid":..,"skipped":..,"pending":..,
-**    "requests":..,"resends":..,"seconds":..}
+**    "requests":..,"resends":..,"seconds":..[,"next_request_in":..]}
 **
 ** (sent and failed: by this flush; invalid, skipped and pending: left in
 ** the table;
@@ -1309,6 +1309,12 @@ static void progress_draw(Flush *f, int bLast){
   char aBar[64];
   double rate = t>0 ? f->nRequests/t : 0;
   double eta = (nDone>0 && f->nTotal>nDone) ? t*(f->nTotal-nDone)/nDone : 0;
+  if( f->lim.nAllowed>0 && f->nTotal>nDone ){
+    /* never sooner than the budget allows: a burst at the start of a
+    ** window is no rate to go by */
+    double etaBudget = (f->nTotal-nDone)*f->lim.rateWindow/f->lim.nAllowed;
+    if( etaBudget>eta ) eta = etaBudget;
+  }
   if( !f->bProgress ) return;
   nFill = f->nTotal>0 ? (int)((double)nWidth*nDone/f->nTotal) : nWidth;
   if( nFill>nWidth ) nFill = nWidth;
@@ -1580,10 +1586,17 @@ static void flush_summary(Flush *f, sqlite3_context *ctx){
   pOut = sqlite3_str_new(0);
   sqlite3_str_appendf(pOut, "{\"sent\":%d,\"failed\":%d,\"invalid\":%d,"
                       "\"skipped\":%d,\"pending\":%d,\"requests\":%d,"
-                      "\"resends\":%d,\"seconds\":%.3f}",
+                      "\"resends\":%d,\"seconds\":%.3f",
                       f->nDelivered, f->nFailed, nInvalid,
                       count_status(f, "skipped"), nPending,
                       f->nRequests, f->nResends, kustomer_clock() - f->tStart);
+  if( nPending>0 ){
+    /* rows are left: when the rate window (or a 429's pause) next lets a
+    ** request start, so that a short flush says why it stopped */
+    sqlite3_str_appendf(pOut, ",\"next_request_in\":%.3f",
+                        kustomer_limiter_wait(&f->lim, 0));
+  }
+  sqlite3_str_appendchar(pOut, 1, '}');
   kustomer_result_str(ctx, pOut, 1);
 }
 

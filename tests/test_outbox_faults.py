@@ -248,6 +248,24 @@ def t_bare_bulk(so, fake, tmp):
     db.close()
 
 
+def t_budget_said(so, fake, tmp):
+    """A flush whose seconds end before the window reopens says when the
+    next request may start."""
+    fake.reset(api_key=KEY, rate_limit=0)
+    db = open_db(so, os.path.join(tmp, "budget.db"))
+    make_outbox(db, fake, rate_limit=10, budget=0.5, rate_window=60)
+    db.executemany("insert into out(event) values (?)",
+                   [(e,) for e in tracks(8, "w")])
+    t0 = time.time()
+    s = json.loads(db.execute("select kustomer_flush('out', 2)")
+                   .fetchone()[0])
+    secs = time.time() - t0
+    report("budget said: 5 sent within the budget, 3 left, and when the "
+           "next may start (%s)" % s, s["sent"] == 5 and s["pending"] == 3
+           and 50 < s.get("next_request_in", 0) <= 61 and secs < 4, s)
+    db.close()
+
+
 def run(name, fn, *args):
     try:
         return fn(*args)
@@ -269,6 +287,7 @@ def main():
         run("bulk kill", t_bulk_kill, so, fake, tmp)
         run("pause restart", t_pause_restart, so, fake, tmp)
         run("bare bulk", t_bare_bulk, so, fake, tmp)
+        run("budget said", t_budget_said, so, fake, tmp)
     finally:
         fake.stop()
     print("# test_outbox_faults.py: %.1f s" % (time.time() - t0))
