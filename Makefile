@@ -21,6 +21,10 @@ XCFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -fPIC -fvisibility=hidden
 PKGS     = libcurl libcjson libcrypto zlib
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS       = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+# Never unloaded: libcurl's TLS stack (OpenSSL, GnuTLS via librtmp) keeps
+# exit handlers and thread-local state that a dlclose() at the host's exit
+# would run against unmapped code (and LeakSanitizer crashes on it).
+SO_LDFLAGS = -Wl,-z,nodelete
 
 SRC      = kustomer_ext.c $(wildcard src/*.c)
 HDR      = $(wildcard src/*.h)
@@ -55,7 +59,8 @@ check-deps:
 define SO_RULE
 $(1): $$(SRC) $$(HDR) | check-deps
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(XCFLAGS) $(2) $$(PKG_CFLAGS) -shared -o $$@ $$(SRC) $$(LIBS)
+	$$(CC) $$(XCFLAGS) $(2) $$(PKG_CFLAGS) -shared $$(SO_LDFLAGS) -o $$@ \
+	  $$(SRC) $$(LIBS)
 endef
 $(eval $(call SO_RULE,$(SO),$$(CFLAGS)))
 $(eval $(call SO_RULE,$(ASAN_SO),$$(ASAN_FLAGS)))

@@ -82,7 +82,8 @@ struct FetchCursor {
 #ifndef FETCH_SLEEP_MAX
 # define FETCH_SLEEP_MAX 1e9
 #endif
-static void fetch_sleep(double s){
+static void fetch_sleep(void *pArg, double s){
+  (void)pArg;
   kustomer_sleep(s < FETCH_SLEEP_MAX ? s : FETCH_SLEEP_MAX);
 }
 

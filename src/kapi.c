@@ -581,11 +581,15 @@ static int api_send(void *pArg, int iAttempt){
   return 0;
 }
 
+static void api_sleep(KApiCall *pCall, double s){
+  if( pCall->xSleep ) pCall->xSleep(pCall->pStartArg, s);
+  else kustomer_sleep(s);
+}
+
 int kustomer_api_call(KApiCall *pCall, const KHttpReq *pReqIn,
                       KHttpResp *pResp){
   KLimiter *pLim = pCall->pLim;
   int rc = SQLITE_OK;
-  void (*xSleep)(double) = pCall->xSleep ? pCall->xSleep : kustomer_sleep;
   KHttpReq req = *pReqIn;
   const KHttpReq *pReq = &req;
 
@@ -605,7 +609,7 @@ int kustomer_api_call(KApiCall *pCall, const KHttpReq *pReqIn,
         pCall->wait = wait;
         break;
       }
-      xSleep(wait);
+      api_sleep(pCall, wait);
       continue;       /* the window may have moved meanwhile */
     }
     if( pCall->xStart && pCall->xStart(pCall->pStartArg) ){
@@ -646,7 +650,7 @@ int kustomer_api_call(KApiCall *pCall, const KHttpReq *pReqIn,
                                   pCall->backoffCap);
       if( pCall->nTry<pCall->nMaxTries
        && kustomer_clock()+wait<=pCall->tDeadline ){
-        xSleep(wait);
+        api_sleep(pCall, wait);
         continue;
       }
     }

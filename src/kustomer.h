@@ -851,7 +851,7 @@ struct KApiCall {
   double backoffBase, backoffCap;
   int (*xStart)(void*);
   void *pStartArg;
-  void (*xSleep)(double);   /* NULL: kustomer_sleep() */
+  void (*xSleep)(void*, double);  /* given pStartArg; NULL: kustomer_sleep() */
   /* what happened */
   int nTry;                 /* attempts sent */
   int nResend;              /* of those, libcurl's own resends (counted by

@@ -259,11 +259,9 @@ static int pull_on_start(void *pArg){
   return 0;
 }
 
-/* Seconds this thread's pull waited (KApiCall's xSleep takes no
-** context; a pull runs on one thread). */
-static _Thread_local double tlWaited = 0;
-static void pull_sleep(double s){
-  if( s>0 ) tlWaited += s;
+static void pull_sleep(void *pArg, double s){
+  Pull *p = (Pull*)pArg;
+  if( s>0 ) p->waited += s;
 #ifdef PULL_SLEEP_MAX
   /* the fuzz target's build: waits cut short */
   if( s>PULL_SLEEP_MAX ) s = PULL_SLEEP_MAX;
@@ -1527,7 +1525,6 @@ static int pull_open(Pull *p, sqlite3_context *ctx, int argc,
   p->tStart = kustomer_clock();
   p->tDeadline = tLimit>0 ? p->tStart + tLimit : PULL_NO_DEADLINE;
   kustomer_iso_format((sqlite3_int64)(kustomer_wall()*1000), p->zUntil);
-  tlWaited = 0;
   return SQLITE_OK;
 }
 
@@ -1704,7 +1701,7 @@ static void pull_summary(Pull *p, sqlite3_context *ctx){
   }
   sqlite3_str_appendf(pOut, "},\"requests\":%d,\"searches\":%d,"
                       "\"waited\":%.3f,\"seconds\":%.3f,\"errors\":[",
-                      p->nRequests, p->nSearches, tlWaited,
+                      p->nRequests, p->nSearches, p->waited,
                       kustomer_clock() - p->tStart);
   for(i=0; i<p->nStream; i++){
     Stream *s = &p->aStream[i];
