@@ -93,6 +93,349 @@ static char *member_path(const char *zParent, const char *zKey){
   }
 }
 
+/* ---- Identify: the customer body against Kustomer's schema ------------ */
+
+/* One planned key's value being checked, and where its trait is. */
+typedef struct IdCheck IdCheck;
+struct IdCheck {
+  CheckCursor *pCur;
+  const KIdField *pF;
+};
+
+/* "the string \"x\"", "the number 5", "an object", ... */
+static char *describe(const cJSON *p){
+  sqlite3_str *pStr;
+  if( cJSON_IsObject(p) ) return sqlite3_mprintf("an object");
+  if( cJSON_IsArray(p) ) return sqlite3_mprintf("an array");
+  pStr = sqlite3_str_new(0);
+  if( cJSON_IsString(p) ){
+    sqlite3_str_appendall(pStr, "the string ");
+    if( strlen(p->valuestring)>40 ){
+      size_t n = 40;
+      while( (p->valuestring[n] & 0xC0)==0x80 ) n--;  /* whole characters */
+      sqlite3_str_appendall(pStr, "starting ");
+      kustomer_json_string(pStr, p->valuestring, n);
+    }else{
+      kustomer_json_value(pStr, p);
+    }
+  }else{
+    if( cJSON_IsNumber(p) ) sqlite3_str_appendall(pStr, "the number ");
+    kustomer_json_value(pStr, p);
+  }
+  return sqlite3_str_finish(pStr);
+}
+
+/* A row for the planned key: zSub is where in the sent value (".x[0]"),
+** which is where in the event too when the value is copied as it is. */
+static void id_problem(IdCheck *pC, const char *zSub, const char *zRule,
+                       const char *zWhat, const char *zExpect,
+                       const cJSON *pGot){
+  const KIdField *pF = pC->pF;
+  char *zGot = pGot ? describe(pGot) : sqlite3_mprintf("nothing");
+  /* A value built from a trait (emails from email, ...) has no zSub in
+  ** the event: the row points at the trait. */
+  const char *zTail = pF->eForm==KID_COPY ? zSub : "";
+  check_add(pC->pCur, sqlite3_mprintf("$.%s%s", pF->zPath, zTail), zRule,
+            "error", zGot==0 ? 0 :
+            sqlite3_mprintf("Kustomer rejects the customer: %s%s must be "
+                            "%s, not %s", pF->zKey, zWhat, zExpect, zGot));
+  sqlite3_free(zGot);
+}
+
+static int is_num(const cJSON *p){ return cJSON_IsNumber(p); }
+
+/* Python's str.isspace() for the character at z; its length or 0. */
+static int py_space(const unsigned char *z){
+  if( *z==' ' || (*z>=0x09 && *z<=0x0d) || (*z>=0x1c && *z<=0x1f) ) return 1;
+  if( z[0]==0xC2 && (z[1]==0x85 || z[1]==0xA0) ) return 2;
+  if( z[0]==0xE1 && z[1]==0x9A && z[2]==0x80 ) return 3;
+  if( z[0]==0xE2 && z[1]==0x80 && (z[2]<=0x8A || z[2]==0xA8 || z[2]==0xA9
+                                   || z[2]==0xAF) ) return 3;
+  if( z[0]==0xE2 && z[1]==0x81 && z[2]==0x9F ) return 3;
+  if( z[0]==0xE3 && z[1]==0x80 && z[2]==0x80 ) return 3;
+  return 0;
+}
+
+/* scheme ":" and no whitespace after */
+static int is_uri(const char *zIn){
+  const unsigned char *z = (const unsigned char*)zIn;
+  int i = 0;
+  if( !((z[0]>='a' && z[0]<='z') || (z[0]>='A' && z[0]<='Z')) ) return 0;
+  for(i=1; (z[i]>='a' && z[i]<='z') || (z[i]>='A' && z[i]<='Z')
+           || (z[i]>='0' && z[i]<='9') || z[i]=='+' || z[i]=='.' || z[i]=='-';
+      i++){}
+  if( z[i]!=':' || z[i+1]==0 ) return 0;
+  for(i++; z[i]; i++){
+    if( py_space(&z[i]) ) return 0;
+  }
+  return 1;
+}
+
+static int utf8_chars(const char *z){
+  int n = 0;
+  for(; *z; z++) n += ((*z & 0xC0)!=0x80);
+  return n;
+}
+
+static int in_list(const char *z, const char *const *az){
+  for(; *az; az++){
+    if( strcmp(z, *az)==0 ) return 1;
+  }
+  return 0;
+}
+
+static const char *const azEmailType[] = { "home", "work", "other", 0 };
+static const char *const azPhoneType[] = { "mobile", "home", "work", "fax",
+                                           "other", 0 };
+static const char *const azMobile[] = { "mobile", 0 };
+static const char *const azUrlType[] = { "website", "blog", "other", 0 };
+static const char *const azSocialType[] = { "twitter", "facebook",
+                                            "instagram", "linkedin",
+                                            "pinterest", 0 };
+
+/* The lists of objects of the customer body: the members each item
+** needs as strings, and the values its type may take. */
+static const struct ItemSpec {
+  const char *zKey;
+  const char *azNeed[3];
+  const char *const *azType;
+  const char *zTypes;
+} aItemSpec[] = {
+  { "emails", { "email" }, azEmailType, "home, work or other" },
+  { "phones", { "phone" }, azPhoneType, "mobile, home, work, fax or other" },
+  { "whatsapps", { "phone" }, azMobile, "mobile" },
+  { "urls", { "url" }, azUrlType, "website, blog or other" },
+  { "socials", { "type", "username" }, azSocialType,
+    "twitter, facebook, instagram, linkedin or pinterest" },
+  { "locations", { 0 }, azEmailType, "home, work or other" },
+  { "facebookIds", { 0 }, 0, 0 },
+  { "instagramIds", { 0 }, 0, 0 },
+};
+
+static void check_items(IdCheck *pC, const struct ItemSpec *pS,
+                        const cJSON *pV){
+  const cJSON *pI;
+  int i, j;
+  if( cJSON_IsNull(pV) ) return;
+  if( !cJSON_IsArray(pV) ){
+    id_problem(pC, "", "item_invalid", "", "an array of objects", pV);
+    return;
+  }
+  for(pI=pV->child, i=0; pI; pI=pI->next, i++){
+    char zSub[40];
+    const cJSON *pT;
+    sqlite3_snprintf(sizeof(zSub), zSub, "[%d]", i);
+    if( !cJSON_IsObject(pI) ){
+      id_problem(pC, zSub, "item_invalid", zSub, "an object", pI);
+      continue;
+    }
+    for(j=0; j<3 && pS->azNeed[j]; j++){
+      const cJSON *pN = kustomer_json_member(pI, pS->azNeed[j]);
+      char zSub2[80];
+      sqlite3_snprintf(sizeof(zSub2), zSub2, "%s.%s", zSub, pS->azNeed[j]);
+      if( !kustomer_acceptable(pN) ){
+        /* an absent member: the row points at its item */
+        id_problem(pC, pN ? zSub2 : zSub, "item_invalid", zSub2,
+                   "given (it is required)", pN);
+      }else if( !cJSON_IsString(pN) ){
+        id_problem(pC, zSub2, "item_invalid", zSub2, "a string", pN);
+      }
+    }
+    pT = kustomer_json_member(pI, "type");
+    if( pS->azType && pT && !cJSON_IsNull(pT)
+     && !(cJSON_IsString(pT) && in_list(pT->valuestring, pS->azType))
+     && (pS->azNeed[0]==0 || strcmp(pS->azNeed[0], "type")!=0
+         || (cJSON_IsString(pT) && pT->valuestring[0])) ){
+      char zSub2[80];
+      sqlite3_snprintf(sizeof(zSub2), zSub2, "%s.type", zSub);
+      id_problem(pC, zSub2, "item_type_invalid", zSub2, pS->zTypes, pT);
+    }
+    pT = kustomer_json_member(pI, "verified");
+    if( pT && !cJSON_IsNull(pT) && !cJSON_IsBool(pT) ){
+      char zSub2[80];
+      sqlite3_snprintf(sizeof(zSub2), zSub2, "%s.verified", zSub);
+      id_problem(pC, zSub2, "item_invalid", zSub2, "true or false", pT);
+    }
+  }
+}
+
+/* Custom attributes: a suffix gives each one's type. */
+static void check_custom(IdCheck *pC, const cJSON *pV){
+  static const char *const azSuffix[] = { "Str", "Txt", "Num", "At", "Bool",
+                                          "Url", "Id", 0 };
+  const cJSON *pA;
+  if( cJSON_IsNull(pV) ) return;
+  if( !cJSON_IsObject(pV) ){
+    id_problem(pC, "", "custom_invalid", "", "an object of custom attributes",
+               pV);
+    return;
+  }
+  for(pA=pV->child; pA; pA=pA->next){
+    char *zSub = member_path("", pA->string);
+    const char *zExpect = 0;
+    size_t nKey = strlen(pA->string);
+    int i;
+    if( zSub==0 ){
+      pC->pCur->rc = SQLITE_NOMEM;
+      return;
+    }
+    for(i=0; azSuffix[i]; i++){
+      size_t n = strlen(azSuffix[i]);
+      if( nKey>n && strcmp(pA->string+nKey-n, azSuffix[i])==0 ) break;
+    }
+    if( azSuffix[i]==0 ){
+      check_add(pC->pCur, sqlite3_mprintf("$.%s%s", pC->pF->zPath, zSub),
+                "custom_invalid", "error",
+                sqlite3_mprintf("Kustomer rejects the customer: custom "
+                "attribute %Q has no type suffix (Str, Txt, Num, At, Bool, "
+                "Url or Id)", pA->string));
+      sqlite3_free(zSub);
+      continue;
+    }
+    if( !cJSON_IsNull(pA) ){
+      switch( i ){
+        case 0: case 1:
+          if( !cJSON_IsString(pA) ) zExpect = "a string";
+          else if( utf8_chars(pA->valuestring)>1024 ){
+            zExpect = "at most 1024 characters";
+          }
+          break;
+        case 2: if( !is_num(pA) ) zExpect = "a number"; break;
+        case 3:
+          if( !cJSON_IsString(pA) || !kustomer_is_calendar_date(
+                   pA->valuestring, strlen(pA->valuestring)) ){
+            zExpect = "an ISO 8601 date-time string";
+          }
+          break;
+        case 4: if( !cJSON_IsBool(pA) ) zExpect = "true or false"; break;
+        case 5:
+          if( !cJSON_IsString(pA) || !is_uri(pA->valuestring) ){
+            zExpect = "a URI";
+          }
+          break;
+        default:
+          if( !cJSON_IsString(pA) || pA->valuestring[0]==0 ){
+            zExpect = "an object id string";
+          }
+          break;
+      }
+    }
+    if( zExpect ) id_problem(pC, zSub, "custom_invalid", zSub, zExpect, pA);
+    sqlite3_free(zSub);
+  }
+}
+
+/* One key of the customer body, as Kustomer's create schema takes it
+** (kustomer-api.md 3). */
+static void check_customer_key(IdCheck *pC, const char *zKey,
+                               const cJSON *pV){
+  static const char *const azString[] = { "name", "company", "externalId",
+      "username", "avatarUrl", "locale", "timeZone", "defaultLang", 0 };
+  static const char *const azDate[] = { "signedUpAt", "lastActivityAt",
+      "lastCustomerActivityAt", "lastSeenAt", "birthdayAt", "importedAt",
+      "createdAt", 0 };
+  size_t i;
+  if( in_list(zKey, azString) ){
+    if( !cJSON_IsNull(pV) && !cJSON_IsString(pV) ){
+      id_problem(pC, "", "string_expected", "", "a string", pV);
+    }
+  }else if( in_list(zKey, azDate) ){
+    if( !cJSON_IsNull(pV) && !(cJSON_IsString(pV)
+         && kustomer_is_calendar_date(pV->valuestring,
+                                      strlen(pV->valuestring))) ){
+      id_problem(pC, "", "date_invalid", "", "an ISO 8601 date-time string "
+                 "(2024-05-01T12:00:00Z)", pV);
+    }
+  }else if( strcmp(zKey, "gender")==0 ){
+    if( !cJSON_IsNull(pV) && !(cJSON_IsString(pV)
+         && (strcmp(pV->valuestring, "m")==0
+             || strcmp(pV->valuestring, "f")==0)) ){
+      id_problem(pC, "", "gender_invalid", "", "\"m\" or \"f\"", pV);
+    }
+  }else if( strcmp(zKey, "tags")==0 ){
+    const cJSON *pT = 0;
+    if( cJSON_IsArray(pV) ){
+      for(pT=pV->child; pT && cJSON_IsString(pT); pT=pT->next){}
+    }
+    if( !cJSON_IsNull(pV) && (!cJSON_IsArray(pV) || pT) ){
+      id_problem(pC, "", "tags_invalid", "", "an array of strings", pV);
+    }
+  }else if( strcmp(zKey, "custom")==0 ){
+    check_custom(pC, pV);
+  }else if( strcmp(zKey, "sentiment")==0 ){
+    const cJSON *pP, *pConf;
+    if( cJSON_IsNull(pV) ) return;
+    if( !cJSON_IsObject(pV) ){
+      id_problem(pC, "", "sentiment_invalid", "", "an object {polarity, "
+                 "confidence}", pV);
+      return;
+    }
+    pP = kustomer_json_member(pV, "polarity");
+    if( pP && !(cJSON_IsNumber(pP) && (pP->valuedouble==-1.0
+          || pP->valuedouble==0.0 || pP->valuedouble==1.0)) ){
+      id_problem(pC, ".polarity", "sentiment_invalid", ".polarity",
+                 "-1, 0 or 1", pP);
+    }
+    pConf = kustomer_json_member(pV, "confidence");
+    if( pConf && !is_num(pConf) ){
+      id_problem(pC, ".confidence", "sentiment_invalid", ".confidence",
+                 "a number", pConf);
+    }
+  }else if( strcmp(zKey, "rev")==0 ){
+    if( !cJSON_IsNull(pV) && !is_num(pV) ){
+      id_problem(pC, "", "rev_invalid", "", "a number", pV);
+    }
+  }else{
+    for(i=0; i<sizeof(aItemSpec)/sizeof(aItemSpec[0]); i++){
+      if( strcmp(zKey, aItemSpec[i].zKey)==0 ){
+        check_items(pC, &aItemSpec[i], pV);
+        break;
+      }
+    }
+  }
+}
+
+static void check_dropped(void *pArg, char *zPath, char *zMsg){
+  check_add((CheckCursor*)pArg, zPath, "trait_not_mapped", "warning", zMsg);
+}
+
+/* Every key of the body identify would send, checked where it is read. */
+static void check_identify(CheckCursor *pCur, const cJSON *pEvent,
+                           const KSettings *pSet){
+  KIdPlan plan;
+  KError err = {0, 0};
+  int i, rc = kustomer_identify_plan(pEvent, pSet, &plan, &err);
+  kustomer_error_clear(&err);
+  if( rc ){
+    if( rc==SQLITE_NOMEM ) pCur->rc = rc;
+    return;       /* no externalId: missing_user_id says so */
+  }
+  for(i=0; i<plan.nField && pCur->rc==SQLITE_OK; i++){
+    IdCheck c;
+    sqlite3_str *pStr;
+    cJSON *pSent;
+    c.pCur = pCur;
+    c.pF = &plan.aField[i];
+    if( c.pF->eForm==KID_DROPPED ) continue;
+    pStr = sqlite3_str_new(0);
+    rc = kustomer_identify_value(pStr, &plan, c.pF);
+    if( rc==SQLITE_OK ) rc = sqlite3_str_errcode(pStr);
+    pSent = rc ? 0 : kustomer_json_parse(sqlite3_str_value(pStr),
+                                         sqlite3_str_length(pStr), 0);
+    sqlite3_free(sqlite3_str_finish(pStr));
+    if( pSent==0 ){
+      pCur->rc = rc ? rc : SQLITE_NOMEM;
+      return;
+    }
+    check_customer_key(&c, c.pF->zKey, pSent);
+    cJSON_Delete(pSent);
+  }
+  if( pCur->rc==SQLITE_OK ){
+    rc = kustomer_identify_dropped(pEvent, &plan, check_dropped, pCur);
+    if( rc ) pCur->rc = rc;
+  }
+}
+
 static void check_event(CheckCursor *pCur, const cJSON *pEvent,
                         const KSettings *pSet){
   KError err = {0, 0};
@@ -132,7 +475,10 @@ static void check_event(CheckCursor *pCur, const cJSON *pEvent,
                   "from \"userId\")" :
                   "the event is sent with a null externalId"));
   }
-  if( eType==KTYPE_IDENTIFY ) return;
+  if( eType==KTYPE_IDENTIFY ){
+    check_identify(pCur, pEvent, pSet);
+    return;
+  }
 
   /* The event name as it would be sent. */
   {

@@ -278,6 +278,8 @@ struct KSettings {
   int bDisableEmail;      /* disableEmailAsTrackingProperty */
   int bGenericPage;       /* genericPage */
   int bGenericScreen;     /* genericScreen */
+  int bSegmentTraits;     /* traitMapping: "segment" (default "rudderstack") */
+  int bNormalize;         /* normalizeTraits */
 };
 
 /*
@@ -420,6 +422,58 @@ int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
 /* Append the customer body of an identify event. */
 int kustomer_identify_write(sqlite3_str *p, const cJSON *pEvent,
                             const KSettings *pSet, KError *pErr);
+
+/*
+** Identify's plan: each key of the customer body, what it is made of and
+** where in the event it was read, so that kustomer_check can point at the
+** trait behind a value Kustomer would reject.
+*/
+#define KID_COPY      0     /* the value as read (normalised if asked) */
+#define KID_NAME      1     /* first + " " + last (Segment: either alone) */
+#define KID_HOME      2     /* [{"type":"home","<zItem>":value}] */
+#define KID_URL       3     /* [{"url":value}] */
+#define KID_ADDRESS   4     /* [{"type":"home","address":text}] */
+#define KID_LOCATION  5     /* Segment: one structured location */
+#define KID_DROPPED   6     /* normalizeTraits could not repair it: not sent */
+typedef struct KIdField KIdField;
+struct KIdField {
+  const char *zKey;         /* the body's key */
+  int eForm;                /* KID_* */
+  const char *zItem;        /* KID_HOME: "email" or "phone" */
+  const char *zAs;          /* normalised gender ("m"/"f"), else NULL */
+  const char *zPath;        /* where pVal was read, "traits.gender" */
+  const cJSON *pVal;
+  const char *zPath2;       /* KID_NAME: the last name's */
+  const cJSON *pVal2;
+};
+#define KID_MAX 32
+typedef struct KIdPlan KIdPlan;
+struct KIdPlan {
+  int bSegment;             /* traitMapping "segment" */
+  int bNormalize;           /* normalizeTraits */
+  int nField;
+  KIdField aField[KID_MAX];
+};
+
+/* The plan of an identify event's body; KUSTOMER_EVENT_ERROR without an
+** externalId. */
+int kustomer_identify_plan(const cJSON *pEvent, const KSettings *pSet,
+                           KIdPlan *pPlan, KError *pErr);
+
+/* Append the JSON of one planned key's value; SQLITE_OK or SQLITE_NOMEM. */
+int kustomer_identify_value(sqlite3_str *p, const KIdPlan *pPlan,
+                             const KIdField *pF);
+
+/* Call xDrop(pArg, zPath, zMsg) for every trait of the event (and part of
+** one) that the plan sends nowhere; zPath is a JSON path ("$.traits.x"),
+** both from sqlite3_mprintf and owned by xDrop.  SQLITE_OK or
+** SQLITE_NOMEM. */
+int kustomer_identify_dropped(const cJSON *pEvent, const KIdPlan *pPlan,
+                              void (*xDrop)(void*, char*, char*), void *pArg);
+
+/* An ISO 8601 date-time that Kustomer takes: kustomer_is_iso_date()'s
+** shape and a real calendar date and time. */
+int kustomer_is_calendar_date(const char *z, size_t n);
 
 /*
 ** Append the whole request envelope for an event.  zCustomerId (may be

@@ -10,7 +10,10 @@
 ** kustomer_key and kustomer_value (NULL when the property is not sent:
 ** session/tracking keys, which become sessionId/trackingId, repeated or
 ** colliding keys, the e-mail removed by disableEmailAsTrackingProperty),
-** problem (NULL when Kustomer accepts the property as sent).
+** problem (NULL when Kustomer accepts the property as sent), sent (the
+** value as sent, as JSON text: 'true', 'null', '"x"'; NULL only when the
+** property is not sent; kustomer_value shows it as json_each would, where
+** true is 1 and a null sent is NULL).
 */
 #include <string.h>
 #include "kustomer.h"
@@ -22,8 +25,9 @@ SQLITE_EXTENSION_INIT3
 #define EACH_KKEY      3
 #define EACH_KVALUE    4
 #define EACH_PROBLEM   5
-#define EACH_PROPS     6   /* HIDDEN: argument 1 */
-#define EACH_SETTINGS  7   /* HIDDEN: argument 2 */
+#define EACH_SENT      6   /* the value as sent, JSON text */
+#define EACH_PROPS     7   /* HIDDEN: argument 1 */
+#define EACH_SETTINGS  8   /* HIDDEN: argument 2 */
 
 typedef struct EachCursor EachCursor;
 struct EachCursor {
@@ -39,7 +43,8 @@ static int each_connect(sqlite3 *db, void *pAux, int argc,
   (void)pAux; (void)argc; (void)argv; (void)pzErr;
   return kustomer_tvf_connect_pure(db,
       "CREATE TABLE x(key TEXT, value, type TEXT, kustomer_key TEXT,"
-      " kustomer_value, problem TEXT, properties HIDDEN, settings HIDDEN)",
+      " kustomer_value, problem TEXT, sent TEXT, properties HIDDEN,"
+      " settings HIDDEN)",
       ppVtab);
 }
 
@@ -208,6 +213,23 @@ static int each_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx,
         }
         sqlite3_result_text(ctx, pStr->valuestring, -1, SQLITE_TRANSIENT);
         cJSON_Delete(pStr);
+      }
+      break;
+    case EACH_SENT:
+      if( pItem->eFate==KFATE_SENT ){
+        sqlite3_str *p = sqlite3_str_new(0);
+        int rc = kustomer_meta_write_value(p, pItem), n;
+        char *z;
+        if( rc==SQLITE_OK ) rc = sqlite3_str_errcode(p);
+        n = sqlite3_str_length(p);
+        z = sqlite3_str_finish(p);
+        if( rc ){
+          sqlite3_free(z);
+          sqlite3_result_error_code(ctx, rc);
+          break;
+        }
+        sqlite3_result_text(ctx, z, n, sqlite3_free);
+        sqlite3_result_subtype(ctx, KUSTOMER_JSON_SUBTYPE);
       }
       break;
     case EACH_PROBLEM:

@@ -4,8 +4,8 @@
 ** setIdentityEmail, disableEmailAsTrackingProperty, genericPage,
 ** genericScreen), plus this project's apiKeyEnv (the key from an
 ** environment variable, so it need not sit in SQL or a database), orgName
-** and pod/orgPod (Kustomer's per-organisation and regional hosts) and
-** timeoutMs.  Part of the core: no SQL context here (support.c reads the
+** and pod/orgPod (Kustomer's per-organisation and regional hosts),
+** timeoutMs, and identify's traitMapping and normalizeTraits.  Part of the core: no SQL context here (support.c reads the
 ** settings argument of a function, once per statement when constant).
 */
 #include <string.h>
@@ -161,6 +161,21 @@ int kustomer_settings_parse(const char *z, int n, KSettings **ppOut,
   pSet->bDisableEmail = settings_flag(pRoot, "disableEmailAsTrackingProperty");
   pSet->bGenericPage = settings_flag(pRoot, "genericPage");
   pSet->bGenericScreen = settings_flag(pRoot, "genericScreen");
+  pSet->bNormalize = settings_flag(pRoot, "normalizeTraits");
+  {
+    const cJSON *pMap = kustomer_json_member(pRoot, "traitMapping");
+    if( pMap && !cJSON_IsNull(pMap) ){
+      if( cJSON_IsString(pMap) && strcmp(pMap->valuestring, "segment")==0 ){
+        pSet->bSegmentTraits = 1;
+      }else if( !cJSON_IsString(pMap)
+             || strcmp(pMap->valuestring, "rudderstack")!=0 ){
+        *pzErr = sqlite3_mprintf("traitMapping must be \"rudderstack\" "
+                                 "(the default) or \"segment\"");
+        rc = SQLITE_ERROR;
+        goto done;
+      }
+    }
+  }
 
 done:
   cJSON_Delete(pRoot);

@@ -10,7 +10,9 @@
 ** Section numbers refer to docs/rudderstack-kustomer-behaviour.md; "Dn" to
 ** the deliberate differences listed in conformance/DEVIATIONS.md.
 */
+#include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include "kustomer.h"
 SQLITE_EXTENSION_INIT3
@@ -1274,194 +1276,692 @@ int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
 
 /* ---- Identify (4.3) ---------------------------------------------------- */
 
-/* KustomerIdentify.json: destination key and source paths, in order. */
+/* What Kustomer's customer schema takes for a key (kustomer-api.md 3):
+** what normalizeTraits repairs. */
+#define KC_OTHER   0
+#define KC_STRING  1        /* a string: numbers become their text */
+#define KC_DATE    2        /* ISO 8601: epoch seconds or ms become one */
+#define KC_GENDER  3        /* "m" or "f": words become one */
+#define KC_TAGS    4        /* string[]: a string becomes [string] */
+#define KC_ITEMS   5        /* objects whose zItem member is a string */
+
+/* KustomerIdentify.json: destination key and source paths, in order, and
+** where Segment's identify spec traits (traitMapping "segment") differ. */
 static const struct IdentifyMap {
   const char *zKey;
+  int eClass;
+  const char *zItem;
   const char *azPath[5];
+  const char *azSegment[3];
 } aIdentifyMap[] = {
-  { "name",          { "traits.name", "context.traits.name" } },
-  { "externalId",    { 0 } },      /* generic userId, required */
-  { "username",      { "traits.userName", "context.traits.userName" } },
-  { "company",       { "traits.company.name", "context.traits.company.name",
-                       "traits.company", "context.traits.company" } },
-  { "signedUpAt",    { "traits.createdAt", "context.traits.createdAt" } },
-  { "lastActivityAt", { "traits.lastActivityAt",
-                        "context.traits.lastActivityAt" } },
-  { "lastCustomerActivityAt", { "traits.lastCustomerActivityAt",
-                                "context.traits.lastCustomerActivityAt" } },
-  { "lastSeenAt",    { "traits.lastSeenAt", "context.traits.lastSeenAt" } },
-  { "importedAt",    { "traits.importedAt", "context.traits.importedAt" } },
-  { "avatarUrl",     { "traits.avatar", "context.traits.avatar" } },
-  { "gender",        { "traits.gender", "context.traits.gender" } },
-  { "tags",          { "traits.tags", "context.traits.tags" } },
-  { "locale",        { "context.locale" } },
-  { "emails",        { "traits.emails", "context.traits.emails" } },
-  { "phones",        { "traits.phones", "context.traits.phones" } },
-  { "socials",       { "traits.socials", "context.traits.socials" } },
-  { "birthdayAt",    { "traits.dob", "context.traits.dob",
-                       "traits.birthday", "context.traits.birthday" } },
-  { "custom",        { "traits.customObject", "context.traits.customObject" } },
-  { "sentiment",     { "traits.sentiment", "context.traits.sentiment" } },
-  { "whatsapps",     { "traits.whatsapps", "context.traits.whatsapps" } },
-  { "facebookIds",   { "traits.facebookIds", "context.traits.facebookIds" } },
-  { "instagramIds",  { "traits.instagramIds",
-                       "context.traits.instagramIds" } },
-  { "timeZone",      { "traits.timeZone", "context.traits.timeZone" } },
-  { "defaultLang",   { "traits.defaultLanguage",
-                       "context.traits.defaultLanguage" } },
-  { "rev",           { "traits.rev", "context.traits.rev" } },
+  { "name", KC_STRING, 0, { "traits.name", "context.traits.name" }, { 0 } },
+  { "externalId", KC_STRING, 0, { 0 }, { 0 } },   /* generic userId, required */
+  { "username", KC_STRING, 0, { "traits.userName", "context.traits.userName" },
+                              { "traits.username", "context.traits.username" } },
+  { "company", KC_STRING, 0, { "traits.company.name",
+                               "context.traits.company.name",
+                               "traits.company", "context.traits.company" },
+                             { 0 } },
+  { "signedUpAt", KC_DATE, 0, { "traits.createdAt",
+                                "context.traits.createdAt" }, { 0 } },
+  { "lastActivityAt", KC_DATE, 0, { "traits.lastActivityAt",
+                                    "context.traits.lastActivityAt" }, { 0 } },
+  { "lastCustomerActivityAt", KC_DATE, 0,
+    { "traits.lastCustomerActivityAt",
+      "context.traits.lastCustomerActivityAt" }, { 0 } },
+  { "lastSeenAt", KC_DATE, 0, { "traits.lastSeenAt",
+                                "context.traits.lastSeenAt" }, { 0 } },
+  { "importedAt", KC_DATE, 0, { "traits.importedAt",
+                                "context.traits.importedAt" }, { 0 } },
+  { "avatarUrl", KC_STRING, 0, { "traits.avatar", "context.traits.avatar" },
+                               { 0 } },
+  { "gender", KC_GENDER, 0, { "traits.gender", "context.traits.gender" },
+                            { 0 } },
+  { "tags", KC_TAGS, 0, { "traits.tags", "context.traits.tags" }, { 0 } },
+  { "locale", KC_STRING, 0, { "context.locale" }, { 0 } },
+  { "emails", KC_ITEMS, "email", { "traits.emails", "context.traits.emails" },
+                                 { 0 } },
+  { "phones", KC_ITEMS, "phone", { "traits.phones", "context.traits.phones" },
+                                 { 0 } },
+  { "socials", KC_OTHER, 0, { "traits.socials", "context.traits.socials" },
+                            { 0 } },
+  { "birthdayAt", KC_DATE, 0, { "traits.dob", "context.traits.dob",
+                                "traits.birthday", "context.traits.birthday" },
+                              { "traits.birthday", "context.traits.birthday" } },
+  { "custom", KC_OTHER, 0, { "traits.customObject",
+                             "context.traits.customObject" }, { 0 } },
+  { "sentiment", KC_OTHER, 0, { "traits.sentiment",
+                                "context.traits.sentiment" }, { 0 } },
+  { "whatsapps", KC_ITEMS, "phone", { "traits.whatsapps",
+                                      "context.traits.whatsapps" }, { 0 } },
+  { "facebookIds", KC_OTHER, 0, { "traits.facebookIds",
+                                  "context.traits.facebookIds" }, { 0 } },
+  { "instagramIds", KC_OTHER, 0, { "traits.instagramIds",
+                                   "context.traits.instagramIds" }, { 0 } },
+  { "timeZone", KC_STRING, 0, { "traits.timeZone",
+                                "context.traits.timeZone" }, { 0 } },
+  { "defaultLang", KC_STRING, 0, { "traits.defaultLanguage",
+                                   "context.traits.defaultLanguage" }, { 0 } },
+  { "rev", KC_OTHER, 0, { "traits.rev", "context.traits.rev" }, { 0 } },
 };
 #define N_IDENTIFY_MAP (int)(sizeof(aIdentifyMap)/sizeof(aIdentifyMap[0]))
-#define IDMAP_NAME   0
-#define IDMAP_EXTID  1
-#define IDMAP_EMAILS 13
-#define IDMAP_PHONES 14
+#define IDMAP_NAME    0
+#define IDMAP_EXTID   1
+#define IDMAP_COMPANY 3
+#define IDMAP_GENDER  10
+#define IDMAP_EMAILS  13
+#define IDMAP_PHONES  14
 
-/* A value synthesised after the mapping (name, emails, phones). */
-typedef struct Derived Derived;
-struct Derived {
-  const char *zType;        /* "email" or "phone" for the [{type,..}] form */
-  const cJSON *pVal;        /* the value inside it */
-  const char *zText;        /* or a composed string (name) */
-  int nText;
+static const char *const azAddressPart[] = {
+  "street", "city", "state", "postalCode", "country"
+};
+/* Segment's address parts and Kustomer's location keys for them. */
+static const char *const azLocationKey[] = {
+  "address", "cityName", "regionName", "zipCode", "countryName"
 };
 
-static void write_derived(sqlite3_str *p, const Derived *pD){
-  if( pD->zText ){
-    kustomer_json_string(p, pD->zText, (size_t)pD->nText);
-  }else{
-    sqlite3_str_appendall(p, "[{\"type\":\"home\"");
-    kustomer_json_key(p, 1, pD->zType, strlen(pD->zType));
-    kustomer_json_value(p, pD->pVal);
-    sqlite3_str_append(p, "}]", 2);
+/* first_acceptable(), with the path it was found at; Segment's company is
+** a name, never an object passed through. */
+static const cJSON *first_acceptable_at(const EventPaths *pE,
+                                        const char *const *azPath,
+                                        int bNameOnly, const char **pzPath){
+  for(; *azPath; azPath++){
+    const cJSON *p = event_path(pE, *azPath);
+    if( kustomer_acceptable(p) && !(bNameOnly && is_container(p)) ){
+      *pzPath = *azPath;
+      return p;
+    }
+  }
+  return 0;
+}
+
+static int plan_add(KIdPlan *pPlan, const char *zKey, int eForm,
+                    const char *zPath, const cJSON *pVal){
+  KIdField *pF = &pPlan->aField[pPlan->nField];
+  memset(pF, 0, sizeof(*pF));
+  pF->zKey = zKey;
+  pF->eForm = eForm;
+  pF->zPath = zPath;
+  pF->pVal = pVal;
+  return pPlan->nField++;
+}
+
+/* normalizeTraits' reading of a gender: "m", "f" or NULL. */
+static const char *gender_word(const cJSON *pVal){
+  static const char *const azF[] = { "f", "female", "woman", "feminine", 0 };
+  static const char *const azM[] = { "m", "male", "man", "masculine", 0 };
+  const char *z;
+  int i, n;
+  if( !cJSON_IsString(pVal) ) return 0;
+  z = pVal->valuestring;
+  while( *z==' ' ) z++;
+  n = (int)strlen(z);
+  while( n>0 && z[n-1]==' ' ) n--;
+  for(i=0; azF[i]; i++){
+    if( (int)strlen(azF[i])==n && sqlite3_strnicmp(z, azF[i], n)==0 ){
+      return "f";
+    }
+  }
+  for(i=0; azM[i]; i++){
+    if( (int)strlen(azM[i])==n && sqlite3_strnicmp(z, azM[i], n)==0 ){
+      return "m";
+    }
+  }
+  return 0;
+}
+
+int kustomer_identify_plan(const cJSON *pEvent, const KSettings *pSet,
+                           KIdPlan *pPlan, KError *pErr){
+  int aAt[N_IDENTIFY_MAP];
+  const char *zFirst = 0, *zLast = 0, *zPath = 0;
+  const cJSON *pFirst = 0, *pLast = 0, *pWebsite, *pAddr;
+  EventPaths ev;
+  int i, k;
+
+  memset(pPlan, 0, offsetof(KIdPlan, aField));
+  pPlan->bSegment = pSet->bSegmentTraits;
+  pPlan->bNormalize = pSet->bNormalize;
+  event_paths_init(&ev, pEvent);
+  for(i=0; i<N_IDENTIFY_MAP; i++){
+    const struct IdentifyMap *pM = &aIdentifyMap[i];
+    const char *const *az = (pPlan->bSegment && pM->azSegment[0]) ?
+                            pM->azSegment : pM->azPath;
+    const cJSON *pVal;
+    aAt[i] = -1;
+    if( i==IDMAP_EXTID ){
+      pVal = first_acceptable_at(&ev, azUserId, 0, &zPath);
+      if( pVal==0 ){
+        return event_error(pErr, "Missing required value from \"userId\"");
+      }
+    }else if( az[1]==0 ){
+      /* A single path: the raw value, kept only when acceptable. */
+      zPath = az[0];
+      pVal = event_path(&ev, zPath);
+      if( !kustomer_acceptable(pVal) ) pVal = 0;
+    }else{
+      pVal = first_acceptable_at(&ev, az,
+                                 pPlan->bSegment && i==IDMAP_COMPANY, &zPath);
+    }
+    if( pVal ) aAt[i] = plan_add(pPlan, pM->zKey, KID_COPY, zPath, pVal);
+  }
+
+  /* name = firstName + " " + lastName when no truthy name was mapped
+  ** (Segment: either alone will do). */
+  if( aAt[IDMAP_NAME]<0
+   || !kustomer_js_truthy(pPlan->aField[aAt[IDMAP_NAME]].pVal) ){
+    pFirst = first_acceptable_at(&ev, azFirstName, 0, &zFirst);
+    pLast = first_acceptable_at(&ev, azLastName, 0, &zLast);
+    if( !kustomer_js_truthy(pFirst) ) pFirst = 0;
+    if( !kustomer_js_truthy(pLast) ) pLast = 0;
+    if( (pFirst && pLast) || (pPlan->bSegment && (pFirst || pLast)) ){
+      KIdField *pF;
+      if( aAt[IDMAP_NAME]<0 ){
+        aAt[IDMAP_NAME] = plan_add(pPlan, "name", KID_NAME, 0, 0);
+      }
+      pF = &pPlan->aField[aAt[IDMAP_NAME]];
+      pF->eForm = KID_NAME;
+      pF->zPath = pFirst ? zFirst : zLast;
+      pF->pVal = pFirst ? pFirst : pLast;
+      pF->zPath2 = pFirst ? zLast : 0;
+      pF->pVal2 = pFirst ? pLast : 0;
+    }
+  }
+  /* A single email or phone when no list of them was mapped.  A key not
+  ** mapped is appended after all mapped ones (JS insertion order), name
+  ** first, as plan_add() does here. */
+  for(k=0; k<2; k++){
+    int iMap = k==0 ? IDMAP_EMAILS : IDMAP_PHONES;
+    const cJSON *pOne = first_acceptable_at(&ev, k==0 ? azEmail : azPhone, 0,
+                                            &zPath);
+    KIdField *pF;
+    if( !kustomer_js_truthy(pOne) ) continue;
+    if( aAt[iMap]>=0 && kustomer_js_truthy(pPlan->aField[aAt[iMap]].pVal) ){
+      continue;
+    }
+    if( aAt[iMap]<0 ){
+      aAt[iMap] = plan_add(pPlan, aIdentifyMap[iMap].zKey, KID_HOME, 0, 0);
+    }
+    pF = &pPlan->aField[aAt[iMap]];
+    pF->eForm = KID_HOME;
+    pF->zItem = k==0 ? "email" : "phone";
+    pF->zPath = zPath;
+    pF->pVal = pOne;
+  }
+  pWebsite = first_acceptable_at(&ev, azWebsite, 0, &zPath);
+  if( kustomer_js_truthy(pWebsite) ){
+    plan_add(pPlan, "urls", KID_URL, zPath, pWebsite);
+  }
+  pAddr = first_acceptable_at(&ev, azAddress, 0, &zPath);
+  if( kustomer_js_truthy(pAddr) ){
+    int nPart = pPlan->bSegment ? 5 : 4, bAny = cJSON_IsString(pAddr);
+    for(i=0; i<nPart && !bAny && cJSON_IsObject(pAddr); i++){
+      bAny = kustomer_js_truthy(kustomer_json_member(pAddr, azAddressPart[i]));
+    }
+    if( bAny ){
+      plan_add(pPlan, "locations",
+               (pPlan->bSegment && !cJSON_IsString(pAddr)) ? KID_LOCATION
+                                                          : KID_ADDRESS,
+               zPath, pAddr);
+    }
+  }
+
+  if( pPlan->bNormalize && aAt[IDMAP_GENDER]>=0 ){
+    KIdField *pF = &pPlan->aField[aAt[IDMAP_GENDER]];
+    const cJSON *pG = pF->pVal;
+    if( !(cJSON_IsString(pG) && (strcmp(pG->valuestring, "m")==0
+                                 || strcmp(pG->valuestring, "f")==0)) ){
+      pF->zAs = gender_word(pG);
+      if( pF->zAs==0 ) pF->eForm = KID_DROPPED;
+    }
+  }
+  return SQLITE_OK;
+}
+
+/* Append the JavaScript string conversion of a value, JSON-escaped, with
+** no quotes. */
+static int js_string_body(sqlite3_str *p, const cJSON *pVal){
+  char aBuf[KUSTOMER_NUMBUF];
+  sqlite3_str *pTmp;
+  if( cJSON_IsString(pVal) ){
+    kustomer_json_string_body(p, pVal->valuestring,
+                              strlen(pVal->valuestring));
+    return SQLITE_OK;
+  }
+  if( cJSON_IsNumber(pVal) ){
+    sqlite3_str_append(p, aBuf, kustomer_fmt_number(pVal->valuedouble, aBuf));
+    return SQLITE_OK;
+  }
+  pTmp = sqlite3_str_new(0);
+  kustomer_js_string(pTmp, pVal);
+  if( sqlite3_str_errcode(pTmp)==SQLITE_OK ){
+    kustomer_json_string_body(p, sqlite3_str_value(pTmp),
+                              (size_t)sqlite3_str_length(pTmp));
+  }
+  {
+    int rc = sqlite3_str_errcode(pTmp);
+    sqlite3_free(sqlite3_str_finish(pTmp));
+    return rc;
   }
 }
 
-/* The address text of locations (4.3 step 5), appended to p; returns
-** whether there is one. */
-static int address_text(sqlite3_str *p, const EventPaths *pE){
-  static const char *const azPart[] = { "street", "city", "state",
-                                        "postalCode" };
-  const cJSON *pAddr = first_acceptable(pE, azAddress);
-  const cJSON *apPart[4];
-  int i, bAny = 0;
-  if( !kustomer_js_truthy(pAddr) ) return 0;
-  if( cJSON_IsString(pAddr) ){
-    sqlite3_str_appendall(p, pAddr->valuestring);
-    return 1;
+/* The value, or under normalizeTraits a number as its text. */
+static void string_value(sqlite3_str *p, const cJSON *pVal, int bNormalize){
+  if( bNormalize && cJSON_IsNumber(pVal) ){
+    sqlite3_str_appendchar(p, 1, '"');
+    js_string_body(p, pVal);
+    sqlite3_str_appendchar(p, 1, '"');
+  }else{
+    kustomer_json_value(p, pVal);
   }
-  for(i=0; i<4; i++){
-    apPart[i] = cJSON_IsObject(pAddr) ?
-                kustomer_json_member(pAddr, azPart[i]) : 0;
-    if( kustomer_js_truthy(apPart[i]) ) bAny = 1;
+}
+
+/* normalizeTraits: epoch seconds (below 1e11) or milliseconds, as a number
+** or a text of digits, to ISO 8601; 0 when pVal is neither. */
+static int epoch_iso(const cJSON *pVal, char *zOut){
+  double r;
+  if( cJSON_IsNumber(pVal) ){
+    r = pVal->valuedouble;
+  }else if( cJSON_IsString(pVal) ){
+    const char *z = pVal->valuestring;
+    int i = z[0]=='-';
+    if( z[i]==0 ) return 0;
+    for(; z[i]; i++){
+      if( z[i]<'0' || z[i]>'9' || i>15 ) return 0;
+    }
+    r = strtod(z, 0);
+  }else{
+    return 0;
   }
-  if( !bAny ) return 0;
-  for(i=0; i<4; i++){
-    if( i>0 ) sqlite3_str_appendchar(p, 1, ' ');
-    if( kustomer_js_truthy(apPart[i]) ) kustomer_js_string(p, apPart[i]);
-  }
+  if( fabs(r)<1e11 ) r *= 1000.0;
+  /* years 1 to 9999 */
+  if( !(r>=-62135596800000.0 && r<=253402300799999.0) ) return 0;
+  kustomer_iso_format((sqlite3_int64)floor(r+0.5), zOut);
   return 1;
+}
+
+/* An array whose items' zItem member numbers become their text.  Keys keep
+** kustomer_json_value()'s order: a duplicate's first place, its last
+** value. */
+static void items_value(sqlite3_str *p, const cJSON *pVal, const char *zItem){
+  const cJSON *pI, *pM, *pK;
+  sqlite3_str_appendchar(p, 1, '[');
+  for(pI=pVal->child; pI; pI=pI->next){
+    if( pI!=pVal->child ) sqlite3_str_appendchar(p, 1, ',');
+    if( !cJSON_IsObject(pI) ){
+      kustomer_json_value(p, pI);
+      continue;
+    }
+    sqlite3_str_appendchar(p, 1, '{');
+    for(pM=pI->child; pM; pM=pM->next){
+      for(pK=pI->child; pK!=pM && strcmp(pK->string, pM->string); pK=pK->next){}
+      if( pK!=pM ) continue;
+      kustomer_json_key(p, pM!=pI->child, pM->string, strlen(pM->string));
+      string_value(p, kustomer_json_member(pI, pM->string),
+                   strcmp(pM->string, zItem)==0);
+    }
+    sqlite3_str_appendchar(p, 1, '}');
+  }
+  sqlite3_str_appendchar(p, 1, ']');
+}
+
+/* A copied value, repaired under normalizeTraits as its key's schema
+** asks. */
+static void copy_value(sqlite3_str *p, const KIdPlan *pPlan,
+                       const KIdField *pF){
+  const struct IdentifyMap *pM = 0;
+  const cJSON *pVal = pF->pVal;
+  char zIso[KUSTOMER_ISO_LEN];
+  int i;
+  if( pF->zAs ){
+    kustomer_json_string(p, pF->zAs, strlen(pF->zAs));
+    return;
+  }
+  if( pPlan->bNormalize ){
+    for(i=0; i<N_IDENTIFY_MAP && pM==0; i++){
+      if( strcmp(aIdentifyMap[i].zKey, pF->zKey)==0 ) pM = &aIdentifyMap[i];
+    }
+  }
+  switch( pM ? pM->eClass : KC_OTHER ){
+    case KC_STRING:
+      string_value(p, pVal, 1);
+      return;
+    case KC_DATE:
+      if( epoch_iso(pVal, zIso) ){
+        kustomer_json_string(p, zIso, strlen(zIso));
+        return;
+      }
+      break;
+    case KC_TAGS:
+      if( cJSON_IsString(pVal) ){
+        /* One tag: a comma may be part of a tag's name. */
+        sqlite3_str_appendchar(p, 1, '[');
+        kustomer_json_value(p, pVal);
+        sqlite3_str_appendchar(p, 1, ']');
+        return;
+      }
+      break;
+    case KC_ITEMS:
+      if( cJSON_IsArray(pVal) ){
+        items_value(p, pVal, pM->zItem);
+        return;
+      }
+      break;
+  }
+  kustomer_json_value(p, pVal);
+}
+
+/* The address text of locations (4.3 step 5): the string, or street, city,
+** state and postalCode joined by single spaces, a falsy part empty. */
+static int address_value(sqlite3_str *p, const cJSON *pAddr){
+  int i, rc = SQLITE_OK;
+  sqlite3_str_appendchar(p, 1, '"');
+  if( cJSON_IsString(pAddr) ){
+    rc = js_string_body(p, pAddr);
+  }else{
+    for(i=0; i<4 && rc==SQLITE_OK; i++){
+      const cJSON *pPart = kustomer_json_member(pAddr, azAddressPart[i]);
+      if( i>0 ) sqlite3_str_appendchar(p, 1, ' ');
+      if( kustomer_js_truthy(pPart) ) rc = js_string_body(p, pPart);
+    }
+  }
+  sqlite3_str_appendchar(p, 1, '"');
+  return rc;
+}
+
+static int ascii_alpha(char c){
+  return (c>='a' && c<='z') || (c>='A' && c<='Z');
+}
+
+/* Segment's address object as one Kustomer location: each truthy part as
+** text; a two-letter country is a code. */
+static int location_value(sqlite3_str *p, const cJSON *pAddr){
+  int i, rc = SQLITE_OK;
+  sqlite3_str_appendall(p, "{\"type\":\"home\"");
+  for(i=0; i<5 && rc==SQLITE_OK; i++){
+    const cJSON *pPart = kustomer_json_member(pAddr, azAddressPart[i]);
+    const char *zKey = azLocationKey[i];
+    if( !kustomer_js_truthy(pPart) ) continue;
+    if( i==4 && cJSON_IsString(pPart) && strlen(pPart->valuestring)==2
+     && ascii_alpha(pPart->valuestring[0])
+     && ascii_alpha(pPart->valuestring[1]) ){
+      zKey = "countryCode";
+    }
+    kustomer_json_key(p, 1, zKey, strlen(zKey));
+    sqlite3_str_appendchar(p, 1, '"');
+    rc = js_string_body(p, pPart);
+    sqlite3_str_appendchar(p, 1, '"');
+  }
+  sqlite3_str_appendchar(p, 1, '}');
+  return rc;
+}
+
+int kustomer_identify_value(sqlite3_str *p, const KIdPlan *pPlan,
+                            const KIdField *pF){
+  int rc = SQLITE_OK;
+  switch( pF->eForm ){
+    case KID_COPY:
+      copy_value(p, pPlan, pF);
+      break;
+    case KID_NAME:
+      sqlite3_str_appendchar(p, 1, '"');
+      rc = js_string_body(p, pF->pVal);
+      if( pF->pVal2 && rc==SQLITE_OK ){
+        sqlite3_str_appendchar(p, 1, ' ');
+        rc = js_string_body(p, pF->pVal2);
+      }
+      sqlite3_str_appendchar(p, 1, '"');
+      break;
+    case KID_HOME:
+      sqlite3_str_appendall(p, "[{\"type\":\"home\"");
+      kustomer_json_key(p, 1, pF->zItem, strlen(pF->zItem));
+      string_value(p, pF->pVal, pPlan->bNormalize);
+      sqlite3_str_append(p, "}]", 2);
+      break;
+    case KID_URL:
+      sqlite3_str_appendall(p, "[{\"url\":");
+      string_value(p, pF->pVal, pPlan->bNormalize);
+      sqlite3_str_append(p, "}]", 2);
+      break;
+    case KID_ADDRESS:
+      sqlite3_str_appendall(p, "[{\"type\":\"home\",\"address\":");
+      rc = address_value(p, pF->pVal);
+      sqlite3_str_append(p, "}]", 2);
+      break;
+    case KID_LOCATION:
+      sqlite3_str_appendchar(p, 1, '[');
+      rc = location_value(p, pF->pVal);
+      sqlite3_str_appendchar(p, 1, ']');
+      break;
+  }
+  return rc;
 }
 
 int kustomer_identify_write(sqlite3_str *p, const cJSON *pEvent,
                             const KSettings *pSet, KError *pErr){
-  const cJSON *apVal[N_IDENTIFY_MAP];
-  const cJSON *pEmail, *pPhone, *pWebsite;
-  Derived aDer[3];          /* name, emails, phones */
-  Derived *apOver[N_IDENTIFY_MAP];
-  sqlite3_str *pName = 0, *pAddr;
-  EventPaths ev;
-  int i, bFirst = 1, rc = SQLITE_OK;
-  (void)pSet;
-
-  event_paths_init(&ev, pEvent);
-  memset(aDer, 0, sizeof(aDer));
-  memset(apOver, 0, sizeof(apOver));
-  for(i=0; i<N_IDENTIFY_MAP; i++){
-    if( i==IDMAP_EXTID ){
-      apVal[i] = first_acceptable(&ev, azUserId);
-    }else if( aIdentifyMap[i].azPath[1]==0 ){
-      /* A single path: the raw value, kept only when acceptable. */
-      apVal[i] = event_path(&ev, aIdentifyMap[i].azPath[0]);
-      if( !kustomer_acceptable(apVal[i]) ) apVal[i] = 0;
-    }else{
-      apVal[i] = first_acceptable(&ev, aIdentifyMap[i].azPath);
-    }
-  }
-  if( apVal[IDMAP_EXTID]==0 ){
-    return event_error(pErr, "Missing required value from \"userId\"");
-  }
-
-  /* name = firstName + " " + lastName when no truthy name was mapped. */
-  if( !kustomer_js_truthy(apVal[IDMAP_NAME]) ){
-    const cJSON *pFirst = first_acceptable(&ev, azFirstName);
-    const cJSON *pLast = first_acceptable(&ev, azLastName);
-    if( kustomer_js_truthy(pFirst) && kustomer_js_truthy(pLast) ){
-      pName = sqlite3_str_new(0);
-      kustomer_js_string(pName, pFirst);
-      sqlite3_str_appendchar(pName, 1, ' ');
-      kustomer_js_string(pName, pLast);
-      rc = sqlite3_str_errcode(pName);
-      if( rc ) goto done;
-      aDer[0].zText = sqlite3_str_value(pName);
-      aDer[0].nText = sqlite3_str_length(pName);
-      apOver[IDMAP_NAME] = &aDer[0];
-    }
-  }
-  pEmail = first_acceptable(&ev, azEmail);
-  if( !kustomer_js_truthy(apVal[IDMAP_EMAILS]) && kustomer_js_truthy(pEmail) ){
-    aDer[1].zType = "email";
-    aDer[1].pVal = pEmail;
-    apOver[IDMAP_EMAILS] = &aDer[1];
-  }
-  pPhone = first_acceptable(&ev, azPhone);
-  if( !kustomer_js_truthy(apVal[IDMAP_PHONES]) && kustomer_js_truthy(pPhone) ){
-    aDer[2].zType = "phone";
-    aDer[2].pVal = pPhone;
-    apOver[IDMAP_PHONES] = &aDer[2];
-  }
-
-  /* Mapped keys in order; a derived value replaces a mapped one in place,
-  ** or is appended after all mapped keys (JS insertion order). */
+  KIdPlan plan;
+  int i, bFirst = 1, rc;
+  rc = kustomer_identify_plan(pEvent, pSet, &plan, pErr);
+  if( rc ) return rc;
   sqlite3_str_appendchar(p, 1, '{');
-  for(i=0; i<N_IDENTIFY_MAP; i++){
-    if( apVal[i]==0 ) continue;
-    kustomer_json_key(p, !bFirst, aIdentifyMap[i].zKey,
-                      strlen(aIdentifyMap[i].zKey));
+  for(i=0; i<plan.nField && rc==SQLITE_OK; i++){
+    const KIdField *pF = &plan.aField[i];
+    if( pF->eForm==KID_DROPPED ) continue;
+    kustomer_json_key(p, !bFirst, pF->zKey, strlen(pF->zKey));
     bFirst = 0;
-    if( apOver[i] ){
-      write_derived(p, apOver[i]);
-      apOver[i] = 0;
-    }else{
-      kustomer_json_value(p, apVal[i]);
-    }
-  }
-  for(i=0; i<N_IDENTIFY_MAP; i++){
-    if( apOver[i] ){
-      kustomer_json_key(p, 1, aIdentifyMap[i].zKey,
-                        strlen(aIdentifyMap[i].zKey));
-      write_derived(p, apOver[i]);
-    }
-  }
-  pWebsite = first_acceptable(&ev, azWebsite);
-  if( kustomer_js_truthy(pWebsite) ){
-    sqlite3_str_appendall(p, ",\"urls\":[{\"url\":");
-    kustomer_json_value(p, pWebsite);
-    sqlite3_str_append(p, "}]", 2);
-  }
-  pAddr = sqlite3_str_new(0);
-  if( address_text(pAddr, &ev) ){
-    sqlite3_str_appendall(p, ",\"locations\":[{\"type\":\"home\",\"address\":");
-    rc = append_json_string(p, pAddr);
-    sqlite3_str_append(p, "}]", 2);
-  }else{
-    sqlite3_free(sqlite3_str_finish(pAddr));
+    rc = kustomer_identify_value(p, &plan, pF);
   }
   sqlite3_str_appendchar(p, 1, '}');
-
-done:
-  if( pName ) sqlite3_free(sqlite3_str_finish(pName));
   return rc;
+}
+
+/* ---- What identify leaves out (for kustomer_check) --------------------- */
+
+/* Whether any path of the mapping in use, or of the generic lists it
+** reads, starts at the trait zKey. */
+static int trait_is_read(const KIdPlan *pPlan, const char *zKey){
+  static const char *const *const aazGeneric[] = {
+    azUserId, azEmail, azPhone, azFirstName, azLastName, azWebsite, azAddress
+  };
+  size_t nKey = strlen(zKey);
+  int i, j;
+  for(i=0; i<N_IDENTIFY_MAP+(int)(sizeof(aazGeneric)/sizeof(aazGeneric[0]));
+      i++){
+    const char *const *az;
+    if( i<N_IDENTIFY_MAP ){
+      const struct IdentifyMap *pM = &aIdentifyMap[i];
+      az = (pPlan->bSegment && pM->azSegment[0]) ? pM->azSegment : pM->azPath;
+    }else{
+      az = aazGeneric[i-N_IDENTIFY_MAP];
+    }
+    for(j=0; az[j]; j++){
+      const char *z = az[j];
+      if( strncmp(z, "context.", 8)==0 ) z += 8;
+      if( strncmp(z, "traits.", 7)!=0 ) continue;
+      z += 7;
+      if( strncmp(z, zKey, nKey)==0 && (z[nKey]==0 || z[nKey]=='.') ){
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
+/* Whether the plan sends the trait pVal (or, for a company, its name). */
+static const KIdField *trait_sent(const KIdPlan *pPlan, const cJSON *pVal){
+  const cJSON *pName = cJSON_IsObject(pVal) ?
+                       kustomer_json_member(pVal, "name") : 0;
+  int i;
+  for(i=0; i<pPlan->nField; i++){
+    const KIdField *pF = &pPlan->aField[i];
+    if( pF->pVal==pVal || pF->pVal2==pVal || (pName && pF->pVal==pName) ){
+      return pF;
+    }
+  }
+  return 0;
+}
+
+/* The JSON path of a member, keys quoted as json_each() quotes them. */
+static char *trait_path(const char *zParent, const char *zKey){
+  const char *z = zKey;
+  int bPlain = (*z!=0 && !(*z>='0' && *z<='9'));
+  for(; *z && bPlain; z++){
+    bPlain = ascii_alpha(*z) || (*z>='0' && *z<='9') || *z=='_';
+  }
+  if( bPlain ) return sqlite3_mprintf("%s.%s", zParent, zKey);
+  {
+    sqlite3_str *p = sqlite3_str_new(0);
+    sqlite3_str_appendf(p, "%s.", zParent);
+    kustomer_json_string(p, zKey, strlen(zKey));
+    return sqlite3_str_finish(p);
+  }
+}
+
+/* The members of an address or company object that are not sent. */
+static void parts_dropped(const cJSON *pObj, const char *zPath,
+                          const char *zTrait,
+                          const char *const *azKept, int nKept,
+                          const char *zWhy,
+                          void (*xDrop)(void*, char*, char*), void *pArg){
+  const cJSON *pC;
+  int i;
+  for(pC=pObj->child; pC; pC=pC->next){
+    if( !kustomer_acceptable(pC) ) continue;
+    for(i=0; i<nKept && strcmp(pC->string, azKept[i]); i++){}
+    if( i<nKept ) continue;
+    xDrop(pArg, trait_path(zPath, pC->string),
+          sqlite3_mprintf("%s.%s is not sent: %s", zTrait, pC->string,
+                          zWhy));
+  }
+}
+
+int kustomer_identify_dropped(const cJSON *pEvent, const KIdPlan *pPlan,
+                              void (*xDrop)(void*, char*, char*), void *pArg){
+  static const char *const azName[] = { "name" };
+  EventPaths ev;
+  int i, k;
+  event_paths_init(&ev, pEvent);
+  for(i=0; i<pPlan->nField; i++){
+    const KIdField *pF = &pPlan->aField[i];
+    if( pF->eForm!=KID_DROPPED ) continue;
+    {
+      sqlite3_str *pMsg = sqlite3_str_new(0);
+      sqlite3_str_appendall(pMsg, "gender ");
+      kustomer_json_value(pMsg, pF->pVal);
+      sqlite3_str_appendall(pMsg, " is not sent: Kustomer takes only \"m\" "
+                            "or \"f\" and normalizeTraits reads no other "
+                            "word as one of them");
+      xDrop(pArg, sqlite3_mprintf("$.%s", pF->zPath), sqlite3_str_finish(pMsg));
+    }
+  }
+  for(k=0; k<2; k++){
+    const cJSON *pTraits = k==0 ? ev.pTraits : ev.pCtxTraits;
+    const char *zBase = k==0 ? "$.traits" : "$.context.traits";
+    const cJSON *pC;
+    if( !ev.bPlain || !cJSON_IsObject(pTraits) ) continue;
+    for(pC=pTraits->child; pC; pC=pC->next){
+      const KIdField *pF;
+      char *zPath;
+      if( cJSON_IsNull(pC) || kustomer_json_member(pTraits, pC->string)!=pC ){
+        continue;     /* nothing to lose, or a duplicate key's loser */
+      }
+      if( !trait_is_read(pPlan, pC->string) ){
+        xDrop(pArg, trait_path(zBase, pC->string),
+              sqlite3_mprintf("%s is not sent: no field of Kustomer's "
+                              "customer is mapped from it (custom attributes "
+                              "go in customObject)", pC->string));
+        continue;
+      }
+      pF = trait_sent(pPlan, pC);
+      zPath = trait_path(zBase, pC->string);
+      if( zPath==0 ) return SQLITE_NOMEM;
+      if( pF && pF->eForm==KID_ADDRESS && cJSON_IsObject(pC) ){
+        parts_dropped(pC, zPath, pC->string, azAddressPart, 4, "the address is sent as "
+                      "one text of street, city, state and postalCode",
+                      xDrop, pArg);
+      }else if( pF && pF->eForm==KID_LOCATION ){
+        parts_dropped(pC, zPath, pC->string, azAddressPart, 5, "Kustomer's location "
+                      "takes street, city, state, postalCode and country",
+                      xDrop, pArg);
+      }else if( pF && pF->pVal!=pC && strcmp(pF->zKey, "company")==0 ){
+        parts_dropped(pC, zPath, pC->string, azName, 1, "only the company's name is",
+                      xDrop, pArg);
+      }else if( pF==0 && kustomer_js_truthy(pC)
+             && !(k==1 && kustomer_acceptable(
+                      kustomer_json_member(ev.pTraits, pC->string))) ){
+        /* Read, yet sent nowhere, and not because the same trait at the
+        ** top level wins. */
+        const char *zWhy = "it is read only for the customer lookups";
+        const char *zKey = pC->string;
+        if( sqlite3_stricmp(zKey, "firstName")==0
+         || strcmp(zKey, "first_name")==0 || sqlite3_stricmp(zKey, "lastName")==0
+         || strcmp(zKey, "last_name")==0 ){
+          zWhy = "name is made of firstName and lastName only when both are "
+                 "given (traitMapping \"segment\" takes either alone)";
+        }else if( strcmp(zKey, "email")==0 ){
+          zWhy = "emails is given, and email is added only when it is not";
+        }else if( strcmp(zKey, "phone")==0 ){
+          zWhy = "phones is given, and phone is added only when it is not";
+        }else if( strcmp(zKey, "address")==0 ){
+          zWhy = pPlan->bSegment ?
+                 "none of street, city, state, postalCode and country is set" :
+                 "none of street, city, state and postalCode is set";
+        }else if( strcmp(zKey, "company")==0 ){
+          zWhy = "Segment's company is sent by its name, and this one has "
+                 "none";
+        }else if( strcmp(zKey, "name")==0 ){
+          zWhy = "a name made of firstName and lastName is sent instead";
+        }else if( strcmp(zKey, "userId")==0 || strcmp(zKey, "id")==0 ){
+          zWhy = 0;   /* an identity: read for the lookups */
+        }else{
+          zWhy = "another trait for the same field wins";
+        }
+        if( zWhy ){
+          xDrop(pArg, zPath, sqlite3_mprintf("%s is not sent: %s", zKey,
+                                             zWhy));
+          zPath = 0;
+        }
+      }
+      sqlite3_free(zPath);
+    }
+  }
+  return SQLITE_OK;
+}
+
+/* ---- Kustomer's dates (kustomer-api.md 3) ------------------------------ */
+
+static int num2(const char *z){ return (z[0]-'0')*10 + (z[1]-'0'); }
+
+int kustomer_is_calendar_date(const char *z, size_t n){
+  static const int aDays[] = { 31,29,31,30,31,30,31,31,30,31,30,31 };
+  int y, mo = 1, d = 1;
+  size_t i;
+  if( !kustomer_is_iso_date(z, n) ) return 0;
+  y = num2(z)*100 + num2(z+2);
+  if( y<1 ) return 0;
+  if( n>=7 ){
+    mo = num2(z+5);
+    if( mo<1 || mo>12 ) return 0;
+  }
+  if( n>=10 ){
+    d = num2(z+8);
+    if( d<1 || d>aDays[mo-1] ) return 0;
+    if( mo==2 && d==29 && !((y%4==0 && y%100!=0) || y%400==0) ) return 0;
+  }
+  if( n>10 ){
+    if( num2(z+11)>23 || num2(z+14)>59 ) return 0;
+    i = 16;
+    if( i<n && z[i]==':' ){
+      if( num2(z+17)>59 ) return 0;
+      i += 3;
+    }
+    if( i<n && z[i]=='.' ){
+      for(i++; i<n && z[i]>='0' && z[i]<='9'; i++){}
+    }
+    if( i<n && (z[i]=='+' || z[i]=='-') ){
+      if( num2(z+i+1)>23 || num2(z+i+4)>59 ) return 0;
+    }
+  }
+  return 1;
 }
 
 /* ---- The request envelope (7) ------------------------------------------ */

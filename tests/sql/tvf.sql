@@ -32,3 +32,7 @@ insert into st values ('{"advancedTransform":true}');
 select 'check-join', (select group_concat(ev.id || ':' || c.rule, ' ') from ev, kustomer_check(ev.payload) c), '1:event_name_spaces 3:malformed_json';
 select 'check-join-settings-from-table', (select group_concat(ev.id || ':' || c.rule, ' ') from ev, st, kustomer_check(ev.payload, st.s) c), '3:malformed_json';
 select 'check-join-settings-table-first', (select group_concat(ev.id || ':' || c.rule, ' ') from st, kustomer_check(ev.payload, st.s) c, ev), '3:malformed_json';
+-- sent: the value as sent, JSON text; NULL only when not sent
+select 'each-sent', (select group_concat(key || '=' || ifnull(sent, 'NOT SENT'), ' ') from kustomer_meta_each('{"b":true,"f":false,"n":null,"s":"x","i":1,"o":{"k":[1]},"kustomer_session_id":"s"}')), 'b=true f=false n=null s="x" i=1 o={"k":[1]} kustomer_session_id=NOT SENT';
+select 'each-sent-advanced', (select group_concat(key || '=' || sent, ' ') from kustomer_meta_each('{"b":true,"o":{"k":1},"a":[1,"x"]}', '{"advancedTransform":true}')), 'b="true" o="{\"k\":1}" a="1,\"x\""';
+select 'each-sent-json', (select json_group_array(sent) from kustomer_meta_each('{"o":{"k":1}}')), '[{"k":1}]';
