@@ -514,6 +514,10 @@ int kustomer_has_space(const char *z, size_t n);
 
 /* ISO-8601 test of the advanced transformation (section 6.4). */
 int kustomer_is_iso_date(const char *z, size_t n);
+/* Epoch milliseconds as YYYY-MM-DDTHH:MM:SS.sssZ (zOut: 25 bytes), so that
+** text order is time order. */
+#define KUSTOMER_ISO_LEN 25
+void kustomer_iso_format(sqlite3_int64 ms, char *zOut);
 
 /* Meta rules: the verdict on one meta key/value as it would be sent, NULL
 ** when Kustomer accepts it, else the rule's name and severity (shared by
@@ -657,10 +661,6 @@ void kustomer_args_bind(const KArgSpec *a, const void *pStruct,
 /* ISO-8601 text (what kustomer_session() reads) as epoch milliseconds;
 ** 0 when it is not a valid date-time. */
 int kustomer_iso_ms(const char *z, int n, sqlite3_int64 *pMs);
-/* Epoch milliseconds as YYYY-MM-DDTHH:MM:SS.sssZ (zOut: 25 bytes), so that
-** text order is time order. */
-#define KUSTOMER_ISO_LEN 25
-void kustomer_iso_format(sqlite3_int64 ms, char *zOut);
 
 /* ======== Network ======================================================== */
 

@@ -192,35 +192,6 @@ int kustomer_iso_ms(const char *z, int n, sqlite3_int64 *pMs){
   return parse_iso(z, n, pMs);
 }
 
-/* The date of a day count from 1970-01-01 (H. Hinnant's
-** civil_from_days). */
-static void civil_from_days(sqlite3_int64 z, int *pY, int *pM, int *pD){
-  sqlite3_int64 era, doe, yoe, y, doy, mp;
-  z += 719468;
-  era = (z>=0 ? z : z-146096)/146097;
-  doe = z - era*146097;
-  yoe = (doe - doe/1460 + doe/36524 - doe/146096)/365;
-  y = yoe + era*400;
-  doy = doe - (365*yoe + yoe/4 - yoe/100);
-  mp = (5*doy + 2)/153;
-  *pD = (int)(doy - (153*mp + 2)/5 + 1);
-  *pM = (int)(mp<10 ? mp+3 : mp-9);
-  *pY = (int)(y + (*pM<=2));
-}
-
-void kustomer_iso_format(sqlite3_int64 ms, char *zOut){
-  sqlite3_int64 days = ms/86400000, rem = ms%86400000;
-  int y, mo, d;
-  if( rem<0 ){
-    rem += 86400000;
-    days--;
-  }
-  civil_from_days(days, &y, &mo, &d);
-  sqlite3_snprintf(25, zOut, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, mo, d,
-                   (int)(rem/3600000), (int)(rem/60000%60),
-                   (int)(rem/1000%60), (int)(rem%1000));
-}
-
 /*
 ** The timestamp argument in epoch milliseconds.  Returns 1 and sets *pMs,
 ** 0 for NULL, or -1 after reporting an error on ctx.

@@ -48,6 +48,24 @@ def sample_events(step=100):
         return
 
 
+def identify_seeds():
+    """Identify events with odd traits under each trait mapping and
+    normalizeTraits (the schema checks and repairs of kustomer_check)."""
+    traits = {"gender": " Female ", "tags": "vip", "createdAt": 1714557600,
+              "lastSeenAt": "1714557600123", "dob": "2024-02-30", "phone": 5551234,
+              "company": {"name": "Acme", "plan": "pro"}, "username": "a",
+              "address": {"street": "1 Main", "city": "Miami", "postalCode": 33101,
+                          "country": "US", "zip": "x"},
+              "emails": [{"email": 5, "type": "personal"}, "x", {"type": "home"}],
+              "customObject": {"aStr": 1, "bAt": "soon", "plain": True},
+              "sentiment": {"polarity": 2}, "socials": [{"type": "myspace"}],
+              "firstName": "Ann", "title": "CEO"}
+    for st in ({"normalizeTraits": True}, {"traitMapping": "segment"},
+               {"traitMapping": "segment", "normalizeTraits": True}, None):
+        yield {"type": "identify", "userId": 7, "traits": traits,
+               "context": {"traits": {"gender": "m", "name": 5}, "locale": 2}}, st
+
+
 def dump(v):
     return json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -633,7 +651,7 @@ def main():
              "fuzz_events": set(events_seeds())}
     nums = {0.0, -0.0, 1.0, -1.0, 0.1, 1e21, 1e-7, 123456789012345680000.0,
             5e-324, 1.7976931348623157e308, float("inf"), float("nan")}
-    pairs = list(vectors()) + list(sample_events())
+    pairs = list(vectors()) + list(sample_events()) + list(identify_seeds())
     for event, settings in pairs:
         ev = dump(event)
         st = dump(settings) if settings is not None else None
