@@ -12,10 +12,19 @@
 #   make deps       install the Debian packages the project needs
 #   make clean
 
+# The one place the version lives: kustomer_version(), the User-Agent and
+# the .deb all take it from here.
+VERSION := $(shell cat VERSION 2>/dev/null)
+ifeq ($(VERSION),)
+$(error VERSION is missing or empty)
+endif
+VERSION_DEF = -DKUSTOMER_VERSION='"$(VERSION)"'
+
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-XCFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -fPIC -fvisibility=hidden
+XCFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -fPIC -fvisibility=hidden \
+           $(VERSION_DEF)
 # curl and cJSON as pkg-config describes them (the loadable never links
 # libsqlite3: the host provides it).
 PKGS     = libcurl libcjson libcrypto zlib
@@ -57,7 +66,7 @@ check-deps:
 
 # One rule per build of the extension: $(1) the file, $(2) its flags.
 define SO_RULE
-$(1): $$(SRC) $$(HDR) | check-deps
+$(1): $$(SRC) $$(HDR) VERSION | check-deps
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(XCFLAGS) $(2) $$(PKG_CFLAGS) -shared $$(SO_LDFLAGS) -o $$@ \
 	  $$(SRC) $$(LIBS)
@@ -74,7 +83,7 @@ define UNIT_RULES
 $(1)/test_jsnum: tests/unit/test_jsnum.c src/jsnum.c src/kustomer.h | check-deps
 	@mkdir -p $(1)
 	$$(CC) $$(XCFLAGS) $(2) -Isrc -o $$@ tests/unit/test_jsnum.c src/jsnum.c -lm
-$(1)/test_core: tests/unit/test_core.c $$(CORE_SRC) src/http.c src/kustomer.h | check-deps
+$(1)/test_core: tests/unit/test_core.c $$(CORE_SRC) src/http.c src/kustomer.h VERSION | check-deps
 	@mkdir -p $(1)
 	$$(CC) $$(XCFLAGS) $(2) -DSQLITE_CORE $$(PKG_CFLAGS) -Isrc -o $$@ \
 	  tests/unit/test_core.c src/http.c $$(LIBS) -lsqlite3
@@ -149,8 +158,8 @@ bench: deps
 FUZZ_CC    ?= clang
 FUZZ_FLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fno-omit-frame-pointer \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-              -Isrc -Itests/fuzz
-FUZZ_EXT    = tests/fuzz/fuzz_common.c tests/fuzz/fuzz_common.h $(SRC) $(HDR)
+              -Isrc -Itests/fuzz $(VERSION_DEF)
+FUZZ_EXT    = tests/fuzz/fuzz_common.c tests/fuzz/fuzz_common.h $(SRC) $(HDR) VERSION
 FUZZ_TARGETS = fuzz_functions fuzz_json fuzz_http fuzz_sync fuzz_events fuzz_jsnum
 
 # $(1) the target, $(2) extra flags, $(3) extra libraries
