@@ -9,13 +9,25 @@
 #   make bench      speed against SQLite's json(), memory, delivery figures
 #   make fuzz       the libFuzzer targets, FUZZ_SECONDS each (default 60)
 #   make fake-kustomer  a local stand-in for Kustomer's API
+#   make install    the extension and docs under PREFIX (/usr/local), DESTDIR honoured
+#   make uninstall  remove what make install put there
+#   make deb        dist/kustomer-sqlite_<version>_<arch>.deb, with dpkg-deb
 #   make deps       install the Debian packages the project needs
 #   make clean
+
+# The one place the version lives: kustomer_version(), the User-Agent and
+# the .deb all take it from here.
+VERSION := $(shell cat VERSION 2>/dev/null)
+ifeq ($(VERSION),)
+$(error VERSION is missing or empty)
+endif
+VERSION_DEF = -DKUSTOMER_VERSION='"$(VERSION)"'
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-XCFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -fPIC -fvisibility=hidden
+XCFLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -fPIC -fvisibility=hidden \
+           $(VERSION_DEF)
 # curl and cJSON as pkg-config describes them (the loadable never links
 # libsqlite3: the host provides it).
 PKGS     = libcurl libcjson libcrypto zlib
@@ -40,9 +52,10 @@ SQLITE3 ?= sqlite3
 
 # Debian packages: to build, to test (and to run the demo).
 BUILD_PKGS = make gcc libc6-dev pkg-config libsqlite3-dev libcjson-dev libcurl4-openssl-dev libssl-dev zlib1g-dev ca-certificates
-TEST_PKGS  = sqlite3 python3 valgrind
+TEST_PKGS  = sqlite3 python3 valgrind dpkg-dev
 
-.PHONY: all deps demo test asan valgrind unit clean check-deps fake-kustomer layers
+.PHONY: all deps demo test asan valgrind unit clean check-deps fake-kustomer layers \
+	install uninstall deb
 
 all: $(SO)
 
@@ -57,7 +70,7 @@ check-deps:
 
 # One rule per build of the extension: $(1) the file, $(2) its flags.
 define SO_RULE
-$(1): $$(SRC) $$(HDR) | check-deps
+$(1): $$(SRC) $$(HDR) VERSION | check-deps
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(XCFLAGS) $(2) $$(PKG_CFLAGS) -shared $$(SO_LDFLAGS) -o $$@ \
 	  $$(SRC) $$(LIBS)
@@ -74,7 +87,7 @@ define UNIT_RULES
 $(1)/test_jsnum: tests/unit/test_jsnum.c src/jsnum.c src/kustomer.h | check-deps
 	@mkdir -p $(1)
 	$$(CC) $$(XCFLAGS) $(2) -Isrc -o $$@ tests/unit/test_jsnum.c src/jsnum.c -lm
-$(1)/test_core: tests/unit/test_core.c $$(CORE_SRC) src/http.c src/kustomer.h | check-deps
+$(1)/test_core: tests/unit/test_core.c $$(CORE_SRC) src/http.c src/kustomer.h VERSION | check-deps
 	@mkdir -p $(1)
 	$$(CC) $$(XCFLAGS) $(2) -DSQLITE_CORE $$(PKG_CFLAGS) -Isrc -o $$@ \
 	  tests/unit/test_core.c src/http.c $$(LIBS) -lsqlite3
@@ -135,6 +148,78 @@ fake-kustomer:
 clean:
 	rm -rf dist build out
 
+# make install [PREFIX=/usr/local] [DESTDIR=]: the extension where
+# `.load $(PREFIX)/lib/sqlite3/kustomer` finds it, the README, the
+# changelog and the SQL recipes (with the demo's sample archive, which
+# they read) in the doc folder.  make uninstall removes those files, then
+# the folders if they are left empty (never a folder holding anything else).
+PREFIX  ?= /usr/local
+LIBDIR   = $(PREFIX)/lib/sqlite3
+DOCDIR   = $(PREFIX)/share/doc/kustomer-sqlite
+DOCS     = README.md CHANGELOG.md
+RECIPES  = $(wildcard sql/*.sql) sql/sample_events.ndjson
+
+install: $(SO)
+	install -d '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(DOCDIR)/sql'
+	install -m 644 $(SO) '$(DESTDIR)$(LIBDIR)/kustomer.so'
+	install -m 644 $(DOCS) '$(DESTDIR)$(DOCDIR)/'
+	install -m 644 $(RECIPES) '$(DESTDIR)$(DOCDIR)/sql/'
+
+uninstall:
+	rm -f '$(DESTDIR)$(LIBDIR)/kustomer.so'
+	for f in $(DOCS); do rm -f "$(DESTDIR)$(DOCDIR)/$$f"; done
+	for f in $(notdir $(RECIPES)); do rm -f "$(DESTDIR)$(DOCDIR)/sql/$$f"; done
+	rmdir '$(DESTDIR)$(DOCDIR)/sql' '$(DESTDIR)$(DOCDIR)' '$(DESTDIR)$(LIBDIR)' 2>/dev/null || true
+
+# make deb: the same files under /usr, plus Debian's copyright file, in
+# dist/kustomer-sqlite_<version>_<arch>.deb, with no network.  Depends is
+# what dpkg-shlibdeps finds for the libraries the extension links
+# (pkg/deb-depends.sh; ldd and dpkg -S without dpkg-dev).  The .so is
+# stripped, as Debian ships shared objects (policy 10.1); dist/ keeps -g.
+DEB_ARCH   = $(shell dpkg --print-architecture 2>/dev/null)
+DEB        = dist/kustomer-sqlite_$(VERSION)_$(DEB_ARCH).deb
+DEB_DIR    = build/deb
+# dpkg-shlibdeps wants the files in debian/<package>/, beside debian/control.
+DEB_ROOT   = $(DEB_DIR)/debian/kustomer-sqlite
+DEB_MAINTAINER ?= $(shell git log -1 --format='%an <%ae>' 2>/dev/null)
+
+deb: $(DEB)
+
+$(DEB): $(SO) $(DOCS) $(RECIPES) VERSION pkg/copyright pkg/deb-depends.sh Makefile
+	@command -v dpkg-deb >/dev/null || { echo "error: dpkg-deb not found: make deb builds Debian packages on Debian (sudo apt-get install dpkg dpkg-dev)" >&2; exit 1; }
+	@[ -n "$(DEB_ARCH)" ] || { echo "error: dpkg --print-architecture gave nothing" >&2; exit 1; }
+	@[ -n "$(DEB_MAINTAINER)" ] || { echo "error: no maintainer: not a git checkout, set DEB_MAINTAINER='Name <address>'" >&2; exit 1; }
+	rm -rf $(DEB_DIR)
+	@$(MAKE) --no-print-directory install DESTDIR='$(CURDIR)/$(DEB_ROOT)' PREFIX=/usr
+	install -m 644 pkg/copyright $(DEB_ROOT)/usr/share/doc/kustomer-sqlite/copyright
+	strip --remove-section=.comment --remove-section=.note --strip-unneeded \
+	  $(DEB_ROOT)/usr/lib/sqlite3/kustomer.so
+	install -d $(DEB_ROOT)/DEBIAN
+	cd $(DEB_ROOT) && find usr -type f | LC_ALL=C sort | xargs md5sum > DEBIAN/md5sums
+	printf 'Source: kustomer-sqlite\n\nPackage: kustomer-sqlite\nArchitecture: any\n' \
+	  > $(DEB_DIR)/debian/control
+	@echo "writing $(DEB_ROOT)/DEBIAN/control"
+	@depends=$$(cd $(DEB_DIR) && $(CURDIR)/pkg/deb-depends.sh debian/kustomer-sqlite/usr/lib/sqlite3/kustomer.so) && \
+	size=$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1) && \
+	{ echo "Package: kustomer-sqlite"; \
+	  echo "Version: $(VERSION)"; \
+	  echo "Architecture: $(DEB_ARCH)"; \
+	  echo "Maintainer: $(DEB_MAINTAINER)"; \
+	  echo "Installed-Size: $$size"; \
+	  echo "Depends: $$depends"; \
+	  echo "Recommends: sqlite3"; \
+	  echo "Section: database"; \
+	  echo "Priority: optional"; \
+	  echo "Description: SQLite extension: analytics events as Kustomer API requests"; \
+	  echo " A loadable SQLite extension (.load /usr/lib/sqlite3/kustomer) that turns"; \
+	  echo " RudderStack and Segment events into the requests Kustomer's API"; \
+	  echo " receives, sends them through an outbox table, reads event archives"; \
+	  echo " and keeps Kustomer's records as SQLite tables."; \
+	} > $(DEB_ROOT)/DEBIAN/control && \
+	chmod 644 $(DEB_ROOT)/DEBIAN/control $(DEB_ROOT)/DEBIAN/md5sums
+	@mkdir -p dist
+	dpkg-deb --root-owner-group --build $(DEB_ROOT) $@
+
 # make bench [N=events]: time the functions against SQLite's json() over
 # N generated events (default 1,000,000); see tests/bench.py.
 .PHONY: bench
@@ -149,8 +234,8 @@ bench: deps
 FUZZ_CC    ?= clang
 FUZZ_FLAGS  = -std=c11 -D_POSIX_C_SOURCE=200809L -O1 -g -fno-omit-frame-pointer \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-              -Isrc -Itests/fuzz
-FUZZ_EXT    = tests/fuzz/fuzz_common.c tests/fuzz/fuzz_common.h $(SRC) $(HDR)
+              -Isrc -Itests/fuzz $(VERSION_DEF)
+FUZZ_EXT    = tests/fuzz/fuzz_common.c tests/fuzz/fuzz_common.h $(SRC) $(HDR) VERSION
 FUZZ_TARGETS = fuzz_functions fuzz_json fuzz_http fuzz_sync fuzz_events fuzz_jsnum
 
 # $(1) the target, $(2) extra flags, $(3) extra libraries

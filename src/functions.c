@@ -1,7 +1,7 @@
 /*
 ** The scalar SQL functions:
 **
-**   kustomer_version()                            -> '0.1.0'
+**   kustomer_version()                            -> the file VERSION's text
 **   kustomer_event_name(event [, settings])       -> 'Order-Completed'
 **   kustomer_meta(properties [, settings])        -> '{"totalNum":3}'
 **   kustomer_identify(event [, settings])         -> customer body

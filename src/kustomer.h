@@ -22,7 +22,11 @@
 #include <sqlite3ext.h>
 #include <cjson/cJSON.h>
 
-#define KUSTOMER_VERSION "0.1.0"
+/* The Makefile passes the text of the file VERSION; a compile without it
+** still builds, and kustomer_version() then says so. */
+#ifndef KUSTOMER_VERSION
+# define KUSTOMER_VERSION "unknown (built without VERSION)"
+#endif
 
 /* Limits on input JSON, enforced with a clear error before parsing. */
 #define KUSTOMER_MAX_DEPTH 256                 /* nesting of arrays/objects */

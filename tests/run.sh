@@ -20,7 +20,8 @@
 # tests/sql/*.sql and tests/sql/*.err (tests/run_sql.sh), the surface test
 # (tests/surface.sql against tests/surface.expected), the layers check
 # (tests/layers.sh), tests/conformance.py, every tests/test_*.py (the fake
-# Kustomer API's own tests, and the suites that run against it), and last
+# Kustomer API's own tests, the suites that run against it, and
+# make install / make deb), and last
 # tests/check_secrets.py, which searches every error message, stored row,
 # request and output line the others left in $KUSTOMER_TEST_ARTIFACTS for
 # the test API keys.
@@ -52,8 +53,10 @@ read -r -a WRAP <<< "${KUSTOMER_TEST_WRAP:-}"
 UNIT_TESTS=(
   "test_jsnum tests/unit/doubles.txt"
 )
-# Suites that do not load the extension (run with plain $PYTHON).
-NO_EXTENSION="test_fake_kustomer.py"
+# Suites run with plain $PYTHON, no wrapper, preload or SO_PATH: the fake's
+# own tests, and the install test, which runs make and installs and loads
+# dist/kustomer.so (what make install ships) with the sqlite3 CLI.
+NO_EXTENSION="test_fake_kustomer.py test_install.py"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/kustomer-tests.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT

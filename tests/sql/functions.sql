@@ -1,5 +1,6 @@
 -- Scalar functions: results, NULL handling, settings, JSON subtype.
-select 'version', kustomer_version(), '0.1.0';
+-- the build passes VERSION's x.y.z (tests/test_install.py compares the text)
+select 'version', kustomer_version() glob '[0-9]*.[0-9]*.[0-9]*' and kustomer_version() not glob '*[^0-9.]*';
 
 -- NULL in, NULL out
 select 'null-event-name', kustomer_event_name(NULL) is null;
