@@ -539,27 +539,67 @@ static ScanPos raw_string(ScanPos z, ScanPos zEnd){
   }
 }
 
+/* The double cJSON reads from the number at z (at most 63 characters, as
+** the scans allow): strtod() of its characters, with the locale's decimal
+** point for '.'.  *pn is the length read. */
+static double number_value(ScanPos z, size_t *pn){
+  char zNum[64];
+  char *zAfter = 0;
+  double r;
+  int i;
+  for(i=0; i<63; i++){
+    unsigned c = z[i];
+    if( is_digit(c) || c=='-' || c=='+' || c=='e' || c=='E' ){
+      zNum[i] = (char)c;
+    }else if( c=='.' ){
+      zNum[i] = localeconv()->decimal_point[0];
+    }else{
+      break;
+    }
+  }
+  zNum[i] = 0;
+  r = strtod(zNum, &zAfter);
+  *pn = (size_t)(zAfter-zNum);
+  return r;
+}
+
 /*
 ** A valid number at z, as JavaScript would print the double it reads as:
 ** its sign, integer digits and fraction digits (trailing zeros dropped:
 ** 389.0 is 389).  Up to 15 significant digits a decimal reads as a double
 ** that no other such decimal reads as, so JavaScript's shortest round trip
-** gives back these digits.  Returns the end of the number's text, or NULL
-** if JavaScript would print it otherwise (an exponent, more digits, below
-** 1e-6) or it is not one.  *pbRewrite is set if the text differs from the
-** printed form.
+** gives back these digits.  A number JavaScript prints otherwise (an
+** exponent, more digits, below 1e-6) is marked bFmt: it is then written
+** as the parse writes it, the double formatted (kustomer_json_number()).
+** Returns the end of the number's text, or NULL if it is not one or is
+** longer than the scans take.  *pbRewrite is set if the text may differ
+** from the printed form.
 */
 typedef struct RawNum RawNum;
 struct RawNum {
   int bNeg;                 /* print a '-' */
+  int bFmt;                 /* print the double: zInt is all of the text */
   ScanPos zInt, zFrac;      /* integer digits, fraction digits */
   size_t nInt, nFrac;
 };
+
+/* raw_number() for a number whose digits are not what JavaScript prints. */
+static ScanPos raw_number_fmt(ScanPos zStart, RawNum *pNum, int *pbRewrite){
+  ScanPos zEnd = number_end(zStart);
+  if( zEnd==0 || zEnd-zStart>63 ) return 0;   /* as scan_number() */
+  pNum->bFmt = 1;
+  pNum->zInt = zStart;
+  pNum->nInt = (size_t)(zEnd-zStart);
+  *pbRewrite = 1;
+  return zEnd;
+}
+
 static ScanPos raw_number(ScanPos z, RawNum *pNum, int *pbRewrite){
   int nSig, nLead = 0, bNegText = *z=='-';
   size_t nFracText;
   ScanPos zStart = z, zEnd;
   pNum->bNeg = bNegText;
+  pNum->bFmt = 0;
   if( bNegText ) z++;
   pNum->zInt = z;
   while( is_digit(*z) ) z++;
@@ -573,25 +613,32 @@ static ScanPos raw_number(ScanPos z, RawNum *pNum, int *pbRewrite){
     pNum->nFrac = (size_t)(z-pNum->zFrac);
     if( pNum->nFrac==0 ) return 0;
   }
-  if( *z=='e' || *z=='E' ) return 0;
+  if( *z=='e' || *z=='E' ) return raw_number_fmt(zStart, pNum, pbRewrite);
   zEnd = z;
   if( zEnd-zStart>63 ) return 0;    /* as scan_number() */
   nFracText = pNum->nFrac;
   while( pNum->nFrac>0 && pNum->zFrac[pNum->nFrac-1]=='0' ) pNum->nFrac--;
   if( pNum->zInt[0]=='0' ){
     while( (size_t)nLead<pNum->nFrac && pNum->zFrac[nLead]=='0' ) nLead++;
-    if( nLead>5 ) return 0;         /* below 1e-6: JavaScript writes 1e-7 */
+    if( nLead>5 ){                  /* below 1e-6: JavaScript writes 1e-7 */
+      return raw_number_fmt(zStart, pNum, pbRewrite);
+    }
     nSig = (int)pNum->nFrac - nLead;
     if( nSig==0 ) pNum->bNeg = 0;   /* -0 is written 0 */
   }else{
     nSig = (int)(pNum->nInt + pNum->nFrac);
   }
-  if( nSig>15 ) return 0;
+  if( nSig>15 ) return raw_number_fmt(zStart, pNum, pbRewrite);
   if( pNum->bNeg!=bNegText || pNum->nFrac!=nFracText ) *pbRewrite = 1;
   return zEnd;
 }
 
 static void raw_number_write(sqlite3_str *p, const RawNum *pNum){
+  if( pNum->bFmt ){
+    size_t n;
+    kustomer_json_number(p, number_value(pNum->zInt, &n));
+    return;
+  }
   if( pNum->bNeg ) sqlite3_str_appendchar(p, 1, '-');
   sqlite3_str_append(p, (const char*)pNum->zInt, (int)pNum->nInt);
   if( pNum->nFrac ){
@@ -866,22 +913,8 @@ static char *tree_string(TreeBuild *pB, ScanPos *pz){
 /* A number as cJSON reads it: strtod() of its characters, with the
 ** locale's decimal point for '.' (the scan allows at most 63). */
 static ScanPos tree_number(cJSON *pNode, ScanPos z){
-  char zNum[64];
-  char *zAfter = 0;
-  double r;
-  int i;
-  for(i=0; i<63; i++){
-    unsigned c = z[i];
-    if( is_digit(c) || c=='-' || c=='+' || c=='e' || c=='E' ){
-      zNum[i] = (char)c;
-    }else if( c=='.' ){
-      zNum[i] = localeconv()->decimal_point[0];
-    }else{
-      break;
-    }
-  }
-  zNum[i] = 0;
-  r = strtod(zNum, &zAfter);
+  size_t n;
+  double r = number_value(z, &n);
   pNode->type = cJSON_Number;
   pNode->valuedouble = r;
   if( r>=INT_MAX ){
@@ -891,7 +924,7 @@ static ScanPos tree_number(cJSON *pNode, ScanPos z){
   }else{
     pNode->valueint = (int)r;
   }
-  return z + (zAfter-zNum);
+  return z + n;
 }
 
 /* The value at z into a new node; returns the position past it. */
