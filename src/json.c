@@ -1134,17 +1134,22 @@ int kustomer_json_raw_key_plain(const KJsonRaw *pRaw, int i, int *pbHigh){
 }
 
 void kustomer_json_string_of_json(sqlite3_str *p, const char *z, int n){
-  int i, iStart = 0;
-  sqlite3_str_appendchar(p, 1, '"');
+  /* Quotes come every few bytes in JSON: escaped into a local buffer,
+  ** appended in chunks, not two appends per quote. */
+  char aBuf[512];
+  int i, k = 0;
+  aBuf[k++] = '"';
   for(i=0; i<n; i++){
-    if( z[i]=='"' || z[i]=='\\' ){
-      sqlite3_str_append(p, &z[iStart], i-iStart);
-      sqlite3_str_appendchar(p, 1, '\\');
-      iStart = i;
+    char c = z[i];
+    if( k>(int)sizeof(aBuf)-3 ){
+      sqlite3_str_append(p, aBuf, k);
+      k = 0;
     }
+    if( c=='"' || c=='\\' ) aBuf[k++] = '\\';
+    aBuf[k++] = c;
   }
-  sqlite3_str_append(p, &z[iStart], n-iStart);
-  sqlite3_str_appendchar(p, 1, '"');
+  aBuf[k++] = '"';
+  sqlite3_str_append(p, aBuf, k);
 }
 
 int kustomer_json_raw_array_scalar(const KJsonRaw *pRaw, int i, int *peKind,
