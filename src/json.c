@@ -543,10 +543,36 @@ static ScanPos raw_string(ScanPos z, ScanPos zEnd){
 ** the scans allow): strtod() of its characters, with the locale's decimal
 ** point for '.'.  *pn is the length read. */
 static double number_value(ScanPos z, size_t *pn){
+  /* Exact powers of ten: a mantissa below 2^53 divided by one of them is
+  ** one correctly rounded operation, which is strtod()'s result. */
+  static const double aPow10[] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
+    1e13, 1e14, 1e15
+  };
   char zNum[64];
   char *zAfter = 0;
   double r;
-  int i;
+  int i, nDigit = 0, nFrac = -1;
+  sqlite3_uint64 m = 0;
+  /* The common case, at most 15 digits and no exponent, without strtod() */
+  for(i = z[0]=='-'; i<17; i++){
+    unsigned c = z[i];
+    if( is_digit(c) ){
+      m = m*10 + (c-'0');
+      nDigit++;
+      if( nFrac>=0 ) nFrac++;
+    }else if( c=='.' && nFrac<0 ){
+      nFrac = 0;
+    }else{
+      break;
+    }
+  }
+  if( nDigit>0 && nDigit<=15 && nFrac!=0 && z[i]!='e' && z[i]!='E'
+   && !is_digit(z[i]) ){
+    r = nFrac>0 ? (double)m / aPow10[nFrac] : (double)m;
+    *pn = (size_t)i;
+    return z[0]=='-' ? -r : r;
+  }
   for(i=0; i<63; i++){
     unsigned c = z[i];
     if( is_digit(c) || c=='-' || c=='+' || c=='e' || c=='E' ){
@@ -852,6 +878,7 @@ struct TreeBuild {
   cJSON spare;              /* handed out when none are left */
   int bShort;               /* it was */
   char *zStr;               /* where the next string goes */
+  ScanPos zEnd;             /* the end of the copy */
 };
 
 /* The string at z (its opening quote), unescaped into pB->zStr as cJSON
@@ -862,7 +889,8 @@ static char *tree_string(TreeBuild *pB, ScanPos *pz){
   while( *z!='"' ){
     ScanPos zRun = z;
     size_t k;
-    while( aJsonByte[*z]!=JB_QUOTE && aJsonByte[*z]!=JB_BSLASH ) z++;
+    /* to the next quote or backslash: the scan let no control byte in */
+    while( *(z = skip_plain(z, pB->zEnd))>=0x80 ) z++;
     k = (size_t)(z-zRun);
     memcpy(zOut, zRun, k);
     zOut += k;
@@ -1011,6 +1039,7 @@ static cJSON *tree_build(const char *z, size_t n, KJsonRoom *pRoom){
     b.nLeft = nNode;
     b.bShort = 0;
     b.zStr = (char*)&b.aNode[nNode];
+    b.zEnd = (ScanPos)z + n;
     tree_value(&b, skip_ws((ScanPos)z), &pRoot);
     if( !b.bShort ){
       pRoot->type |= bLent ? KJSON_ARENA|KJSON_LENT : KJSON_ARENA;
