@@ -31,6 +31,9 @@ struct CheckCursor {
   int iRow;
   CheckRow *aRow;
   int rc;                   /* first allocation failure while adding rows */
+  KSettings *pSet;          /* the last call's settings, parsed once for */
+  char *zSet;               /* ... this text (NULL: no settings argument) */
+  int nSet;
 };
 
 static void check_reset(CheckCursor *pCur){
@@ -580,9 +583,49 @@ static int check_open(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur){
   return SQLITE_OK;
 }
 
+/* The settings of a call: those of the last call when they are the same
+** text (a join calls once per row with one settings string). */
+static int check_settings(CheckCursor *pCur, sqlite3_value *pVal,
+                          KSettings **ppSet){
+  const char *z = 0;
+  int n = 0, rc;
+  if( pVal && sqlite3_value_type(pVal)==SQLITE_NULL ) pVal = 0;
+  if( pVal && sqlite3_value_type(pVal)==SQLITE_TEXT ){
+    z = (const char*)sqlite3_value_text(pVal);
+    if( z==0 ) return SQLITE_NOMEM;
+    n = sqlite3_value_bytes(pVal);
+  }
+  if( pCur->pSet && ((pVal==0 && pCur->zSet==0)
+                  || (z && pCur->zSet && pCur->nSet==n
+                      && memcmp(pCur->zSet, z, (size_t)n)==0)) ){
+    *ppSet = pCur->pSet;
+    return SQLITE_OK;
+  }
+  rc = kustomer_vtab_settings(pCur->base.pVtab, "kustomer_check", 2, pVal,
+                              ppSet);
+  if( rc ) return rc;
+  kustomer_settings_free(pCur->pSet);
+  sqlite3_free(pCur->zSet);
+  pCur->pSet = *ppSet;
+  pCur->zSet = 0;
+  pCur->nSet = 0;
+  if( z ){
+    pCur->zSet = sqlite3_malloc(n+1);
+    if( pCur->zSet==0 ){
+      pCur->pSet = 0;       /* not cached: the caller frees it */
+      return SQLITE_OK;
+    }
+    memcpy(pCur->zSet, z, n);
+    pCur->nSet = n;
+  }
+  return SQLITE_OK;
+}
+
 static int check_close(sqlite3_vtab_cursor *cur){
   CheckCursor *pCur = (CheckCursor*)cur;
   check_reset(pCur);
+  kustomer_settings_free(pCur->pSet);
+  sqlite3_free(pCur->zSet);
   sqlite3_free(pCur);
   return SQLITE_OK;
 }
@@ -605,13 +648,12 @@ static int check_filter(sqlite3_vtab_cursor *cur, int idxNum,
     return kustomer_vtab_error(pVtab, kustomer_not_text("kustomer_check", 1,
                                                         "event", argv[0]));
   }
-  rc = kustomer_vtab_settings(pVtab, "kustomer_check", 2,
-                              argc>1 ? argv[1] : 0, &pSet);
+  rc = check_settings(pCur, argc>1 ? argv[1] : 0, &pSet);
   if( rc ) return rc;
 
   z = (const char*)sqlite3_value_text(argv[0]);
   if( z==0 ){
-    kustomer_settings_free(pSet);
+    if( pSet!=pCur->pSet ) kustomer_settings_free(pSet);
     return SQLITE_NOMEM;
   }
   pDoc = kustomer_event_parse(z, sqlite3_value_bytes(argv[0]), &room, &zErr);
@@ -628,7 +670,7 @@ static int check_filter(sqlite3_vtab_cursor *cur, int idxNum,
     check_event(pCur, pDoc, pSet);
     kustomer_json_delete(pDoc);
   }
-  kustomer_settings_free(pSet);
+  if( pSet!=pCur->pSet ) kustomer_settings_free(pSet);
   if( rc==SQLITE_OK ) rc = pCur->rc;
   return rc;
 }

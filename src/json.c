@@ -17,6 +17,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__) && defined(__GNUC__)
+#include <emmintrin.h>
+#define JSON_SSE2 1
+#endif
 #include "kustomer.h"
 SQLITE_EXTENSION_INIT3
 
@@ -72,6 +76,35 @@ static const unsigned char aJsonByte[256] = {
   1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
   1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
+
+/*
+** The first byte at or after z that is not JB_PLAIN.  Strings are most of
+** an event's bytes (user agents, URLs, ids): they are skipped 16 bytes at a
+** time where SSE2 is there (all x86-64), then byte by byte, which stops at
+** the NUL that ends every text here.  Loads stay before zEnd.
+*/
+static const unsigned char *skip_plain(const unsigned char *z,
+                                       const unsigned char *zEnd){
+#ifdef JSON_SSE2
+  const __m128i vQuote = _mm_set1_epi8('"');
+  const __m128i vSlash = _mm_set1_epi8('\\');
+  const __m128i vSpace = _mm_set1_epi8(' ');
+  while( zEnd-z>=16 ){
+    __m128i v = _mm_loadu_si128((const __m128i*)z);
+    /* signed: below ' ' is a control byte or one of 0x80 and above */
+    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, vQuote),
+                                          _mm_cmpeq_epi8(v, vSlash)),
+                             _mm_cmplt_epi8(v, vSpace));
+    int mask = _mm_movemask_epi8(m);
+    if( mask ) return z + __builtin_ctz((unsigned)mask);
+    z += 16;
+  }
+#else
+  (void)zEnd;
+#endif
+  while( aJsonByte[*z]==JB_PLAIN ) z++;
+  return z;
+}
 
 /* The value of four hex digits at z, or 0x10000 if they are not. */
 static unsigned scan_hex4(const unsigned char *z){
@@ -308,7 +341,7 @@ static ScanPos skip_ws(ScanPos z){
 static ScanPos scan_string_rest(ScanPos z, ScanPos zEnd){
   while( 1 ){
     unsigned c;
-    while( aJsonByte[*z]==JB_PLAIN ) z++;
+    z = skip_plain(z, zEnd);
     c = *z;
     if( c=='"' ) return z+1;
     if( c>=0x80 ){
@@ -328,8 +361,7 @@ static ScanPos scan_string_rest(ScanPos z, ScanPos zEnd){
 /* A string at z (its opening quote).  Most strings are plain ASCII: they
 ** are done here without a call. */
 static ScanPos scan_string(ScanPos z, ScanPos zEnd){
-  z++;
-  while( aJsonByte[*z]==JB_PLAIN ) z++;
+  z = skip_plain(z+1, zEnd);
   return *z=='"' ? z+1 : scan_string_rest(z, zEnd);
 }
 
@@ -490,7 +522,7 @@ static ScanPos raw_string(ScanPos z, ScanPos zEnd){
   z++;
   while( 1 ){
     unsigned c;
-    while( aJsonByte[*z]==JB_PLAIN ) z++;
+    z = skip_plain(z, zEnd);
     c = *z;
     if( c=='"' ) return z+1;
     if( c>=0x80 ){
@@ -507,27 +539,93 @@ static ScanPos raw_string(ScanPos z, ScanPos zEnd){
   }
 }
 
+/* The double cJSON reads from the number at z (at most 63 characters, as
+** the scans allow): strtod() of its characters, with the locale's decimal
+** point for '.'.  *pn is the length read. */
+static double number_value(ScanPos z, size_t *pn){
+  /* Exact powers of ten: a mantissa below 2^53 divided by one of them is
+  ** one correctly rounded operation, which is strtod()'s result. */
+  static const double aPow10[] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
+    1e13, 1e14, 1e15
+  };
+  char zNum[64];
+  char *zAfter = 0;
+  double r;
+  int i, nDigit = 0, nFrac = -1;
+  sqlite3_uint64 m = 0;
+  /* The common case, at most 15 digits and no exponent, without strtod() */
+  for(i = z[0]=='-'; i<17; i++){
+    unsigned c = z[i];
+    if( is_digit(c) ){
+      m = m*10 + (c-'0');
+      nDigit++;
+      if( nFrac>=0 ) nFrac++;
+    }else if( c=='.' && nFrac<0 ){
+      nFrac = 0;
+    }else{
+      break;
+    }
+  }
+  if( nDigit>0 && nDigit<=15 && nFrac!=0 && z[i]!='e' && z[i]!='E'
+   && !is_digit(z[i]) ){
+    r = nFrac>0 ? (double)m / aPow10[nFrac] : (double)m;
+    *pn = (size_t)i;
+    return z[0]=='-' ? -r : r;
+  }
+  for(i=0; i<63; i++){
+    unsigned c = z[i];
+    if( is_digit(c) || c=='-' || c=='+' || c=='e' || c=='E' ){
+      zNum[i] = (char)c;
+    }else if( c=='.' ){
+      zNum[i] = localeconv()->decimal_point[0];
+    }else{
+      break;
+    }
+  }
+  zNum[i] = 0;
+  r = strtod(zNum, &zAfter);
+  *pn = (size_t)(zAfter-zNum);
+  return r;
+}
+
 /*
 ** A valid number at z, as JavaScript would print the double it reads as:
 ** its sign, integer digits and fraction digits (trailing zeros dropped:
 ** 389.0 is 389).  Up to 15 significant digits a decimal reads as a double
 ** that no other such decimal reads as, so JavaScript's shortest round trip
-** gives back these digits.  Returns the end of the number's text, or NULL
-** if JavaScript would print it otherwise (an exponent, more digits, below
-** 1e-6) or it is not one.  *pbRewrite is set if the text differs from the
-** printed form.
+** gives back these digits.  A number JavaScript prints otherwise (an
+** exponent, more digits, below 1e-6) is marked bFmt: it is then written
+** as the parse writes it, the double formatted (kustomer_json_number()).
+** Returns the end of the number's text, or NULL if it is not one or is
+** longer than the scans take.  *pbRewrite is set if the text may differ
+** from the printed form.
 */
 typedef struct RawNum RawNum;
 struct RawNum {
   int bNeg;                 /* print a '-' */
+  int bFmt;                 /* print the double: zInt is all of the text */
   ScanPos zInt, zFrac;      /* integer digits, fraction digits */
   size_t nInt, nFrac;
 };
+
+/* raw_number() for a number whose digits are not what JavaScript prints. */
+static ScanPos raw_number_fmt(ScanPos zStart, RawNum *pNum, int *pbRewrite){
+  ScanPos zEnd = number_end(zStart);
+  if( zEnd==0 || zEnd-zStart>63 ) return 0;   /* as scan_number() */
+  pNum->bFmt = 1;
+  pNum->zInt = zStart;
+  pNum->nInt = (size_t)(zEnd-zStart);
+  *pbRewrite = 1;
+  return zEnd;
+}
+
 static ScanPos raw_number(ScanPos z, RawNum *pNum, int *pbRewrite){
   int nSig, nLead = 0, bNegText = *z=='-';
   size_t nFracText;
   ScanPos zStart = z, zEnd;
   pNum->bNeg = bNegText;
+  pNum->bFmt = 0;
   if( bNegText ) z++;
   pNum->zInt = z;
   while( is_digit(*z) ) z++;
@@ -541,25 +639,32 @@ static ScanPos raw_number(ScanPos z, RawNum *pNum, int *pbRewrite){
     pNum->nFrac = (size_t)(z-pNum->zFrac);
     if( pNum->nFrac==0 ) return 0;
   }
-  if( *z=='e' || *z=='E' ) return 0;
+  if( *z=='e' || *z=='E' ) return raw_number_fmt(zStart, pNum, pbRewrite);
   zEnd = z;
   if( zEnd-zStart>63 ) return 0;    /* as scan_number() */
   nFracText = pNum->nFrac;
   while( pNum->nFrac>0 && pNum->zFrac[pNum->nFrac-1]=='0' ) pNum->nFrac--;
   if( pNum->zInt[0]=='0' ){
     while( (size_t)nLead<pNum->nFrac && pNum->zFrac[nLead]=='0' ) nLead++;
-    if( nLead>5 ) return 0;         /* below 1e-6: JavaScript writes 1e-7 */
+    if( nLead>5 ){                  /* below 1e-6: JavaScript writes 1e-7 */
+      return raw_number_fmt(zStart, pNum, pbRewrite);
+    }
     nSig = (int)pNum->nFrac - nLead;
     if( nSig==0 ) pNum->bNeg = 0;   /* -0 is written 0 */
   }else{
     nSig = (int)(pNum->nInt + pNum->nFrac);
   }
-  if( nSig>15 ) return 0;
+  if( nSig>15 ) return raw_number_fmt(zStart, pNum, pbRewrite);
   if( pNum->bNeg!=bNegText || pNum->nFrac!=nFracText ) *pbRewrite = 1;
   return zEnd;
 }
 
 static void raw_number_write(sqlite3_str *p, const RawNum *pNum){
+  if( pNum->bFmt ){
+    size_t n;
+    kustomer_json_number(p, number_value(pNum->zInt, &n));
+    return;
+  }
   if( pNum->bNeg ) sqlite3_str_appendchar(p, 1, '-');
   sqlite3_str_append(p, (const char*)pNum->zInt, (int)pNum->nInt);
   if( pNum->nFrac ){
@@ -773,6 +878,7 @@ struct TreeBuild {
   cJSON spare;              /* handed out when none are left */
   int bShort;               /* it was */
   char *zStr;               /* where the next string goes */
+  ScanPos zEnd;             /* the end of the copy */
 };
 
 /* The string at z (its opening quote), unescaped into pB->zStr as cJSON
@@ -783,7 +889,8 @@ static char *tree_string(TreeBuild *pB, ScanPos *pz){
   while( *z!='"' ){
     ScanPos zRun = z;
     size_t k;
-    while( aJsonByte[*z]!=JB_QUOTE && aJsonByte[*z]!=JB_BSLASH ) z++;
+    /* to the next quote or backslash: the scan let no control byte in */
+    while( *(z = skip_plain(z, pB->zEnd))>=0x80 ) z++;
     k = (size_t)(z-zRun);
     memcpy(zOut, zRun, k);
     zOut += k;
@@ -834,22 +941,8 @@ static char *tree_string(TreeBuild *pB, ScanPos *pz){
 /* A number as cJSON reads it: strtod() of its characters, with the
 ** locale's decimal point for '.' (the scan allows at most 63). */
 static ScanPos tree_number(cJSON *pNode, ScanPos z){
-  char zNum[64];
-  char *zAfter = 0;
-  double r;
-  int i;
-  for(i=0; i<63; i++){
-    unsigned c = z[i];
-    if( is_digit(c) || c=='-' || c=='+' || c=='e' || c=='E' ){
-      zNum[i] = (char)c;
-    }else if( c=='.' ){
-      zNum[i] = localeconv()->decimal_point[0];
-    }else{
-      break;
-    }
-  }
-  zNum[i] = 0;
-  r = strtod(zNum, &zAfter);
+  size_t n;
+  double r = number_value(z, &n);
   pNode->type = cJSON_Number;
   pNode->valuedouble = r;
   if( r>=INT_MAX ){
@@ -859,7 +952,7 @@ static ScanPos tree_number(cJSON *pNode, ScanPos z){
   }else{
     pNode->valueint = (int)r;
   }
-  return z + (zAfter-zNum);
+  return z + n;
 }
 
 /* The value at z into a new node; returns the position past it. */
@@ -946,6 +1039,7 @@ static cJSON *tree_build(const char *z, size_t n, KJsonRoom *pRoom){
     b.nLeft = nNode;
     b.bShort = 0;
     b.zStr = (char*)&b.aNode[nNode];
+    b.zEnd = (ScanPos)z + n;
     tree_value(&b, skip_ws((ScanPos)z), &pRoot);
     if( !b.bShort ){
       pRoot->type |= bLent ? KJSON_ARENA|KJSON_LENT : KJSON_ARENA;
@@ -1069,17 +1163,22 @@ int kustomer_json_raw_key_plain(const KJsonRaw *pRaw, int i, int *pbHigh){
 }
 
 void kustomer_json_string_of_json(sqlite3_str *p, const char *z, int n){
-  int i, iStart = 0;
-  sqlite3_str_appendchar(p, 1, '"');
+  /* Quotes come every few bytes in JSON: escaped into a local buffer,
+  ** appended in chunks, not two appends per quote. */
+  char aBuf[512];
+  int i, k = 0;
+  aBuf[k++] = '"';
   for(i=0; i<n; i++){
-    if( z[i]=='"' || z[i]=='\\' ){
-      sqlite3_str_append(p, &z[iStart], i-iStart);
-      sqlite3_str_appendchar(p, 1, '\\');
-      iStart = i;
+    char c = z[i];
+    if( k>(int)sizeof(aBuf)-3 ){
+      sqlite3_str_append(p, aBuf, k);
+      k = 0;
     }
+    if( c=='"' || c=='\\' ) aBuf[k++] = '\\';
+    aBuf[k++] = c;
   }
-  sqlite3_str_append(p, &z[iStart], n-iStart);
-  sqlite3_str_appendchar(p, 1, '"');
+  aBuf[k++] = '"';
+  sqlite3_str_append(p, aBuf, k);
 }
 
 int kustomer_json_raw_array_scalar(const KJsonRaw *pRaw, int i, int *peKind,

@@ -151,9 +151,10 @@ void kustomer_json_delete(cJSON *p);
 ** between its tokens and with trailing fraction zeros and the sign of -0
 ** dropped, is exactly what kustomer_json_value() writes for its parse:
 ** every string and key written as JSON.stringify would (no \u or \/
-** escape), every number printed by JavaScript as its digits (no exponent,
-** at most 15 significant digits, not below 1e-6), and no object with a
-** repeated key.  Sets pRaw->bRewrite.
+** escape), numbers of at most 63 characters (those JavaScript prints
+** otherwise, 1e2 or 0.30000000000000004, are written formatted from their
+** double, as the parse writes them), and no object with a repeated key.
+** Sets pRaw->bRewrite.
 */
 int kustomer_json_raw_ok(KJsonRaw *pRaw);
 

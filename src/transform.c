@@ -1013,16 +1013,22 @@ static int meta_write_text_advanced(sqlite3_str *p, const KMetaText *pText,
                                ? "\"true\"" : "\"false\"");
     }else if( eConv==KCONV_OBJJSON || eConv==KCONV_ARRJOIN ){
       /* The compact text as a string; an array's elements joined by ','
-      ** are its text inside the brackets. */
-      if( pTmp==0 && (pTmp = sqlite3_str_new(0))==0 ) return SQLITE_NOMEM;
-      sqlite3_str_reset(pTmp);
-      kustomer_json_raw_value(pTmp, pRaw, i);
-      if( sqlite3_str_errcode(pTmp) ){
-        rc = sqlite3_str_errcode(pTmp);
-        break;
+      ** are its text inside the brackets.  Text with nothing to rewrite
+      ** is its compact text already. */
+      if( pRaw->bRewrite ){
+        if( pTmp==0 && (pTmp = sqlite3_str_new(0))==0 ) return SQLITE_NOMEM;
+        sqlite3_str_reset(pTmp);
+        kustomer_json_raw_value(pTmp, pRaw, i);
+        if( sqlite3_str_errcode(pTmp) ){
+          rc = sqlite3_str_errcode(pTmp);
+          break;
+        }
+        z = sqlite3_str_value(pTmp);
+        n = sqlite3_str_length(pTmp);
+      }else{
+        z = pRaw->aMember[i].zVal;
+        n = pRaw->aMember[i].nVal;
       }
-      z = sqlite3_str_value(pTmp);
-      n = sqlite3_str_length(pTmp);
       if( eConv==KCONV_ARRJOIN ){
         z++;
         n -= 2;

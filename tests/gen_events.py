@@ -8,6 +8,18 @@ are derived from a fixed start instant, and objects are built in a fixed key
 order.
 
     python3 tests/gen_events.py --n 3000 --seed 42 --flawed 0.08 > sql/sample_events.ndjson
+    python3 tests/gen_events.py --n 100000 --profile realistic > events.ndjson
+
+Two profiles.  --profile simple (the default, byte for byte what this
+generator always wrote: the demo's sample and the tests use it) has flat
+properties for the most part, about 1.6 KB an event.  --profile realistic
+(what `make bench` times) is what today's SDKs send: long context objects
+(app, library, os, screen, page, campaign, device, network, traits,
+userAgent and its client hints, timezone, consent), properties with
+nested objects (addresses, payment, variant, dimensions) and arrays of
+objects (products, filters) in most track events, booleans and nulls, and
+numbers as JSON.stringify writes them (129, not 129.0; now and then a
+long fraction such as 19.990000000000002), about 2.7 KB an event.
 
 Mix of good events: about 60% track, 20% page, 10% screen, 10% identify.
 Realistic archives already break Kustomer's meta conventions (numbers under
@@ -992,6 +1004,458 @@ class Gen:
         return getattr(self, typ)(u)
 
 
+# --------------------------------------------------------------------------
+# The realistic profile: payloads as the SDKs send them today.
+#
+# RudderStack's and Segment's JavaScript and mobile SDKs write long context
+# objects (app, library, os, screen, page, campaign, device, network,
+# traits, userAgent and its client hints, timezone, consent), and e-commerce
+# and product events carry the spec's nested shapes: products as arrays of
+# objects, shipping and billing addresses, payment and variant objects,
+# booleans and nulls.  Numbers are what JSON.stringify writes (129, not
+# 129.0), including the long fractions that float arithmetic leaves
+# (19.990000000000002).
+
+VARIANTS = ["Black / M", "Navy / L", "Olive / S", "Red / XL", "One Size",
+            "Graphite", "Blue / 42", "Sand / 40"]
+CARD_BRANDS = ["visa", "mastercard", "amex", "discover"]
+UA_BRANDS = {
+    "Chrome": [{"brand": "Chromium", "version": "122"},
+               {"brand": "Not(A:Brand", "version": "24"},
+               {"brand": "Google Chrome", "version": "122"}],
+    "Edge": [{"brand": "Not A(Brand", "version": "99"},
+             {"brand": "Microsoft Edge", "version": "121"},
+             {"brand": "Chromium", "version": "121"}],
+}
+CONSENT_IDS = ["C0001", "C0002", "C0003", "C0004", "C0005"]
+UTM_TERMS = ["running shoes", "rain jacket", "tent 2 person", None]
+UTM_CONTENTS = ["hero", "sidebar_ad", "footer_link", "textlink"]
+WAREHOUSES = ["us-east-1", "us-west-2", "eu-central-1"]
+
+
+def js_number(x):
+    """A float as JSON.stringify writes it: integral values as integers."""
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
+        return int(x)
+    return x
+
+
+class RealisticGen(Gen):
+    profile = "realistic"
+
+    # ---- envelope ------------------------------------------------------
+
+    def context(self, u, typ, with_traits):
+        r = self.r
+        ctx = {}
+        p = u["platform"]
+        if p == "web":
+            rudder = u["sdk"] == "rudder"
+            if rudder:
+                ctx["app"] = {"name": "RudderLabs JavaScript SDK",
+                              "namespace": "com.rudderlabs.javascript",
+                              "version": "3.0.3", "installType": "npm"}
+            else:
+                ctx["app"] = {"name": "Example Shop Web", "version": "4.12.0",
+                              "build": "4120",
+                              "namespace": "com.example.web"}
+            ctx["traits"] = self.context_traits(u, typ, with_traits)
+            ctx["library"] = ({"name": "RudderLabs JavaScript SDK",
+                               "version": "3.0.3"} if rudder else
+                              {"name": "analytics.js",
+                               "version": "npm:next-1.64.0"})
+            prof = r.choice(WEB_PROFILES)
+            ctx["userAgent"] = prof[2]
+            if "Chrome/" in prof[2] or "Edg/" in prof[2]:
+                brands = UA_BRANDS["Edge" if "Edg/" in prof[2]
+                                   else "Chrome"]
+                ctx["userAgentData"] = {
+                    "brands": [dict(b) for b in brands],
+                    "mobile": "Mobile" in prof[2],
+                    "platform": {"Mac OS X": "macOS", "Windows": "Windows",
+                                 "Linux": "Linux", "Android": "Android",
+                                 "iOS": "iOS"}[prof[0]]}
+            ctx["os"] = {"name": prof[0], "version": prof[1]}
+            ctx["locale"] = u["locale"]
+            ctx["screen"] = {"width": prof[3], "height": prof[4],
+                             "density": prof[5],
+                             "innerWidth": prof[3] - r.choice([0, 15, 17]),
+                             "innerHeight": prof[4] - r.randint(80, 180)}
+            ref = r.choice(REFERRERS)
+            pg = r.choice(PAGES)
+            search = r.choice(["", "", "?utm_source=google&utm_medium=cpc",
+                               "?q=tent", "?ref=producthunt"])
+            ctx["page"] = {"path": pg[1], "referrer": ref,
+                           "referring_domain": ref.split("/")[2]
+                           if ref.startswith("http") else "",
+                           "search": search, "title": pg[2],
+                           "url": SITE + pg[1] + search,
+                           "tab_url": SITE + pg[1] + search,
+                           "initial_referrer": u["first_referrer"],
+                           "initial_referring_domain":
+                               u["first_referrer"].split("/")[2]
+                               if u["first_referrer"].startswith("http")
+                               else ""}
+            if r.random() < 0.55:
+                ctx["campaign"] = {"name": "spring_sale_2024",
+                                   "source": r.choice(UTM_SOURCES),
+                                   "medium": r.choice(UTM_MEDIUMS),
+                                   "term": r.choice(UTM_TERMS),
+                                   "content": r.choice(UTM_CONTENTS)}
+            elif rudder:
+                ctx["campaign"] = {}
+            ctx["timezone"] = "GMT%+03d00" % r.choice([-8, -5, 0, 1, 9])
+            if rudder:
+                ctx["sessionId"] = u["session"]
+                if r.random() < 0.1:
+                    ctx["sessionStart"] = True
+                ctx["consentManagement"] = {
+                    "deniedConsentIds": r.sample(CONSENT_IDS[2:],
+                                                 r.randint(0, 2)),
+                    "allowedConsentIds": CONSENT_IDS[:2],
+                    "provider": "oneTrust", "resolutionStrategy": "and"}
+            else:
+                ctx["ip"] = u["ip"]
+        else:
+            ios = p == "ios"
+            ctx["app"] = {"build": str(r.randint(520, 560)),
+                          "name": "Example Shop",
+                          "namespace": ("com.example.shop" if ios else
+                                        "com.example.shop.android"),
+                          "version": r.choice(["5.2.0", "5.2.1", "5.3.0"])}
+            ctx["device"] = {"id": u["anonymousId"],
+                             "manufacturer": "Apple" if ios else
+                             r.choice(["Samsung", "Google", "Xiaomi"]),
+                             "model": r.choice(["iPhone15,2", "iPhone14,5"])
+                             if ios else r.choice(["SM-S918B", "Pixel 8",
+                                                   "Redmi Note 12"]),
+                             "name": "iPhone" if ios else "android",
+                             "type": "iOS" if ios else "Android",
+                             "adTrackingEnabled": r.random() < 0.4,
+                             "advertisingId": None if r.random() < 0.6
+                             else self.uuid()}
+            if ios:
+                ctx["device"]["attTrackingStatus"] = r.choice([0, 2, 3])
+            ctx["library"] = ({"name": "rudder-ios-library",
+                               "version": "1.22.1"} if ios else
+                              {"name": "com.rudderstack.android.sdk.core",
+                               "version": "1.22.1"})
+            ctx["locale"] = u["locale"]
+            ctx["network"] = {"carrier": r.choice(["T-Mobile", "Verizon",
+                                                   "AT&T", "Vodafone"]),
+                              "bluetooth": False, "cellular": True,
+                              "wifi": r.random() < 0.6}
+            ctx["os"] = ({"name": "iOS", "version": "17.3.1"} if ios else
+                         {"name": "Android",
+                          "version": str(r.randint(11, 14))})
+            ctx["screen"] = {"density": r.choice([2, 3]) if ios else
+                             r.choice([440, 560]),
+                             "height": r.choice([844, 926, 2400]),
+                             "width": r.choice([390, 428, 1080])}
+            ctx["timezone"] = u["timezone"]
+            ctx["traits"] = self.context_traits(u, typ, with_traits)
+            ctx["userAgent"] = (
+                "Example Shop/5.2.0 (iPhone; iOS 17.3.1; Scale/3.00)" if ios
+                else "Dalvik/2.1.0 (Linux; U; Android 14; Pixel 8 Build/"
+                     "UQ1A.240205.004)")
+            ctx["sessionId"] = u["session"]
+            ctx["instanceId"] = u["anonymousId"]
+        return ctx
+
+    def context_traits(self, u, typ, with_traits):
+        """context.traits as the SDKs keep it: the user's known traits on
+        every message once identified, {} (web) or the anonymousId
+        (mobile) before."""
+        r = self.r
+        t = {}
+        if u["platform"] != "web":
+            t["anonymousId"] = u["anonymousId"]
+        if typ == "identify" or not with_traits:
+            return t
+        if u["userId"] is not None and r.random() < 0.5:
+            t["userId"] = u["userId"]
+        t["email"] = u["email"]
+        if r.random() < 0.5:
+            t["name"] = u["first"] + " " + u["last"]
+        else:
+            t["firstName"] = u["first"]
+            t["lastName"] = u["last"]
+        t["plan"] = u["plan"]
+        if r.random() < 0.4:
+            t["company"] = {"name": u["company"], "plan": u["plan"]}
+        if r.random() < 0.3:
+            t["address"] = self.address(u)
+        t["subscribed"] = r.random() < 0.7
+        return t
+
+    def make_user(self, i):
+        u = Gen.make_user(self, i)
+        u["first_referrer"] = self.r.choice(REFERRERS)
+        return u
+
+    # ---- properties ----------------------------------------------------
+
+    def address(self, u):
+        r = self.r
+        c = u["city"]
+        a = {"first_name": u["first"], "last_name": u["last"],
+             "street": "%d %s" % (r.randint(1, 9999), r.choice(STREETS)),
+             "street2": None if r.random() < 0.7 else
+             "Apt %d" % r.randint(1, 40),
+             "city": c[0], "state": c[1] or None,
+             "postal_code": c[3] + "%02d" % r.randint(0, 99),
+             "country": c[2]}
+        if r.random() < 0.3:
+            a["phone"] = u["phone"]
+        return a
+
+    def product(self):
+        r = self.r
+        name, cat, brand, price = r.choice(PRODUCTS)
+        sku = "%s-%04d" % (brand[:3].upper(), r.randint(1, 9999))
+        p = {"product_id": self.hexs(8), "sku": sku, "name": name,
+             "category": cat, "brand": brand,
+             "variant": r.choice(VARIANTS), "price": js_number(price),
+             "quantity": r.randint(1, 3)}
+        x = r.random()
+        if x < 0.3:
+            p["coupon"] = r.choice(COUPONS)
+        elif x < 0.4:
+            p["coupon"] = None
+        p["position"] = r.randint(1, 24)
+        p["url"] = SITE + "/products/" + name.lower().replace(" ", "-")
+        p["image_url"] = "https://cdn.example.com/img/%s.jpg" % sku
+        if r.random() < 0.35:
+            p["categories"] = [cat, r.choice(["Sale", "New", "Outdoor",
+                                              "Gifts"])]
+        if r.random() < 0.25:
+            p["in_stock"] = r.random() < 0.9
+        return p
+
+    def money(self, x):
+        """A sum rounded to cents, or now and then as float arithmetic left
+        it (0.1 + 0.2 is 0.30000000000000004), as sources that compute
+        totals in JavaScript send them."""
+        if self.r.random() < 0.15:
+            return js_number(x)
+        return js_number(round(x, 2))
+
+    def common_props(self, u):
+        r = self.r
+        pool = Gen.common_props(self, u)
+        pool += [
+            ("experiment", {"id": "exp_%d" % r.randint(100, 999),
+                            "variant": r.choice(["control", "a", "b"]),
+                            "enrolled": r.random() < 0.9}),
+            ("device_info", {"type": r.choice(["desktop", "mobile",
+                                               "tablet"]),
+                             "touch": r.random() < 0.4,
+                             "dark_mode": r.random() < 0.3}),
+            ("previous_page", None if r.random() < 0.3 else
+             r.choice(PAGES)[1]),
+            ("logged_in", u["userId"] is not None),
+        ]
+        return pool
+
+    def track_props(self, u, name):
+        r = self.r
+        base = name.replace("-", " ").replace("_", " ").lower()
+        cur = r.choice(CURRENCIES)
+        if base in ("order completed", "order refunded", "checkout started",
+                    "payment info entered", "order shipped"):
+            prods = [self.product() for _ in range(r.randint(1, 5))]
+            sub = sum(x["price"] * x["quantity"] for x in prods)
+            ship = js_number(r.choice([0, 4.99, 9.99]))
+            tax = self.money(sub * 0.08)
+            disc = r.choice([0, 0, 5, 10])
+            p = {"checkout_id": self.uuid(),
+                 "order_id": "ORD-%06d" % r.randint(1, 999999),
+                 "affiliation": r.choice(["Online Store", "iOS App",
+                                          "Android App"]),
+                 "total": self.money(sub + ship + tax - disc),
+                 "subtotal": self.money(sub),
+                 "revenue": self.money(sub - disc),
+                 "shipping": ship, "tax": tax, "discount": disc,
+                 "coupon": r.choice(COUPONS) if disc else None,
+                 "currency": cur, "products": prods}
+            if base in ("order completed", "order shipped",
+                        "payment info entered"):
+                addr = self.address(u)
+                p["shipping_address"] = addr
+                p["billing_address"] = (dict(addr) if r.random() < 0.7
+                                        else self.address(u))
+                p["shipping_method"] = {"id": r.choice(["std", "exp",
+                                                        "next_day"]),
+                                        "carrier": r.choice(["UPS", "FedEx",
+                                                             "USPS"]),
+                                        "price": ship,
+                                        "estimated_days": r.randint(1, 7)}
+            if base in ("order completed", "payment info entered"):
+                p["payment"] = {"method": r.choice(["card", "paypal",
+                                                    "apple_pay"]),
+                                "card_brand": r.choice(CARD_BRANDS),
+                                "last4": "%04d" % r.randint(0, 9999),
+                                "saved": r.random() < 0.5,
+                                "three_d_secure": r.random() < 0.3}
+            if base == "order completed":
+                p["completed_at"] = iso(self.now)
+                p["is_first_order"] = r.random() < 0.3
+                p["gift_wrap"] = r.random() < 0.05
+                p["notes"] = None
+            if base == "order shipped":
+                p["tracking_number"] = "1Z" + self.alnum(16).upper()
+                p["estimated_delivery"] = self.date_str(2, 7, True)
+                p["fulfillment"] = {"warehouse": r.choice(WAREHOUSES),
+                                    "packages": r.randint(1, 3),
+                                    "partial": False}
+            if base == "order refunded":
+                p["reason"] = r.choice(["damaged", "wrong size",
+                                        "not as described"])
+                p["restock"] = r.random() < 0.6
+            return p
+        if base in ("product viewed", "product added", "product removed",
+                    "promotion clicked"):
+            p = self.product()
+            p["currency"] = cur
+            p["value"] = js_number(p["price"] * p["quantity"])
+            p["dimensions"] = {"weight_kg": r.choice([0.2, 0.45, 1.3, 2.8]),
+                               "size": r.choice(["S", "M", "L", None]),
+                               "color": r.choice(["black", "navy", "olive"])}
+            p["rating"] = {"average": round(r.uniform(3, 5), 1),
+                           "count": r.randint(0, 2400)}
+            if base == "product added":
+                p["cart_id"] = self.uuid()
+                p["cart"] = {"id": p["cart_id"],
+                             "item_count": r.randint(1, 8),
+                             "value": self.money(r.uniform(20, 900))}
+            if base == "promotion clicked":
+                p["promotion"] = {"id": "promo_%d" % r.randint(1, 40),
+                                  "creative": r.choice(["hero_banner",
+                                                        "sidebar", "popup"]),
+                                  "position": r.choice(["top", "side"])}
+            return p
+        if base in ("cart viewed", "coupon applied"):
+            prods = [self.product() for _ in range(r.randint(1, 5))]
+            p = {"cart_id": self.uuid(), "products": prods,
+                 "value": self.money(sum(x["price"] * x["quantity"]
+                                         for x in prods)),
+                 "currency": cur, "is_empty": False,
+                 "saved_for_later": []}
+            if base == "coupon applied":
+                p["coupon"] = {"id": "cpn_%d" % r.randint(1, 99),
+                               "name": r.choice(COUPONS),
+                               "discount": js_number(r.choice([5, 10, 15.5,
+                                                               20])),
+                               "stackable": r.random() < 0.2}
+            return p
+        if base in ("products searched", "product list viewed"):
+            p = {"query": r.choice(["rain jacket", "tent", "socks",
+                                    "running", "headphones",
+                                    "gift for dad"]),
+                 "list_id": "list_%d" % r.randint(1, 50),
+                 "category": r.choice(PRODUCTS)[1],
+                 "results_count": r.randint(0, 180),
+                 "filters": [{"type": "price", "value": "0-100"},
+                             {"type": "brand",
+                              "value": r.choice(PRODUCTS)[2]},
+                             {"type": "in_stock", "value": True}],
+                 "sorts": [{"type": "price", "value": "asc"}],
+                 "products": [{"product_id": self.hexs(8),
+                               "name": pr[0], "price": js_number(pr[3]),
+                               "position": i + 1}
+                              for i, pr in enumerate(
+                                  r.sample(PRODUCTS, r.randint(2, 6)))],
+                 "page": r.randint(1, 4), "has_more": r.random() < 0.5}
+            return p
+        if base in ("signed up", "logged in", "trial started"):
+            p = {"method": r.choice(["email", "google", "apple", "sso"]),
+                 "plan": u["plan"], "referrer": r.choice(REFERRERS),
+                 "remember_me": r.random() < 0.5}
+            if r.random() < 0.5:
+                p["mfa"] = {"enabled": r.random() < 0.3,
+                            "type": r.choice(["totp", "sms", None])}
+            if base == "trial started":
+                p["trial_start_date"] = iso(self.now)
+                p["trial_end_date"] = self.date_str(14, 14)
+                p["trial_days"] = 14
+            if base == "signed up":
+                p["signup_source"] = r.choice(["landing_page", "pricing",
+                                               "invite"])
+                p["invited_by"] = (None if r.random() < 0.6
+                                   else "usr_" + self.alnum(12))
+                p["consent"] = {"marketing": r.random() < 0.6,
+                                "terms": True, "version": "2024-01"}
+            return p
+        if base in ("subscription started", "plan upgraded",
+                    "invoice paid"):
+            seats = r.randint(1, 250)
+            p = {"plan": {"id": r.choice(PLANS[1:]),
+                          "interval": r.choice(["month", "year"]),
+                          "seats": seats,
+                          "price": self.money(r.uniform(19, 4999))},
+                 "previous_plan": u["plan"], "mrr": self.money(
+                     r.uniform(19, 4999)),
+                 "currency": cur, "invoice_id": "in_" + self.alnum(14),
+                 "renewal_date": self.date_str(25, 365),
+                 "auto_renew": r.random() < 0.85,
+                 "addons": [{"id": a, "quantity": r.randint(1, 5)}
+                            for a in r.sample(["sso", "audit", "api",
+                                               "sandbox"],
+                                              r.randint(0, 2))],
+                 "trial_converted": r.random() < 0.4}
+            return p
+        if base in ("feature used", "report exported"):
+            return {"feature": r.choice(FEATURES),
+                    "workspace": {"id": "ws_" + self.alnum(8),
+                                  "name": u["company"], "plan": u["plan"],
+                                  "members": r.randint(1, 80)},
+                    "duration_ms": r.randint(50, 90000),
+                    "format": r.choice(["csv", "xlsx", "pdf"]),
+                    "row_count": r.randint(1, 50000),
+                    "filters": {"date_range": r.choice(["7d", "30d",
+                                                        "90d"]),
+                                "segment": None, "include_archived": False},
+                    "success": r.random() < 0.97}
+        if base in ("support ticket created", "chat started",
+                    "form submitted"):
+            return {"subject": r.choice(["Where is my order?",
+                                         "Refund request", "Cannot log in",
+                                         "Billing question"]),
+                    "priority": r.choice(["low", "normal", "high"]),
+                    "channel": r.choice(["email", "chat", "web_form"]),
+                    "order_id": "ORD-%06d" % r.randint(1, 999999),
+                    "form_id": "form_%d" % r.randint(1, 20),
+                    "fields": [{"name": "email", "filled": True},
+                               {"name": "order_id", "filled": True},
+                               {"name": "message",
+                                "filled": r.random() < 0.9}],
+                    "attachments": r.randint(0, 2),
+                    "urgent": r.random() < 0.1}
+        if base == "email link clicked":
+            return {"email_id": self.hexs(16),
+                    "campaign": {"name": r.choice(["March Newsletter",
+                                                   "Abandoned Cart",
+                                                   "Win-back"]),
+                                 "id": "cmp_%d" % r.randint(1, 90),
+                                 "segment": r.choice(["all", "vip",
+                                                      "lapsed"])},
+                    "link_url": SITE + r.choice(PAGES)[1],
+                    "sent_at": self.date_str(-3, 0),
+                    "opened": True}
+        if base == "video playback started":
+            return {"session_id": self.uuid(),
+                    "content_asset_id": "vid_%d" % r.randint(1, 500),
+                    "position": 0, "total_length": r.randint(30, 3600),
+                    "bitrate": r.choice([800, 1500, 3000]),
+                    "livestream": False, "video_player": "html5",
+                    "sound": r.randint(0, 100), "full_screen": False,
+                    "content": {"title": "How to pitch a tent",
+                                "program": "Camp Basics",
+                                "season": None, "episode": r.randint(1, 9)}}
+        return {"region": r.choice(["north", "south", "east", "west"]),
+                "value": r.randint(1, 500), "retry": False}
+
+
 def dumps(obj):
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"),
                       allow_nan=False)
@@ -1009,17 +1473,23 @@ def allocate(total, weights):
     return counts
 
 
+PROFILES = {"simple": Gen, "realistic": RealisticGen}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1000, help="number of events")
     ap.add_argument("--seed", type=int, default=1, help="PRNG seed")
     ap.add_argument("--flawed", type=float, default=0.0,
                     help="share of deliberately flawed events (0..1)")
+    ap.add_argument("--profile", choices=sorted(PROFILES), default="simple",
+                    help="simple (the default: the demo's sample and the "
+                         "tests) or realistic (what SDKs send; the bench's)")
     a = ap.parse_args()
     if a.n < 0 or not 0.0 <= a.flawed <= 1.0:
         ap.error("--n must be >= 0 and --flawed in [0, 1]")
 
-    g = Gen(a.seed)
+    g = PROFILES[a.profile](a.seed)
     r = g.r
     nflawed = int(round(a.n * a.flawed))
     counts = allocate(nflawed, FLAW_WEIGHTS)
@@ -1049,8 +1519,9 @@ def main():
 
     err = sys.stderr
     if a.n:
-        err.write("events: %d, average size: %.0f bytes (%.2f KB), total %d bytes\n"
-                  % (a.n, total / a.n, total / a.n / 1024, total))
+        err.write("events: %d (%s), average size: %.0f bytes (%.2f KB), "
+                  "total %d bytes\n" % (a.n, a.profile, total / a.n,
+                                        total / a.n / 1024, total))
     for k in sorted(stats):
         err.write("  %-38s %d\n" % (k, stats[k]))
 

@@ -22,6 +22,26 @@ insert into tree_event values
  "context" : { "traits" : { "email" : "w@x.y" } } , "properties" : { "a" : [ 1 , 2 ] } }'),
 ('page-properties-name', 'tracking', '{"type":"page","anonymousId":"an","properties":{"name":"P\u00e1gina","url":"https://x/y","title":"T"}}'),
 ('screen-literals', 'tracking', '{"type":"screen","name":null,"userId":false,"properties":{"name":true,"a":{}}}');
+-- Properties that meta is written from the text of (json.c's raw path)
+-- against the same properties parsed: nesting, repeated keys at every
+-- depth, numbers JavaScript prints otherwise, escapes, bytes that are not
+-- UTF-8 and lone surrogates (errors, as kustomer_request's 400 bodies:
+-- the same message either way).
+insert into tree_event values
+('track-nested', 'tracking', '{"type":"track","event":"Order Completed","userId":"u6","properties":{"products":[{"id":"p1","price":19.99,"tags":["a","b"],"in_stock":true,"variant":{"size":"M","color":null}},{"id":"p2","price":5,"coupon":null}],"shipping_address":{"street":"1 Main St","city":"Miami","geo":{"lat":25.76,"lng":-80.19}},"gift":false,"notes":null,"empty":{},"none":[],"total":24.99}}'),
+('track-numbers-js', 'tracking', '{"type":"track","event":"N","userId":"u7","properties":{"inf":1e400,"ninf":-1e400,"negzero":-0,"negzerofrac":-0.0,"small":1E-7,"tiny":5e-324,"exp":1e2,"expfrac":2.5E+3,"long":0.30000000000000004,"big":123456789012345678901,"bigint":9007199254740993,"e21":1e21,"nested":{"a":[1e400,-0,1.50,1e-6,0.000001,0.0000001],"b":{"c":12345678901234567890}},"arr":[1e3],"arr2":[[0.1e1]]}}'),
+('track-duplicates', 'tracking', '{"type":"track","event":"D","userId":"u8","properties":{"a":{"k":1,"k":2,"j":[{"x":1,"x":{"y":2,"y":3}}]},"b":true,"a":{"k":3,"m":{"n":1,"n":[1,2]}},"n":1,"nNum":2,"when":"2024-01-02T03:04:05Z","whenAt":"x"}}'),
+('track-escapes-nested', 'tracking', '{"type":"track","event":"U","userId":"u9","properties":{"s":"\u00e9\u0041\/\ud83d\ude00","t":"é✓😀","k\u0065y":1,"u":"\u2028\u2029","v":"\u001f\b\f\n\r\t\"\\","o":{"\u0061":1,"a":2,"q\"":"\u00e9","w":["\/",{"\u00e9":"é"}]},"é":{"ü":"\u00fc"}}}'),
+('track-deep', 'tracking', '{"type":"track","event":"Deep","userId":"u10","properties":{"a":' || replace(hex(zeroblob(120)), '00', '[{"k":') || '1' || replace(hex(zeroblob(120)), '00', '}]') || ',"b":' || replace(hex(zeroblob(254)), '00', '[') || replace(hex(zeroblob(254)), '00', ']') || '}}'),
+('track-too-deep', 'request', '{"type":"track","event":"Deep","userId":"u11","properties":{"a":' || replace(hex(zeroblob(300)), '00', '[') || replace(hex(zeroblob(300)), '00', ']') || '}}'),
+('track-whitespace-nested', 'tracking', '{"type":"track","event":"W","userId":"u12","properties":{ "a" : [ true , false , null , { } , [ ] , { "b" : 1.0 } ] ,' || char(10) || ' "c" : { "d" : "e" } }}'),
+('track-bad-utf8', 'request', '{"type":"track","event":"B","userId":"u13","properties":{"a":{"s":"' || cast(x'c3' as text) || '"}}}'),
+('track-bad-utf8-overlong', 'request', '{"type":"track","event":"B","userId":"u14","properties":{"a":["' || cast(x'c0af' as text) || '"]}}'),
+('track-bad-utf8-key', 'request', '{"type":"track","event":"B","userId":"u15","properties":{"o":{"' || cast(x'ff' as text) || '":1}}}'),
+('track-utf8-surrogate', 'request', '{"type":"track","event":"B","userId":"u16","properties":{"o":{"s":"' || cast(x'eda080' as text) || '"}}}'),
+('track-lone-surrogate', 'request', '{"type":"track","event":"L","userId":"u17","properties":{"o":{"s":"\ud800"}}}'),
+('track-lone-low-surrogate', 'request', '{"type":"track","event":"L","userId":"u18","properties":{"o":["x\udc00"]}}'),
+('track-nul-escape', 'request', '{"type":"track","event":"Z","userId":"u19","properties":{"o":{"s":"a\u0000b"}}}');
 create table tree_way(name, fn, settings);
 insert into tree_way values
 ('plain', 'request', '{"apiKey":"k"}'),
@@ -38,7 +58,7 @@ create view tree_check as
            || ',"zz":1.0000000000000000000000000000000000000000000000000000000000000000000000}' as full,
          e.rowid as i, w.rowid as j
     from tree_event e join tree_way w on w.fn='request' or w.fn=e.fn;
--- rows: 56
+-- rows: 104
 select name,
        case fn when 'request' then kustomer_request(lean, settings)
                when 'identify' then kustomer_identify(lean)
