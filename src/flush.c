@@ -20,11 +20,14 @@
 **   exponential backoff and jitter, up to max_attempts, then 'failed';
 ** - other 4xx are 'failed' at once with Kustomer's message;
 ** - 401/403 stop the flush with an SQL error; the rows stay pending;
-** - new customers are created 100 at a time through POST
-**   /v1/customers/bulk (_clientRef = row id), the job is polled to
-**   completion and each item's result is written to its row; an item
-**   Kustomer refuses because the customer exists is looked up (cached for
-**   the flush) and updated with a PUT instead;
+** - customers are created 100 at a time through POST /v1/customers/bulk
+**   (_clientRef = row id), and those whose id the file's map
+**   (main.kustomer_customers, idmap.c) knows are updated 100 at a time
+**   through PUT /v1/customers/bulk; a job's batches are read as they
+**   complete and each item's result is written to its row; an item
+**   Kustomer refuses because the customer exists is looked up and updated
+**   instead, an update of a customer Kustomer no longer has is created
+**   again;
 ** - tracking events go one per request, several in flight at once on
 **   kept-alive connections.
 **
@@ -66,7 +69,8 @@ struct InFlight {
 typedef struct Bulk Bulk;
 struct Bulk {
   sqlite3_int64 aRow[BULK_SIZE];
-  char *azKey[BULK_SIZE];
+  char *azKey[BULK_SIZE];   /* their customer keys */
+  char *azId[BULK_SIZE];    /* an update's customer id, else NULL */
   int abHandled[BULK_SIZE];
   int nRow;
   sqlite3_str *pBody;       /* the JSON array of items */
@@ -76,14 +80,16 @@ struct Bulk {
 /* A bulk job: up to BULK_SIZE customer creations sent together, then
 ** polled alongside the pipeline's requests. */
 #define JOB_POST    0       /* to be sent (its rows are 'sending') */
-#define JOB_POLL    1       /* Kustomer has it: GET /v1/bulk/{id} */
-#define JOB_BATCHES 2       /* it is over: GET /v1/bulk/{id}/batches */
+#define JOB_POLL    1       /* Kustomer has it: GET /v1/bulk/{id}/batches,
+                            ** until every batch has come */
 #define MAX_JOBS    8
 #define JOB_TAG     1000    /* the tag of job i's request: JOB_TAG + i */
 typedef struct Job Job;
 struct Job {
   int bUsed;
+  int bPut;                 /* updates (PUT), else creations */
   int ePhase;               /* JOB_* */
+  int nBatches;             /* batches Kustomer made of it (0: unknown) */
   Bulk b;                   /* its rows */
   int bRows;                /* b holds them (a job an earlier flush left
                             ** reads them when its results come) */
@@ -119,7 +125,11 @@ struct Flush {
   sqlite3_int64 aQueue[QUEUE_SIZE];   /* due rows fetched, not started */
   int nQueue, iQueue;
   Cache cache;
+  KIdMap *pIds;             /* the file's customer ids */
   Job aJob[MAX_JOBS];
+  int bPutFirst;            /* the next job tries updates first */
+  double tCollect;          /* kustomer_clock() before which job_new() does
+                            ** not look for rows again: it found none */
   /* summary */
   int nDelivered, nFailed, nRequests;
   int bProgress;
@@ -485,7 +495,8 @@ static char *envelope_parse(const char *zReq, Envelope *e){
 
 /* ---- The pipeline: one request per row, several in flight --------------- */
 
-/* Fill the queue with due rows that are not customer creations. */
+/* Fill the queue with due rows that are not customer creations or
+** updates (those go in bulk jobs). */
 static void queue_refill(Flush *f){
   sqlite3_stmt *p = flush_stmt(f, KOB_DUE);
   f->nQueue = f->iQueue = 0;
@@ -668,8 +679,10 @@ static int flush_request(Flush *f, const char *zMethod, const char *zUrl,
 }
 
 
-/* ---- Customers: lookups ------------------------------------------------- */
+/* ---- Customers: ids and lookups ------------------------------------------ */
 
+/* What this flush knows of keys ("email=x" -> id, "" where a lookup found
+** nothing); the file's map is read through it. */
 static const char *cache_get(Cache *p, const char *zKey){
   int i;
   for(i=0; i<p->n; i++){
@@ -679,7 +692,17 @@ static const char *cache_get(Cache *p, const char *zKey){
 }
 
 static void cache_put(Cache *p, const char *zKey, const char *zVal){
-  if( cache_get(p, zKey) ) return;
+  char *zNew;
+  int i;
+  for(i=0; i<p->n && strcmp(p->azKey[i], zKey)!=0; i++){}
+  if( i<p->n ){
+    if( strcmp(p->azVal[i], zVal)==0 ) return;
+    zNew = sqlite3_mprintf("%s", zVal);
+    if( zNew==0 ) return;
+    sqlite3_free(p->azVal[i]);
+    p->azVal[i] = zNew;
+    return;
+  }
   if( p->n==p->nAlloc ){
     int n = p->nAlloc ? p->nAlloc*2 : 64;
     char **aK = sqlite3_realloc64(p->azKey, sizeof(char*)*n);
@@ -701,6 +724,96 @@ static void cache_put(Cache *p, const char *zKey, const char *zVal){
   }
 }
 
+/* A customer id learnt (zSource: 'bulk', 'lookup'), for this flush and in
+** the file's map for the next ones. */
+static void id_learn(Flush *f, const char *zKey, const char *zId,
+                     const char *zSource){
+  int rc;
+  if( zKey==0 || zId==0 || zId[0]==0 ) return;
+  cache_put(&f->cache, zKey, zId);
+  rc = kustomer_idmap_put(f->pIds, zKey, zId, zSource);
+  if( rc ) flush_sql_error(f, rc);
+}
+
+/* A customer Kustomer no longer has: forgotten here and in the map. */
+static void id_forget(Flush *f, const char *zId){
+  int i, rc;
+  for(i=0; i<f->cache.n; i++){
+    if( strcmp(f->cache.azVal[i], zId)==0 ) f->cache.azVal[i][0] = 0;
+  }
+  rc = kustomer_idmap_forget(f->pIds, zId);
+  if( rc ) flush_sql_error(f, rc);
+}
+
+/* The id of a key known to this flush or to the map (to free); NULL when
+** unknown, *pbNone set when a lookup of this flush found nothing. */
+static char *id_known(Flush *f, const char *zKey, int *pbNone){
+  const char *zHit = cache_get(&f->cache, zKey);
+  char *zId = 0;
+  int rc;
+  *pbNone = 0;
+  if( zHit ){
+    if( zHit[0] ) return sqlite3_mprintf("%s", zHit);
+    *pbNone = 1;
+    return 0;
+  }
+  rc = kustomer_idmap_get(f->pIds, zKey, &zId);
+  if( rc ){
+    flush_sql_error(f, rc);
+    return 0;
+  }
+  if( zId && zId[0] ) cache_put(&f->cache, zKey, zId);
+  return zId;
+}
+
+/* The lookup keys of a row's identify event, in the reference's order
+** (email, externalId=userId, externalId=anonymousId; NULL where the event
+** has none).  Returns 0 when the event cannot be read. */
+static int row_keys(Flush *f, sqlite3_int64 iRow, char *azKey[3]){
+  const cJSON *apVal[3];
+  cJSON *pEvent;
+  Row r;
+  int i;
+  memset(azKey, 0, sizeof(char*)*3);
+  row_read(f, iRow, 1, &r);
+  pEvent = r.zEvent ? kustomer_json_parse(r.zEvent, (int)strlen(r.zEvent), 0)
+                    : 0;
+  row_clear(&r);
+  if( pEvent==0 ) return 0;
+  kustomer_identify_lookups(pEvent, apVal);
+  for(i=0; i<3; i++){
+    azKey[i] = kustomer_idmap_key(kustomer_aLookupPrefix[i], apVal[i]);
+  }
+  cJSON_Delete(pEvent);
+  return 1;
+}
+
+static void keys_free(char *azKey[3]){
+  int i;
+  for(i=0; i<3; i++) sqlite3_free(azKey[i]);
+}
+
+/* The id a row's customer has in the map or this flush, by the externalId
+** it is created with (zKey) alone (to free), or NULL.  Not by its e-mail:
+** customers with different externalIds may share an address, and the
+** creation would then update another customer. */
+static char *row_known(Flush *f, const char *zKey){
+  int bNone;
+  return zKey ? id_known(f, zKey, &bNone) : 0;
+}
+
+/* A row's customer is zId: its e-mail and the externalId it was sent with
+** (zKey, the row's customer key) lead there from now on. */
+static void row_learn(Flush *f, sqlite3_int64 iRow, const char *zKey,
+                      const char *zId, const char *zSource){
+  char *azKey[3];
+  if( zKey ) id_learn(f, zKey, zId, zSource);
+  if( row_keys(f, iRow, azKey) ){
+    if( azKey[0] ) id_learn(f, azKey[0], zId, zSource);
+    keys_free(azKey);
+  }
+}
+
 static void cache_free(Cache *p){
   int i;
   for(i=0; i<p->n; i++){
@@ -712,15 +825,15 @@ static void cache_free(Cache *p){
   memset(p, 0, sizeof(*p));
 }
 
-/* Look up one key ("email=x", ...) through the cache.  Returns the id
+/* Look up one key ("email=x", ...) through what is known.  Returns the id
 ** found (to free), or NULL: then *pbFailed is 1 when the lookup failed
 ** (5xx, dropped, ...), 2 when it could not be sent before the deadline. */
 static char *lookup_one(Flush *f, const char *zKey, int *pbFailed){
-  const char *zHit = cache_get(&f->cache, zKey);
-  char *zUrl, *zFound = 0;
+  char *zUrl, *zFound;
   KHttpResp resp;
-  int rc;
-  if( zHit ) return zHit[0] ? sqlite3_mprintf("%s", zHit) : 0;
+  int rc, bNone;
+  zFound = id_known(f, zKey, &bNone);
+  if( zFound || bNone ) return zFound;
   zUrl = sqlite3_mprintf("%s/v1/customers/%s", f->pSet->zBase, zKey);
   rc = zUrl ? flush_request(f, "GET", zUrl, 0, 0, &resp) : SQLITE_NOMEM;
   sqlite3_free(zUrl);
@@ -730,7 +843,7 @@ static char *lookup_one(Flush *f, const char *zKey, int *pbFailed){
   }
   if( resp.eNet==0 && resp.status==200 ){
     zFound = kustomer_api_data_id(&resp);
-    if( zFound ) cache_put(&f->cache, zKey, zFound);
+    if( zFound ) id_learn(f, zKey, zFound, "lookup");
   }else if( resp.eNet==0 && resp.status==404 ){
     cache_put(&f->cache, zKey, "");
   }else{
@@ -741,40 +854,23 @@ static char *lookup_one(Flush *f, const char *zKey, int *pbFailed){
 }
 
 /* The id of an existing customer for an identify event, by the
-** reference's lookups (cached for the flush); NULL if none, and then
-** *pbFailed says whether a lookup failed (1) or could not be sent before
-** the deadline (2) rather than found nothing. */
+** reference's lookups; NULL if none, and then *pbFailed says whether a
+** lookup failed (1) or could not be sent before the deadline (2) rather
+** than found nothing. */
 static char *customer_lookup(Flush *f, sqlite3_int64 iRow, int *pbFailed){
-  const cJSON *apVal[3];
-  char *zFound = 0;
-  cJSON *pEvent;
-  Row r;
+  char *azKey[3], *zFound = 0;
   int i;
   *pbFailed = 0;
-  row_read(f, iRow, 1, &r);
-  pEvent = r.zEvent ? kustomer_json_parse(r.zEvent, (int)strlen(r.zEvent), 0)
-                    : 0;
-  row_clear(&r);
-  if( pEvent==0 ) return 0;
-  kustomer_identify_lookups(pEvent, apVal);
+  if( !row_keys(f, iRow, azKey) ) return 0;
   for(i=0; i<3 && zFound==0 && !*pbFailed; i++){
-    sqlite3_str *pKey;
-    char *zKey;
-    if( !kustomer_js_truthy(apVal[i]) ) continue;
-    pKey = sqlite3_str_new(0);
-    sqlite3_str_appendall(pKey, kustomer_aLookupPrefix[i]);
-    kustomer_path_segment_value(pKey, apVal[i]);
-    zKey = sqlite3_str_finish(pKey);
-    if( zKey==0 ) break;
-    zFound = lookup_one(f, zKey, pbFailed);
-    sqlite3_free(zKey);
+    if( azKey[i] ) zFound = lookup_one(f, azKey[i], pbFailed);
   }
-  cJSON_Delete(pEvent);
+  keys_free(azKey);
   return zFound;
 }
 
-/* Rewrite a row's request as an update of customer zId, to be sent by the
-** pipeline. */
+/* Rewrite a row's request as an update of customer zId, to be sent by an
+** update job. */
 static void row_to_update(Flush *f, sqlite3_int64 iRow, const char *zId){
   KOutboxItem item;
   sqlite3_stmt *p;
@@ -790,6 +886,7 @@ static void row_to_update(Flush *f, sqlite3_int64 iRow, const char *zId){
     return;
   }
   p = item.zRequest ? flush_stmt(f, KOB_TO_UPDATE) : 0;
+  f->tCollect = 0;
   if( p ){
     sqlite3_bind_text(p, 1, item.zRequest, -1, SQLITE_STATIC);
     sqlite3_bind_text(p, 2, zId, -1, SQLITE_STATIC);
@@ -799,27 +896,74 @@ static void row_to_update(Flush *f, sqlite3_int64 iRow, const char *zId){
   kustomer_outbox_item_clear(&item);
 }
 
-/* Whether a bulk item's error says the customer already exists. */
-static int is_conflict(const char *z){
-  static const char *const azWord[] = { "exist", "duplicate", "conflict",
-                                        "409", 0 };
-  int i;
+/* An update of a customer Kustomer says it does not have (zMsg): the id
+** is forgotten and the row is created again, unless its event names the
+** customer itself (context.externalId of type kustomerId), which fails. */
+static void row_to_create(Flush *f, sqlite3_int64 iRow, const char *zId,
+                          const char *zMsg){
+  KOutboxItem item;
+  sqlite3_stmt *p;
+  Row r;
+  int rc;
+  id_forget(f, zId);
+  row_read(f, iRow, 1, &r);
+  rc = r.zEvent ? kustomer_outbox_request(f->pSet, r.zEvent,
+                                          (int)strlen(r.zEvent), 0, &item)
+                : SQLITE_NOMEM;
+  row_clear(&r);
+  if( rc ){
+    flush_sql_error(f, rc);
+    return;
+  }
+  if( item.zRequest==0 || item.zKind==0 || strcmp(item.zKind, "create")!=0 ){
+    row_failed(f, iRow, 404, zMsg);
+  }else if( (p = flush_stmt(f, KOB_TO_CREATE))!=0 ){
+    f->tCollect = 0;
+    char *zWhy = sqlite3_mprintf("%s: created again", zMsg);
+    sqlite3_bind_text(p, 1, item.zRequest, -1, SQLITE_STATIC);
+    sqlite3_bind_text(p, 2, zWhy ? zWhy : zMsg, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(p, 3, iRow);
+    flush_step(f, p);
+    sqlite3_free(zWhy);
+  }
+  kustomer_outbox_item_clear(&item);
+}
+
+/* Whether z holds one of the words of az (ASCII case ignored). */
+static int has_word(const char *z, const char *const *az){
   char *zLower = sqlite3_mprintf("%s", z ? z : "");
-  int bHit = 0;
+  int i, bHit = 0;
   if( zLower==0 ) return 0;
   for(i=0; zLower[i]; i++){
     if( zLower[i]>='A' && zLower[i]<='Z' ) zLower[i] += 'a'-'A';
   }
-  for(i=0; azWord[i] && !bHit; i++) bHit = strstr(zLower, azWord[i])!=0;
+  for(i=0; az[i] && !bHit; i++) bHit = strstr(zLower, az[i])!=0;
   sqlite3_free(zLower);
   return bHit;
 }
 
-/* ---- Customers: bulk creation ------------------------------------------- */
+/* Whether a bulk item's error says the customer already exists. */
+static int is_conflict(const char *z){
+  static const char *const azWord[] = { "exist", "duplicate", "conflict",
+                                        "409", 0 };
+  return has_word(z, azWord);
+}
+
+/* Whether a bulk update's error says the customer is not there. */
+static int is_missing(const char *z){
+  static const char *const azWord[] = { "not found", "unknown", "404",
+                                        "does not exist", 0 };
+  return has_word(z, azWord);
+}
+
+/* ---- Customers: bulk jobs ------------------------------------------------ */
 
 static void bulk_clear(Bulk *b){
   int i;
-  for(i=0; i<b->nRow; i++) sqlite3_free(b->azKey[i]);
+  for(i=0; i<b->nRow; i++){
+    sqlite3_free(b->azKey[i]);
+    sqlite3_free(b->azId[i]);
+  }
   sqlite3_free(sqlite3_str_finish(b->pBody));
   memset(b, 0, sizeof(*b));
 }
@@ -831,21 +975,25 @@ static int bulk_index(const Bulk *b, sqlite3_int64 iRow){
   return i<b->nRow ? i : -1;
 }
 
-/* Add one due row to the job, or deal with it otherwise: a customer this
-** flush has already created is updated instead, and a second row for a
-** customer of this job waits for the next. */
+/* Add one due row to the job, or deal with it otherwise: a creation for a
+** customer whose id is known becomes an update (for an update job), and
+** a second row for a customer of this job waits for the next. */
 static void bulk_add(Flush *f, Bulk *b, sqlite3_int64 iRow,
-                     const char *zReq, const char *zKey){
-  const char *zKnown = zKey ? cache_get(&f->cache, zKey) : 0;
+                     const char *zReq, const char *zKey, const char *zId){
   Envelope e;
   char *zErr;
   int i;
-  if( zKnown && zKnown[0] ){
-    row_to_update(f, iRow, zKnown);
-    return;
+  if( zId==0 ){
+    char *zKnown = row_known(f, zKey);
+    if( zKnown ){
+      row_to_update(f, iRow, zKnown);
+      sqlite3_free(zKnown);
+      return;
+    }
   }
-  for(i=0; zKey && i<b->nRow; i++){
-    if( b->azKey[i] && strcmp(b->azKey[i], zKey)==0 ) return;
+  for(i=0; i<b->nRow; i++){
+    if( zKey && b->azKey[i] && strcmp(b->azKey[i], zKey)==0 ) return;
+    if( zId && b->azId[i] && strcmp(b->azId[i], zId)==0 ) return;
   }
   zErr = envelope_parse(zReq, &e);
   if( zErr ){
@@ -855,36 +1003,97 @@ static void bulk_add(Flush *f, Bulk *b, sqlite3_int64 iRow,
   }
   sqlite3_str_appendchar(b->pBody, 1, b->nRow ? ',' : '[');
   /* The body is compact JSON written by kustomer_json_value(): an object
-  ** ends in its '}', where _clientRef goes. */
+  ** ends in its '}', where the id and _clientRef go. */
   if( e.zBody && e.nBody>=2 && e.zBody[0]=='{' ){
     sqlite3_str_append(b->pBody, e.zBody, e.nBody-1);
-    sqlite3_str_appendf(b->pBody, "%s\"_clientRef\":\"%lld\"}",
-                        e.nBody>2 ? "," : "", iRow);
+    if( e.nBody>2 ) sqlite3_str_appendchar(b->pBody, 1, ',');
   }else{
-    sqlite3_str_appendf(b->pBody, "{\"_clientRef\":\"%lld\"}", iRow);
+    sqlite3_str_appendchar(b->pBody, 1, '{');
   }
+  if( zId ){
+    sqlite3_str_appendall(b->pBody, "\"id\":");
+    kustomer_json_string(b->pBody, zId, strlen(zId));
+    sqlite3_str_appendchar(b->pBody, 1, ',');
+  }
+  sqlite3_str_appendf(b->pBody, "\"_clientRef\":\"%lld\"}", iRow);
   envelope_clear(&e);
   b->azKey[b->nRow] = zKey ? sqlite3_mprintf("%s", zKey) : 0;
+  b->azId[b->nRow] = zId ? sqlite3_mprintf("%s", zId) : 0;
   b->aRow[b->nRow] = iRow;
   b->abHandled[b->nRow] = 0;
   b->nRow++;
 }
 
-/* Take up to BULK_SIZE due customer creations into a job and commit them
-** as 'sending'.  Returns how many. */
-static int bulk_collect(Flush *f, Bulk *b){
-  sqlite3_stmt *p = flush_stmt(f, KOB_DUE_CREATE);
+static int hex_value(char c){
+  if( c>='0' && c<='9' ) return c-'0';
+  if( c>='a' && c<='f' ) return c-'a'+10;
+  if( c>='A' && c<='F' ) return c-'A'+10;
+  return -1;
+}
+
+/* The customer id at the end of a stored update's endpoint
+** (.../v1/customers/<id>, percent-decoded; to free), or NULL. */
+static char *endpoint_id(const char *zReq){
+  Envelope e;
+  char *zErr = envelope_parse(zReq, &e), *zOut = 0, *zQuery;
+  const char *z;
+  int i, n = 0;
+  if( zErr ){
+    sqlite3_free(zErr);
+    return 0;
+  }
+  if( (zQuery = strchr(e.zUrl, '?'))!=0 ) *zQuery = 0;
+  z = strrchr(e.zUrl, '/');
+  if( z && z[1] && (zOut = sqlite3_malloc64(strlen(z)))!=0 ){
+    for(i=1; z[i]; i++){
+      int h1, h2;
+      if( z[i]=='%' && (h1 = hex_value(z[i+1]))>=0
+       && (h2 = hex_value(z[i+2]))>=0 ){
+        zOut[n++] = (char)(h1*16 + h2);
+        i += 2;
+      }else{
+        zOut[n++] = z[i];
+      }
+    }
+    zOut[n] = 0;
+    if( n==0 || memchr(zOut, 0, (size_t)n) ){
+      sqlite3_free(zOut);
+      zOut = 0;
+    }
+  }
+  envelope_clear(&e);
+  return zOut;
+}
+
+/* Take up to BULK_SIZE due customer creations (bPut: updates) into a job
+** and commit them as 'sending'.  Returns how many. */
+static int bulk_collect(Flush *f, Bulk *b, int bPut){
+  sqlite3_stmt *p = flush_stmt(f, KOB_DUE_BULK);
   int i;
   memset(b, 0, sizeof(*b));
   b->pBody = sqlite3_str_new(0);
   if( p==0 ) return 0;
   sqlite3_bind_double(p, 1, kustomer_wall());
+  sqlite3_bind_text(p, 2, bPut ? "update" : "create", -1, SQLITE_STATIC);
   flush_begin(f);
   while( b->nRow<BULK_SIZE && f->rc==SQLITE_OK
       && sqlite3_step(p)==SQLITE_ROW ){
-    bulk_add(f, b, sqlite3_column_int64(p, 0),
-             (const char*)sqlite3_column_text(p, 1),
-             (const char*)sqlite3_column_text(p, 2));
+    const char *zReq = (const char*)sqlite3_column_text(p, 1);
+    const char *zId = (const char*)sqlite3_column_text(p, 3);
+    char *zFromUrl = 0;
+    if( bPut && (zId==0 || zId[0]==0) ){
+      /* an update made at INSERT (the event names its customer): the id
+      ** is the last segment of its endpoint */
+      zId = zFromUrl = endpoint_id(zReq);
+      if( zId==0 ){
+        row_failed(f, sqlite3_column_int64(p, 0), 0,
+                   "an update without a customer id");
+        continue;
+      }
+    }
+    bulk_add(f, b, sqlite3_column_int64(p, 0), zReq,
+             (const char*)sqlite3_column_text(p, 2), bPut ? zId : 0);
+    sqlite3_free(zFromUrl);
   }
   sqlite3_reset(p);
   for(i=0; i<b->nRow; i++){
@@ -899,26 +1108,33 @@ static int bulk_collect(Flush *f, Bulk *b){
   return b->nRow;
 }
 
-/* Whether a bulk job's document says it is over. */
-static int bulk_is_done(const KHttpResp *pResp){
+/* A job's document: its status (0 running, 1 over) and how many batches
+** Kustomer made of it (0 when it does not say). */
+static int bulk_doc(const KHttpResp *pResp, int *pnBatches){
   cJSON *pDoc = kustomer_json_parse(pResp->zBody, pResp->nBody, 0);
   const cJSON *pData = kustomer_json_member(pDoc, "data");
-  const cJSON *pStatus = kustomer_json_member(
-      kustomer_json_member(pData, "attributes"), "status");
+  const cJSON *pAttr = kustomer_json_member(pData, "attributes");
+  const cJSON *pStatus = kustomer_json_member(pAttr, "status");
+  const cJSON *pTotal = kustomer_json_member(
+      kustomer_json_member(pAttr ? pAttr : pData, "batches"), "total");
   int bDone;
   if( pStatus==0 ) pStatus = kustomer_json_member(pData, "status");
   bDone = cJSON_IsString(pStatus)
        && (strcmp(pStatus->valuestring, "complete")==0
            || strcmp(pStatus->valuestring, "completed")==0
            || strcmp(pStatus->valuestring, "failed")==0);
+  *pnBatches = (cJSON_IsNumber(pTotal) && pTotal->valuedouble>=1
+                && pTotal->valuedouble<=1e6) ? (int)pTotal->valuedouble : 0;
   cJSON_Delete(pDoc);
   return bDone;
 }
 
-/* A failed bulk item: a customer Kustomer says exists is looked up (by
-** lookup_round(), when no request is out) and updated; anything else
-** fails the row. */
-static void bulk_item_failed(Flush *f, sqlite3_int64 iRow, const cJSON *pErr){
+/* A failed bulk item: a creation Kustomer says exists is looked up (by
+** lookup_round(), when no request is out) and updated; an update of a
+** customer it does not have is created again; anything else fails the
+** row. */
+static void bulk_item_failed(Flush *f, Bulk *b, int i, const cJSON *pErr){
+  sqlite3_int64 iRow = b->aRow[i];
   sqlite3_str *p = sqlite3_str_new(0);
   char *zMsg;
   if( cJSON_IsString(pErr) ){
@@ -929,7 +1145,9 @@ static void bulk_item_failed(Flush *f, sqlite3_int64 iRow, const cJSON *pErr){
     sqlite3_str_appendall(p, "bulk item failed");
   }
   zMsg = kustomer_api_redact(sqlite3_str_finish(p), f->zAuth);
-  if( is_conflict(zMsg) ){
+  if( b->azId[i] && is_missing(zMsg) ){
+    row_to_create(f, iRow, b->azId[i], zMsg ? zMsg : "customer not found");
+  }else if( is_conflict(zMsg) ){
     sqlite3_stmt *pS = flush_stmt(f, KOB_TO_LOOKUP);
     if( pS ){
       sqlite3_bind_text(pS, 1, zMsg ? zMsg : "", -1, SQLITE_TRANSIENT);
@@ -957,28 +1175,38 @@ static void bulk_item(Flush *f, Bulk *b, const cJSON *pItem){
     row_sent(f, b->aRow[i],
              strcmp(pStatus->valuestring, "created")==0 ? 201 : 200,
              pId->valuestring);
-    if( b->azKey[i] ) cache_put(&f->cache, b->azKey[i], pId->valuestring);
+    row_learn(f, b->aRow[i], b->azKey[i], pId->valuestring, "bulk");
   }else{
-    bulk_item_failed(f, b->aRow[i], kustomer_json_member(pItem, "error"));
+    bulk_item_failed(f, b, i, kustomer_json_member(pItem, "error"));
   }
 }
 
 /* Apply a job's batches to its rows: {"data":[batch...]} with each batch's
 ** results in its attributes or in itself, or a bare array of batches (as
-** Kustomer's reference also shows it). */
-static void bulk_apply(Flush *f, Bulk *b, const cJSON *pBatches){
+** Kustomer's reference also shows it).  Returns how many batches. */
+static int bulk_apply(Flush *f, Bulk *b, const cJSON *pBatches){
   const cJSON *pData = cJSON_IsArray(pBatches) ? pBatches
                      : kustomer_json_member(pBatches, "data");
   const cJSON *pB;
+  int n = 0;
   for(pB = cJSON_IsArray(pData) ? pData->child : 0; pB; pB=pB->next){
     const cJSON *pAttr = kustomer_json_member(pB, "attributes");
     const cJSON *pRes = kustomer_json_member(pAttr ? pAttr : pB, "results");
     const cJSON *pItem;
+    n++;
     for(pItem = cJSON_IsArray(pRes) ? pRes->child : 0; pItem;
         pItem=pItem->next){
       bulk_item(f, b, pItem);
     }
   }
+  return n;
+}
+
+/* Whether every row of a job has its result. */
+static int bulk_all_handled(const Bulk *b){
+  int i;
+  for(i=0; i<b->nRow && b->abHandled[i]; i++){}
+  return i==b->nRow;
 }
 
 /* ---- Customers: bulk jobs, alongside the pipeline ------------------------- */
@@ -993,8 +1221,12 @@ static void job_rows(Flush *f, Job *j){
   sqlite3_bind_text(p, 1, j->zId, -1, SQLITE_STATIC);
   while( j->b.nRow<BULK_SIZE && sqlite3_step(p)==SQLITE_ROW ){
     const char *zKey = (const char*)sqlite3_column_text(p, 1);
+    const char *zKind = (const char*)sqlite3_column_text(p, 2);
+    const char *zId = (const char*)sqlite3_column_text(p, 3);
     j->b.aRow[j->b.nRow] = sqlite3_column_int64(p, 0);
     j->b.azKey[j->b.nRow] = zKey ? sqlite3_mprintf("%s", zKey) : 0;
+    j->b.azId[j->b.nRow] = (zKind && strcmp(zKind, "update")==0 && zId)
+                         ? sqlite3_mprintf("%s", zId) : 0;
     j->b.abHandled[j->b.nRow] = 0;
     j->b.nRow++;
   }
@@ -1031,8 +1263,8 @@ static int job_known(Flush *f, const char *zId){
 }
 
 /* Fill a free job slot: first a job an earlier flush left (it is polled,
-** not created again), else up to BULK_SIZE due customer creations.
-** Returns 1 if a job was added. */
+** not sent again), else up to BULK_SIZE due customer updates or
+** creations, the two taking turns.  Returns 1 if a job was added. */
 static int job_new(Flush *f){
   Job *j = 0;
   sqlite3_stmt *p;
@@ -1042,6 +1274,9 @@ static int job_new(Flush *f){
   if( tPoll>2 ) tPoll = 2;
   for(i=0; i<MAX_JOBS && f->aJob[i].bUsed; i++){}
   if( i==MAX_JOBS || f->zFatal || f->rc ) return 0;
+  /* each look scans the due rows: not on every turn of the loop when the
+  ** last found none (a row made a creation or an update asks again) */
+  if( kustomer_clock()<f->tCollect ) return 0;
   j = &f->aJob[i];
   p = flush_stmt(f, KOB_BULK_JOBS);
   while( p && sqlite3_step(p)==SQLITE_ROW ){
@@ -1057,12 +1292,21 @@ static int job_new(Flush *f){
   if( p ) sqlite3_reset(p);
   if( !j->bUsed ){
     Bulk b;
-    if( bulk_collect(f, &b)==0 || f->rc ){
+    int k, bPut = 0;
+    for(k=0; k<2; k++){
+      bPut = (k==0) == f->bPutFirst;
+      if( bulk_collect(f, &b, bPut)>0 || f->rc ) break;
       bulk_clear(&b);
+    }
+    if( k==2 || f->rc ){
+      if( k<2 ) bulk_clear(&b);
+      if( k==2 ) f->tCollect = kustomer_clock() + 0.2;
       return 0;
     }
+    f->bPutFirst = !bPut;
     memset(j, 0, sizeof(*j));
     j->bUsed = 1;
+    j->bPut = bPut;
     j->ePhase = JOB_POST;
     j->b = b;
     j->bRows = 1;
@@ -1085,6 +1329,8 @@ static void jobs_start(Flush *f){
   int i;
   for(i=0; i<MAX_JOBS && f->zFatal==0 && f->rc==SQLITE_OK; i++){
     Job *j = &f->aJob[i];
+    const char *zMethod = j->ePhase!=JOB_POST ? "GET" : j->bPut ? "PUT"
+                                                                : "POST";
     KHttpReq req;
     KHttpResp refused;
     char *zUrl;
@@ -1095,8 +1341,7 @@ static void jobs_start(Flush *f){
     if( j->ePhase==JOB_POST ){
       zUrl = sqlite3_mprintf("%s/v1/customers/bulk", f->pSet->zBase);
     }else{
-      zUrl = sqlite3_mprintf("%s/v1/bulk/%s%s", f->pSet->zBase, j->zId,
-                             j->ePhase==JOB_BATCHES ? "/batches" : "");
+      zUrl = sqlite3_mprintf("%s/v1/bulk/%s/batches", f->pSet->zBase, j->zId);
     }
     if( zUrl==0 ){
       flush_sql_error(f, SQLITE_NOMEM);
@@ -1107,8 +1352,7 @@ static void jobs_start(Flush *f){
     j->fly.iLedger = f->lim.iLastRow;
     j->fly.tStarted = kustomer_wall();
     flush_commit(f);
-    kustomer_api_request(&req, j->ePhase==JOB_POST ? "POST" : "GET", zUrl,
-                         f->zAuth, f->pSet);
+    kustomer_api_request(&req, zMethod, zUrl, f->zAuth, f->pSet);
     if( j->ePhase==JOB_POST ){
       req.zBody = sqlite3_str_value(j->b.pBody);
       req.nBody = sqlite3_str_length(j->b.pBody);
@@ -1130,7 +1374,10 @@ static void jobs_start(Flush *f){
 }
 
 /* What the response to a job's request means for the job and its rows
-** (in pipeline_collect()'s transaction). */
+** (in pipeline_collect()'s transaction).  A job is read from its batches
+** alone: each batch's results are applied as it completes, and the job is
+** over when every row has its result or every batch has come, so a job
+** that Kustomer runs at once costs two requests. */
 static void job_outcome(Flush *f, Job *j, const KHttpResp *r){
   double t = kustomer_clock();
   int eClass = kustomer_api_class(r);
@@ -1153,7 +1400,7 @@ static void job_outcome(Flush *f, Job *j, const KHttpResp *r){
       return;
     }
     /* kept with the rows before the job is polled: a flush killed or
-    ** stopped now polls it next time instead of creating them again */
+    ** stopped now polls it next time instead of sending them again */
     for(i=0; i<j->b.nRow; i++){
       sqlite3_stmt *p = flush_stmt(f, KOB_BULK_SET);
       if( p==0 ) break;
@@ -1163,7 +1410,8 @@ static void job_outcome(Flush *f, Job *j, const KHttpResp *r){
     }
     j->zId = zId;
     j->ePhase = JOB_POLL;
-    j->tNext = t + j->tPoll;
+    /* a job Kustomer says is complete already is read at once */
+    j->tNext = bulk_doc(r, &j->nBatches) ? t : t + j->tPoll;
     j->tGiveUp = t + f->cfg.rateWindow*10;
     return;
   }
@@ -1173,47 +1421,40 @@ static void job_outcome(Flush *f, Job *j, const KHttpResp *r){
                 "API key (HTTP %d)", (int)r->status));
     return;
   }
-  if( j->ePhase==JOB_POLL ){
-    if( r->eNet==0 && r->status==200 && bulk_is_done(r) ){
-      j->ePhase = JOB_BATCHES;
-      j->tNext = t;
-      return;
-    }
-    if( r->eNet==0 && r->status==404 ){
-      /* Kustomer does not know the job (any more): created again, those
-      ** it had created are found to exist and updated */
-      job_rows_retry(f, j, 1, "bulk job unknown to Kustomer (HTTP 404)");
-      job_free(j);
-      return;
-    }
-    if( t>=j->tGiveUp ){
-      job_rows_retry(f, j, 1, "bulk job gave no result for this row");
-      job_free(j);
-      return;
-    }
-    /* running, 5xx, 429, dropped: poll again */
-    j->tNext = t + j->tPoll;
-    if( j->tPoll < f->cfg.rateWindow/10.0 ) j->tPoll *= 1.5;
-    return;
-  }
-  /* JOB_BATCHES */
+  /* JOB_POLL: the batches done so far */
   if( r->eNet==0 && r->status==200 ){
     cJSON *pBatches = kustomer_json_parse(r->zBody, r->nBody, 0);
     if( pBatches ){
+      int nDone;
       job_rows(f, j);
-      bulk_apply(f, &j->b, pBatches);
+      nDone = bulk_apply(f, &j->b, pBatches);
       cJSON_Delete(pBatches);
-      job_rows_retry(f, j, 1, "bulk job gave no result for this row");
+      j->nTries = 0;
+      if( bulk_all_handled(&j->b) || (j->nBatches && nDone>=j->nBatches) ){
+        job_rows_retry(f, j, 1, "bulk job gave no result for this row");
+        job_free(j);
+        return;
+      }
+    }else if( ++j->nTries>=f->cfg.maxAttempts ){
+      job_rows_retry(f, j, 1, "bulk job results could not be read");
       job_free(j);
       return;
     }
-  }
-  if( ++j->nTries>=f->cfg.maxAttempts ){
-    job_rows_retry(f, j, 1, "bulk job results could not be read");
+  }else if( r->eNet==0 && r->status==404 ){
+    /* Kustomer does not know the job (any more): sent again, those it had
+    ** created are found to exist and updated */
+    job_rows_retry(f, j, 1, "bulk job unknown to Kustomer (HTTP 404)");
     job_free(j);
     return;
   }
+  if( t>=j->tGiveUp ){
+    job_rows_retry(f, j, 1, "bulk job gave no result for this row");
+    job_free(j);
+    return;
+  }
+  /* running, 5xx, 429, dropped: read again */
   j->tNext = t + j->tPoll;
+  if( j->tPoll < f->cfg.rateWindow/10.0 ) j->tPoll *= 1.5;
 }
 
 /* One customer that Kustomer says exists, looked up (the reference's
@@ -1433,6 +1674,7 @@ static int flush_open(Flush *f, sqlite3_context *ctx, int argc,
                         f->cfg.rateWindow);
   rc = kustomer_multi_new(&f->pMulti, f->cfg.concurrency);
   if( rc==SQLITE_OK ) rc = kustomer_http_new(&f->pHttp);
+  if( rc==SQLITE_OK ) rc = kustomer_idmap_open(f->db, &f->pIds);
   if( rc ){
     f->rc = rc;
     return rc;
@@ -1610,6 +1852,7 @@ static void flush_free(Flush *f){
   cache_free(&f->cache);
   kustomer_limiter_free(&f->lim);
   kustomer_ledger_close(f->pLedger);
+  kustomer_idmap_close(f->pIds);
   kustomer_settings_free(f->pSet);
   kustomer_outbox_config_clear(&f->cfg);
   sqlite3_free(f->zFatal);

@@ -545,7 +545,7 @@ static ScanPos raw_string(ScanPos z, ScanPos zEnd){
 static double number_value(ScanPos z, size_t *pn){
   /* Exact powers of ten: a mantissa below 2^53 divided by one of them is
   ** one correctly rounded operation, which is strtod()'s result. */
-  static const double aPow10[] = {
+  static const double aExact10[] = {
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
     1e13, 1e14, 1e15
   };
@@ -569,7 +569,7 @@ static double number_value(ScanPos z, size_t *pn){
   }
   if( nDigit>0 && nDigit<=15 && nFrac!=0 && z[i]!='e' && z[i]!='E'
    && !is_digit(z[i]) ){
-    r = nFrac>0 ? (double)m / aPow10[nFrac] : (double)m;
+    r = nFrac>0 ? (double)m / aExact10[nFrac] : (double)m;
     *pn = (size_t)i;
     return z[0]=='-' ? -r : r;
   }

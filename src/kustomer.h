@@ -837,6 +837,29 @@ int kustomer_ledger_add(KLedger *p, double t, int bSearch);
 /* Forget starts before tBefore (they are out of every window). */
 int kustomer_ledger_prune(KLedger *p, double tBefore);
 
+/* ---- idmap.c: the file's map of customer ids ---------------------------- */
+
+/* main.kustomer_customers(key, customer_id, source, updated_at): lookup
+** keys ('externalId=..', 'email=..') to Kustomer's customer ids, learnt by
+** the flush (bulk results, lookups) and the sync (its customer records). */
+typedef struct KIdMap KIdMap;
+int kustomer_idmap_open(sqlite3 *db, KIdMap **ppOut);
+void kustomer_idmap_close(KIdMap *p);
+/* After a rollback: the table may have gone with it. */
+void kustomer_idmap_reset(KIdMap *p);
+/* *pzId: the id (to free), or NULL when the key is unknown. */
+int kustomer_idmap_get(KIdMap *p, const char *zKey, char **pzId);
+int kustomer_idmap_put(KIdMap *p, const char *zKey, const char *zId,
+                       const char *zSource);
+/* Forget every key of customer zId. */
+int kustomer_idmap_forget(KIdMap *p, const char *zId);
+/* zPrefix and pVal as a lookup's path; NULL (no key) unless pVal is
+** truthy, or out of memory. */
+char *kustomer_idmap_key(const char *zPrefix, const cJSON *pVal);
+/* A sync customer record's attributes: externalId and e-mails to zId. */
+int kustomer_idmap_record(KIdMap *p, const char *zId, const cJSON *pAttr,
+                          int bDeleted);
+
 /*
 ** The limiter: never more than nAllowed = floor(rate_limit * budget)
 ** requests (and nSearchAllowed searches) start in any window of
@@ -943,7 +966,7 @@ struct KOutboxConfig {
 /* An outbox's shadow tables and the statements on them, prepared when
 ** first used (FTS5's fts5StorageGetStmt): outbox.c owns their SQL. */
 #define KOB_DUE           0
-#define KOB_DUE_CREATE    1
+#define KOB_DUE_BULK      1
 #define KOB_SENDING       2
 #define KOB_SENT          3
 #define KOB_RETRY         4
@@ -963,10 +986,11 @@ struct KOutboxConfig {
 #define KOB_DUE_LOOKUP    18
 #define KOB_JOB_WAIT      19
 #define KOB_BY_MESSAGE    20
-#define KOB_CONFIG_GET    21
-#define KOB_CONFIG_PUT    22
-#define KOB_CONFIG_DEL    23
-#define KOB_N             24
+#define KOB_TO_CREATE     21
+#define KOB_CONFIG_GET    22
+#define KOB_CONFIG_PUT    23
+#define KOB_CONFIG_DEL    24
+#define KOB_N             25
 typedef struct KOutboxStore KOutboxStore;
 struct KOutboxStore {
   sqlite3 *db;

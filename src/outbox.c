@@ -128,12 +128,12 @@ void kustomer_outbox_config_clear(KOutboxConfig *p){
 static const char *const azStmt[KOB_N] = {
   /* KOB_DUE: due rows that the pipeline sends one per request */
   "SELECT id FROM \"%w\".\"%w_data\" WHERE status='pending'"
-  " AND next_attempt_at<=?1 AND kind NOT IN ('create','lookup')"
+  " AND next_attempt_at<=?1 AND kind NOT IN ('create','update','lookup')"
   " ORDER BY id LIMIT 256",
-  /* KOB_DUE_CREATE: due customer creations, for bulk (not those of a job
-  ** still to be polled) */
-  "SELECT id, request, customer_key FROM \"%w\".\"%w_data\""
-  " WHERE status='pending' AND next_attempt_at<=?1 AND kind='create'"
+  /* KOB_DUE_BULK: due customer creations (?2 'create') or updates
+  ** ('update'), for bulk (not those of a job still to be polled) */
+  "SELECT id, request, customer_key, kustomer_id FROM \"%w\".\"%w_data\""
+  " WHERE status='pending' AND next_attempt_at<=?1 AND kind=?2"
   " AND bulk_job IS NULL ORDER BY id LIMIT 200",
   /* KOB_SENDING */
   "UPDATE \"%w\".\"%w_data\" SET status='sending', attempts=attempts+1"
@@ -178,7 +178,8 @@ static const char *const azStmt[KOB_N] = {
   "SELECT DISTINCT bulk_job FROM \"%w\".\"%w_data\" WHERE bulk_job IS NOT"
   " NULL AND status IN ('pending','sending')",
   /* KOB_BULK_ROWS: a job's rows */
-  "SELECT id, customer_key FROM \"%w\".\"%w_data\" WHERE bulk_job=?1"
+  "SELECT id, customer_key, kind, kustomer_id FROM \"%w\".\"%w_data\""
+  " WHERE bulk_job=?1"
   " AND status IN ('pending','sending') ORDER BY id",
   /* KOB_TO_LOOKUP: a creation Kustomer says exists, to be looked up */
   "UPDATE \"%w\".\"%w_data\" SET kind='lookup', status='pending',"
@@ -193,6 +194,11 @@ static const char *const azStmt[KOB_N] = {
   " 0), error=?1 WHERE bulk_job=?2 AND status='sending'",
   /* KOB_BY_MESSAGE: the row that holds a messageId */
   "SELECT id FROM \"%w\".\"%w_data\" WHERE message_id=?1",
+  /* KOB_TO_CREATE: an update of a customer Kustomer no longer has, to be
+  ** created again */
+  "UPDATE \"%w\".\"%w_data\" SET request=?1, kustomer_id=NULL, kind='create',"
+  " status='pending', next_attempt_at=0, attempts=max(attempts-1, 0),"
+  " error=?2, bulk_job=NULL WHERE id=?3",
   /* KOB_CONFIG_GET */
   "SELECT v FROM \"%w\".\"%w_config\" WHERE k=?1",
   /* KOB_CONFIG_PUT */

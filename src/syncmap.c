@@ -296,6 +296,7 @@ struct KSyncMap {
   int nHist;
   int bCustomJson;          /* custom='json': one custom column */
   int bFivetran;            /* system_columns='fivetran' */
+  KIdMap *pIds;             /* the file's customer ids (idmap.c) */
 };
 
 static int hist_wanted(const KSyncMap *p, const MapTable *t);
@@ -1647,6 +1648,10 @@ int kustomer_syncmap_record(KSyncMap *p, const char *zTable,
       hist_before(zStart, zClose);
     }
   }
+  if( rc==SQLITE_OK && bApplied && strcmp(zTable, "customer")==0 ){
+    /* the outbox updates these customers without looking them up */
+    rc = kustomer_idmap_record(p->pIds, zId, pAttr, bDeleted);
+  }
   for(c=aChildDef; rc==SQLITE_OK && bApplied && c->zParent; c++){
     const cJSON *pArr;
     if( strcmp(c->zParent, zParent)!=0 || zTable!=zParent ) continue;
@@ -1686,6 +1691,10 @@ int kustomer_syncmap_open(sqlite3 *db, const char *zDb, const char *zSync,
     kustomer_syncmap_close(p);
     return SQLITE_NOMEM;
   }
+  if( kustomer_idmap_open(db, &p->pIds) ){
+    kustomer_syncmap_close(p);
+    return SQLITE_NOMEM;
+  }
   kustomer_syncmap_now(p);
   *ppOut = p;
   return SQLITE_OK;
@@ -1699,6 +1708,7 @@ void kustomer_syncmap_close(KSyncMap *p){
     table_free(t);
   }
   sqlite3_finalize(p->pColIns);
+  kustomer_idmap_close(p->pIds);
   specs_free(p->azHash, p->nHash);
   specs_free(p->azBlock, p->nBlock);
   specs_free(p->azHist, p->nHist);
@@ -1715,6 +1725,7 @@ void kustomer_syncmap_close(KSyncMap *p){
 
 void kustomer_syncmap_forget(KSyncMap *p){
   /* after a rollback: what was added may not exist; read it again */
+  kustomer_idmap_reset(p->pIds);
   while( p->pTables ){
     MapTable *t = p->pTables;
     p->pTables = t->pNext;
@@ -1811,6 +1822,10 @@ int kustomer_syncmap_mark_deleted(KSyncMap *p, const char *zTable,
                                    p->zDb, t->zFull, p->zNow, zId));
   if( rc ) return rc;
   *pnMarked = sqlite3_changes(p->db);
+  if( strcmp(zTable, "customer")==0 ){
+    rc = kustomer_idmap_forget(p->pIds, zId);
+    if( rc ) return rc;
+  }
   zIn = sqlite3_mprintf("%Q", zId);
   rc = zIn ? children_mark(p, zTable, zIn) : SQLITE_NOMEM;
   if( rc==SQLITE_OK && zIn && *pnMarked ) rc = hist_close_deleted(p, t, zIn);

@@ -51,7 +51,8 @@ POST /v1/customers/bulk, PUT /v1/customers/bulk -> 201
              "attributes":{"status":"queued","batches":{"complete":0,"total":T},
                            "createdAt":ISO,"updatedAt":ISO},
              "links":{"self":"/v1/bulk/<id>"}}}
-GET /v1/bulk/{id} -> 200, the same document; every GET is one poll.  With
+GET /v1/bulk/{id} -> 200, the same document; every GET of the job (this one or
+    its batches) is one poll, as time passes for the real one.  With
     --bulk-delay-polls N (default 2): polls 1..N-1 answer "running" (batches.complete
     grows in proportion), poll N and later answer "complete".  N=0: the job runs at
     submission and the POST already answers "complete".  An integer N is read at
@@ -2854,9 +2855,9 @@ class Handler(BaseHTTPRequestHandler):
             job = st.bulk.get(dec[2])
             if job is None or (len(dec) == 4 and dec[3] != "batches"):
                 return J(404, error_body(404))
+            job["polls"] += 1
+            self._advance_bulk(job)
             if len(dec) == 3:
-                job["polls"] += 1
-                self._advance_bulk(job)
                 return J(200, {"data": self._bulk_doc(job)})
             done = [b for b in job["batches"] if b is not None]
             if st.config["bulk_results"] == "bare":

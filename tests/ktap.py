@@ -154,6 +154,14 @@ def connect(path, **kw):
     return db
 
 
+def open_db(so, path):
+    """A connection in autocommit mode with the extension loaded."""
+    db = connect(path, isolation_level=None, timeout=30)
+    db.enable_load_extension(True)
+    db.load_extension(so)
+    return db
+
+
 @atexit.register
 def _dump_open():
     for db in list(_open):

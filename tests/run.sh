@@ -89,9 +89,10 @@ run_python() {
 
 # run_suite NAME COMMAND...: run, show and count one suite's results.
 run_suite() {
-  local name=$1 rc nok nfail
+  local name=$1 rc nok nfail t0
   shift
   printf '# %s\n' "$name"
+  t0=$(date +%s)
   "$@" 2>&1 | tee "$tmp/suite.out"
   rc=${PIPESTATUS[0]}
   cat "$tmp/suite.out" >>"$KUSTOMER_TEST_ARTIFACTS/output.txt"
@@ -109,6 +110,7 @@ run_suite() {
   fi
   passed=$((passed + nok))
   failed=$((failed + nfail))
+  printf '# %s: %d s\n' "$name" $(($(date +%s) - t0))
 }
 
 surface_test() {

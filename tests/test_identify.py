@@ -116,7 +116,7 @@ def post(base, body):
     req = urllib.request.Request(base + "/v1/customers", data=body.encode(),
                                  method="POST")
     req.add_header("Content-Type", "application/json")
-    req.add_header("Authorization", "Bearer identify-test-key")
+    req.add_header("Authorization", "Bearer identify-key-5e3cr3t")
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read() or b"null")
@@ -130,7 +130,7 @@ def has_path(ev, path):
     return db_ok.fetchone()[0] == 1
 
 
-ktap.key("identify-test-key")
+ktap.key("identify-key-5e3cr3t")
 fake = Fake()
 db = connect(SO)
 try:

@@ -60,11 +60,7 @@ def events(n, seed):
     return out.splitlines()
 
 
-def open_db(so, path):
-    db = ktap.connect(path, isolation_level=None, timeout=30)
-    db.enable_load_extension(True)
-    db.load_extension(so)
-    return db
+open_db = ktap.open_db
 
 
 def make_outbox(db, fake, name, **args):
@@ -282,8 +278,8 @@ def t_bulk(so, fake, tmp):
     ext = customers(fake)
     report("bulk: the customers exist at Kustomer",
            all("b%d" % i in ext for i in range(len(lines))), len(ext))
-    # the same customers again: bulk reports them as existing; they are
-    # looked up (once each) and updated
+    # the fake forgets them: the map's ids are unknown to Kustomer, so the
+    # bulk update reports them missing and they are created again
     fake.ctl("POST", "/_fake/reset")
     fake.ctl("POST", "/_fake/config", {"api_key": KEY})
     db.execute("delete from out")
@@ -296,11 +292,40 @@ def t_bulk(so, fake, tmp):
     db.execute("delete from out")
     db.executemany("insert into out(event) values (?)",
                    [(l,) for l in lines[:50]])
+    n0 = len(fake.requests())
     again = json.loads(db.execute("select kustomer_flush('out')")
                        .fetchone()[0])
-    puts = [r for r in fake.requests() if r["method"] == "PUT"]
-    report("bulk: existing customers are updated instead (%s)" % again,
-           again["sent"] == 50 and len(puts) == 50, (again, len(puts)))
+    reqs = fake.requests()[n0:]
+    puts = [r for r in reqs if r["method"] == "PUT"]
+    looks = [r for r in reqs if r["method"] == "GET"
+             and r["path"].startswith("/v1/customers/")]
+    report("bulk: customers the map knows are updated in one bulk PUT, no "
+           "lookup (%s)" % again,
+           again["sent"] == 50 and again["requests"] <= 3
+           and [r["path"] for r in puts] == ["/v1/customers/bulk"]
+           and not looks, (again, [r["path"] for r in puts], len(looks)))
+    known = db.execute("select count(*) from kustomer_customers where "
+                       "source='bulk'").fetchone()[0]
+    report("bulk: the map has each customer's externalId and e-mail",
+           known == 2*len(lines), known)
+    # the same customers, the map emptied: bulk create reports them as
+    # existing; they are looked up (once each) and updated in bulk
+    db.execute("delete from kustomer_customers")
+    db.execute("delete from out")
+    db.executemany("insert into out(event) values (?)",
+                   [(l,) for l in lines[:50]])
+    n0 = len(fake.requests())
+    third = json.loads(db.execute("select kustomer_flush('out')")
+                       .fetchone()[0])
+    reqs = fake.requests()[n0:]
+    looks = [r for r in reqs if r["method"] == "GET"
+             and r["path"].startswith("/v1/customers/")]
+    puts = [r for r in reqs if r["method"] == "PUT"]
+    report("bulk: existing customers unknown to the map are looked up and "
+           "updated in bulk (%s)" % third,
+           third["sent"] == 50 and len(looks) == 50 and 1 <= len(puts) <= 3
+           and all(r["path"] == "/v1/customers/bulk" for r in puts),
+           (third, len(looks), [r["path"] for r in puts]))
     db.close()
 
 
@@ -565,7 +590,9 @@ def t_lock_free_requests(so, fake, tmp):
              for i in range(2)]
     db.executemany("insert into out(event) values (?)", [(l,) for l in lines])
     db.execute("select kustomer_flush('out')").fetchone()
-    # the same customers again: each is looked up, 600 ms a request
+    # the same customers again, unknown to the map: each is looked up,
+    # 600 ms a request
+    db.execute("delete from kustomer_customers")
     db.execute("delete from out")
     db.executemany("insert into out(event) values (?)", [(l,) for l in lines])
     fake.ctl("POST", "/_fake/config", {"slow_ms": 600, "slow_every": 1})

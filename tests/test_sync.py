@@ -176,11 +176,7 @@ def bounds(body):
 
 # ---- the database ----------------------------------------------------------
 
-def open_db(so, path):
-    db = ktap.connect(path, isolation_level=None, timeout=30)
-    db.enable_load_extension(True)
-    db.load_extension(so)
-    return db
+open_db = ktap.open_db
 
 
 def q(text):
