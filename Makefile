@@ -128,7 +128,7 @@ test: deps
 
 asan: deps
 	@$(MAKE) --no-print-directory $(ASAN_SO) $(ASAN_LIMITS_SO) build/asan/test_jsnum build/asan/test_core build/asan/test_sha256
-	@KUSTOMER_UNIT_DIR=build/asan KUSTOMER_LIMITS_SO=$(ASAN_LIMITS_SO) \
+	@KUSTOMER_UNIT_DIR=build/asan KUSTOMER_LIMITS_SO=$(ASAN_LIMITS_SO) KUSTOMER_TEST_SKIP_PLAIN=1 \
 	  KUSTOMER_TEST_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -136,7 +136,7 @@ asan: deps
 
 valgrind: deps
 	@$(MAKE) --no-print-directory $(SO) $(LIMITS_SO) unit
-	@KUSTOMER_TEST_SCALE=0.05 KUSTOMER_LIMITS_SO=$(LIMITS_SO) \
+	@KUSTOMER_TEST_SCALE=0.05 KUSTOMER_LIMITS_SO=$(LIMITS_SO) KUSTOMER_TEST_SKIP_PLAIN=1 \
 	  KUSTOMER_TEST_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
 	  tests/run.sh $(SO)
 

@@ -16,23 +16,25 @@
 .load ./dist/kustomer
 
 .print
-.print '== 1. Load sql/sample_events.ndjson into events(id, payload), one line per row'
+.print '== 1. Load sql/sample_events.ndjson into events(id, payload), one message per row'
 .print
 
 DROP TABLE IF EXISTS events;
 CREATE TABLE events(id INTEGER PRIMARY KEY, payload TEXT);
 
--- .import in csv mode would interpret the quotes and commas of the JSON.
--- In ascii mode nothing is interpreted: the column separator is the unit
--- separator 0x1F (never in the file), the row separator a newline, so each
--- line arrives unchanged in the single column of the staging table.
-DROP TABLE IF EXISTS temp.staging;
-CREATE TEMP TABLE staging(line TEXT);
-.mode ascii
-.separator "\037" "\n"
-.import sql/sample_events.ndjson staging
-INSERT INTO events(payload) SELECT line FROM staging ORDER BY rowid;
-DROP TABLE temp.staging;
+-- kustomer_events() reads the archive as SDKs and pipelines write it
+-- (NDJSON, JSON arrays, {"batch":[...]} envelopes, gzip; a file, a folder
+-- or a glob), each message's text exactly as in the file.  A line it
+-- cannot read is a row with its error, and the read goes on: those are
+-- kept apart, in unreadable.
+DROP TABLE IF EXISTS unreadable;
+CREATE TABLE unreadable(file TEXT, line INTEGER, error TEXT);
+INSERT INTO events(payload)
+  SELECT message FROM kustomer_events('sql/sample_events.ndjson')
+  WHERE error IS NULL ORDER BY file, line, batch_index;
+INSERT INTO unreadable
+  SELECT file, line, error FROM kustomer_events('sql/sample_events.ndjson')
+  WHERE error IS NOT NULL;
 
 -- The destination settings, defined once: as RudderStack's Kustomer
 -- destination is configured, without and with the advanced transform.
@@ -59,12 +61,13 @@ CREATE TEMP VIEW ev AS
 .mode box
 WITH f(t) AS (SELECT CAST(readfile('sql/sample_events.ndjson') AS TEXT))
 SELECT (SELECT count(*) FROM events) AS rows_loaded,
+       (SELECT count(*) FROM unreadable) AS unreadable,
        length(t) - length(replace(t, char(10), '')) AS lines_in_file,
-       CASE WHEN (SELECT count(*) FROM events)
+       CASE WHEN (SELECT count(*) FROM events) + (SELECT count(*) FROM unreadable)
                  = length(t) - length(replace(t, char(10), ''))
-            THEN 'ok' ELSE 'MISMATCH' END AS check_,
-       (SELECT count(*) FROM ev WHERE js IS NULL) AS not_valid_json
+            THEN 'ok' ELSE 'MISMATCH' END AS check_
 FROM f;
+SELECT line, error FROM unreadable ORDER BY line;
 
 SELECT CASE WHEN js IS NULL THEN '(not valid JSON)'
             WHEN type IS NULL THEN '(no type)'

@@ -285,6 +285,7 @@ struct KSettings {
   int bGenericScreen;     /* genericScreen */
   int bSegmentTraits;     /* traitMapping: "segment" (default "rudderstack") */
   int bNormalize;         /* normalizeTraits */
+  char *zTimeMeta;        /* timestampMeta: meta key of the event's time */
 };
 
 /*

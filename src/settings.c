@@ -5,8 +5,9 @@
 ** genericScreen), plus this project's apiKeyEnv (the key from an
 ** environment variable, so it need not sit in SQL or a database), orgName
 ** and pod/orgPod (Kustomer's per-organisation and regional hosts),
-** timeoutMs, and identify's traitMapping and normalizeTraits.  Part of the core: no SQL context here (support.c reads the
-** settings argument of a function, once per statement when constant).
+** timeoutMs, identify's traitMapping and normalizeTraits, and tracking's
+** timestampMeta.  Part of the core: no SQL context here (support.c reads
+** the settings argument of a function, once per statement when constant).
 */
 #include <string.h>
 #include "kustomer.h"
@@ -17,6 +18,7 @@ void kustomer_settings_free(KSettings *p){
     sqlite3_free(p->zBase);
     sqlite3_free(p->zAuth);
     sqlite3_free(p->zKeyEnv);
+    sqlite3_free(p->zTimeMeta);
     sqlite3_free(p);
   }
 }
@@ -172,6 +174,25 @@ int kustomer_settings_parse(const char *z, int n, KSettings **ppOut,
         *pzErr = sqlite3_mprintf("traitMapping must be \"rudderstack\" "
                                  "(the default) or \"segment\"");
         rc = SQLITE_ERROR;
+        goto done;
+      }
+    }
+  }
+  {
+    /* Kustomer reads a meta key ending in "At" as a date, and only then */
+    const cJSON *pMeta = kustomer_json_member(pRoot, "timestampMeta");
+    if( pMeta && !cJSON_IsNull(pMeta) ){
+      size_t nKey = cJSON_IsString(pMeta) ? strlen(pMeta->valuestring) : 0;
+      if( nKey<3 || nKey>100 || strcmp(pMeta->valuestring+nKey-2, "At")!=0 ){
+        *pzErr = sqlite3_mprintf("timestampMeta must be a meta key ending in "
+                                 "\"At\" (such as \"occurredAt\"), as "
+                                 "Kustomer reads only those as dates");
+        rc = SQLITE_ERROR;
+        goto done;
+      }
+      pSet->zTimeMeta = sqlite3_mprintf("%s", pMeta->valuestring);
+      if( pSet->zTimeMeta==0 ){
+        rc = SQLITE_NOMEM;
         goto done;
       }
     }

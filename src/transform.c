@@ -239,7 +239,9 @@ static const KJsonKeep aContextKeep[] = {
 static const KJsonKeep aEventKeep[] = {
   { "type", 0, 0 }, { "event", 0, 0 }, { "name", 0, 0 }, { "userId", 0, 0 },
   { "anonymousId", 0, 0 }, { "traits", 0, 0 }, { "properties", 0, 0 },
-  { "context", aContextKeep, 0 }, { "integrations", 0, 0 }, { 0, 0, 0 }
+  { "context", aContextKeep, 0 }, { "integrations", 0, 0 },
+  { "timestamp", 0, 0 }, { "originalTimestamp", 0, 0 }, { "sentAt", 0, 0 },
+  { 0, 0, 0 }
 };
 
 cJSON *kustomer_event_parse(const char *z, int n, KJsonRoom *pRoom,
@@ -267,13 +269,17 @@ static const KJsonKeep aTrackKeep[] = {
   { "type", 0, 0 }, { "event", 0, 0 }, { "name", 0, 0 }, { "userId", 0, 0 },
   { "anonymousId", 0, 0 }, { "traits", aTrackTraitsKeep, 0 },
   { "properties", aPropsKeep, 1 },
-  { "context", aTrackContextKeep, 0 }, { 0, 0, 0 }
+  { "context", aTrackContextKeep, 0 },
+  { "timestamp", 0, 0 }, { "originalTimestamp", 0, 0 }, { "sentAt", 0, 0 },
+  { 0, 0, 0 }
 };
 static const KJsonKeep aTrackKeepProps[] = {   /* properties parsed whole */
   { "type", 0, 0 }, { "event", 0, 0 }, { "name", 0, 0 }, { "userId", 0, 0 },
   { "anonymousId", 0, 0 }, { "traits", aTrackTraitsKeep, 0 },
   { "properties", 0, 0 },
-  { "context", aTrackContextKeep, 0 }, { 0, 0, 0 }
+  { "context", aTrackContextKeep, 0 },
+  { "timestamp", 0, 0 }, { "originalTimestamp", 0, 0 }, { "sentAt", 0, 0 },
+  { 0, 0, 0 }
 };
 
 static int meta_text_ok(KMetaText *pText, int bAdvanced);
@@ -1237,6 +1243,64 @@ static const char *const azTrackingId[] = {
   "properties.kustomerTrackingId", "properties.kustomer_tracking_id", 0
 };
 
+static int epoch_iso(const cJSON *pVal, char *zOut);
+
+/* timestampMeta: the event's own time, from timestamp, else
+** originalTimestamp, else sentAt; an ISO 8601 date-time is kept as it is,
+** epoch seconds or milliseconds become one.  NULL when none reads as a
+** time; else zBuf (at least 32 bytes) or the event's own text. */
+static const char *event_time(const cJSON *pEvent, char *zBuf){
+  static const char *const az[] = { "timestamp", "originalTimestamp",
+                                    "sentAt" };
+  int i;
+  for(i=0; i<3; i++){
+    const cJSON *pT = kustomer_json_member(pEvent, az[i]);
+    if( cJSON_IsString(pT) ){
+      const char *z = pT->valuestring;
+      size_t n = strlen(z);
+      if( n>10 && kustomer_is_iso_date(z, n) ) return z;
+    }
+    if( cJSON_IsNumber(pT) && epoch_iso(pT, zBuf) ) return zBuf;
+  }
+  return 0;
+}
+
+/* Meta with the event's time added under zKey.  zMeta is the meta that
+** would be sent (NULL: none); a property of that name wins. */
+static void meta_with_time(sqlite3_str *p, const char *zMeta, int nMeta,
+                           const char *zKey, const char *zTime){
+  if( zMeta && nMeta>=2 ){
+    size_t nKey = strlen(zKey);
+    const char *zHit = 0;
+    int i;
+    /* a cheap test first: the key's text anywhere */
+    for(i=1; i+(int)nKey+2<=nMeta; i++){
+      if( zMeta[i-1]=='"' && memcmp(zMeta+i, zKey, nKey)==0
+       && zMeta[i+nKey]=='"' ){
+        zHit = zMeta+i;
+        break;
+      }
+    }
+    if( zHit ){
+      cJSON *pM = cJSON_ParseWithLength(zMeta, (size_t)nMeta);
+      int bHas = pM && cJSON_GetObjectItemCaseSensitive(pM, zKey)!=0;
+      cJSON_Delete(pM);
+      if( bHas ){
+        sqlite3_str_append(p, zMeta, nMeta);
+        return;
+      }
+    }
+    sqlite3_str_append(p, zMeta, nMeta-1);
+    if( nMeta>2 ) sqlite3_str_appendchar(p, 1, ',');
+  }else{
+    sqlite3_str_appendchar(p, 1, '{');
+  }
+  kustomer_json_string(p, zKey, strlen(zKey));
+  sqlite3_str_appendchar(p, 1, ':');
+  kustomer_json_string(p, zTime, strlen(zTime));
+  sqlite3_str_appendchar(p, 1, '}');
+}
+
 static void write_value_or_null(sqlite3_str *p, const cJSON *pVal){
   if( pVal ){
     kustomer_json_value(p, pVal);
@@ -1254,6 +1318,8 @@ int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
   KMeta meta;
   EventPaths ev;
   int rc;
+  const char *zTime;
+  char zTimeBuf[32];
   sqlite3_str *pName = sqlite3_str_new(0);
 
   /* The lean parse holds only some of an object's members: its text is
@@ -1299,7 +1365,27 @@ int kustomer_tracking_write(sqlite3_str *p, const cJSON *pEvent, int eType,
     sqlite3_str_appendall(p, ",\"trackingId\":");
     kustomer_json_value(p, pVal);
   }
-  if( pPropsRaw ){
+  if( pSet->zTimeMeta && (zTime = event_time(pEvent, zTimeBuf))!=0 ){
+    /* meta is written aside, then given the time */
+    sqlite3_str *pM = sqlite3_str_new(0);
+    int bMeta = 1;
+    if( pPropsRaw ){
+      rc = kustomer_meta_write_raw(pM, pPropsRaw, pSet->bAdvanced,
+                                   bDropEmail);
+    }else if( kustomer_meta_present(&meta) ){
+      rc = kustomer_meta_write(pM, &meta);
+    }else{
+      bMeta = 0;
+    }
+    if( rc==SQLITE_OK ) rc = sqlite3_str_errcode(pM);
+    if( rc==SQLITE_OK ){
+      sqlite3_str_appendall(p, ",\"meta\":");
+      meta_with_time(p, bMeta ? sqlite3_str_value(pM) : 0,
+                     bMeta ? sqlite3_str_length(pM) : 0,
+                     pSet->zTimeMeta, zTime);
+    }
+    sqlite3_free(sqlite3_str_finish(pM));
+  }else if( pPropsRaw ){
     sqlite3_str_appendall(p, ",\"meta\":");
     rc = kustomer_meta_write_raw(p, pPropsRaw, pSet->bAdvanced, bDropEmail);
   }else if( kustomer_meta_present(&meta) ){

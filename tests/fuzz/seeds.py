@@ -66,6 +66,18 @@ def identify_seeds():
                "context": {"traits": {"gender": "m", "name": 5}, "locale": 2}}, st
 
 
+def timestamp_seeds():
+    """Track events under timestampMeta: every source of the time, a
+    property of the same name, nested and escaped keys."""
+    for ts, props, st in (
+            ("2024-05-01T12:00:00.123Z", {"a": 1}, {"timestampMeta": "occurredAt"}),
+            (1714564800123, {"occurredAt": "x", "b": {"occurredAt": 1}},
+             {"timestampMeta": "occurredAt", "advancedTransform": True}),
+            ("soon", {}, {"timestampMeta": "the \"sent\" At"})):
+        yield {"type": "track", "event": "E", "userId": "u", "timestamp": ts,
+               "sentAt": "2024-05-02T00:00:00+02:00", "properties": props}, st
+
+
 def dump(v):
     return json.dumps(v, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
@@ -651,7 +663,8 @@ def main():
              "fuzz_events": set(events_seeds())}
     nums = {0.0, -0.0, 1.0, -1.0, 0.1, 1e21, 1e-7, 123456789012345680000.0,
             5e-324, 1.7976931348623157e308, float("inf"), float("nan")}
-    pairs = list(vectors()) + list(sample_events()) + list(identify_seeds())
+    pairs = list(vectors()) + list(sample_events()) + list(identify_seeds()) + \
+        list(timestamp_seeds())
     for event, settings in pairs:
         ev = dump(event)
         st = dump(settings) if settings is not None else None
