@@ -1266,10 +1266,15 @@ static const char *event_time(const cJSON *pEvent, char *zBuf){
 }
 
 /* Meta with the event's time added under zKey.  zMeta is the meta that
-** would be sent (NULL: none); a property of that name wins. */
+** would be sent (NULL: none); a property of that name wins, and a meta that
+** is not an object (properties given as an array, say) is sent as it is. */
 static void meta_with_time(sqlite3_str *p, const char *zMeta, int nMeta,
                            const char *zKey, const char *zTime){
-  if( zMeta && nMeta>=2 ){
+  if( zMeta && (nMeta<2 || zMeta[0]!='{' || zMeta[nMeta-1]!='}') ){
+    sqlite3_str_append(p, zMeta, nMeta);
+    return;
+  }
+  if( zMeta ){
     size_t nKey = strlen(zKey);
     const char *zHit = 0;
     int i;

@@ -73,7 +73,9 @@ def timestamp_seeds():
             ("2024-05-01T12:00:00.123Z", {"a": 1}, {"timestampMeta": "occurredAt"}),
             (1714564800123, {"occurredAt": "x", "b": {"occurredAt": 1}},
              {"timestampMeta": "occurredAt", "advancedTransform": True}),
-            ("soon", {}, {"timestampMeta": "the \"sent\" At"})):
+            ("soon", {}, {"timestampMeta": "the \"sent\" At"}),
+            ("2024-05-01T12:00:00Z", [1, 2], {"timestampMeta": "occurredAt"}),
+            (1714564800, "str", {"timestampMeta": "occurredAt"})):
         yield {"type": "track", "event": "E", "userId": "u", "timestamp": ts,
                "sentAt": "2024-05-02T00:00:00+02:00", "properties": props}, st
 

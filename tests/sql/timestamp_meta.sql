@@ -34,3 +34,12 @@ select 'ts-identify', kustomer_identify('{"type":"identify","userId":"u","timest
 select 'ts-check-clean', (select count(*) from kustomer_check('{"type":"track","event":"A","userId":"u","timestamp":"2024-05-01T12:00:00Z","properties":{"plan":"Pro"}}', '{"apiKey":"k","timestampMeta":"occurredAt"}')), 0;
 -- NULL event: NULL
 select 'ts-null-event', kustomer_tracking(NULL, '{"timestampMeta":"occurredAt"}') is null;
+-- properties that are not an object: meta is sent as it is, with no time
+select 'ts-props-array', kustomer_tracking('{"type":"track","event":"A","userId":"u","timestamp":"2024-05-01T12:00:00Z","properties":[1,2]}', '{"timestampMeta":"occurredAt"}'), '{"identity":{"externalId":"u"},"event":{"name":"A","meta":[1,2]}}';
+select 'ts-props-string', kustomer_tracking('{"type":"track","event":"A","userId":"u","timestamp":"2024-05-01T12:00:00Z","properties":"str"}', '{"timestampMeta":"occurredAt"}'), '{"identity":{"externalId":"u"},"event":{"name":"A","meta":"str"}}';
+select 'ts-props-true', kustomer_tracking('{"type":"track","event":"A","userId":"u","timestamp":"2024-05-01T12:00:00Z","properties":true}', '{"timestampMeta":"occurredAt"}'), '{"identity":{"externalId":"u"},"event":{"name":"A","meta":true}}';
+select 'ts-props-number', kustomer_tracking('{"type":"track","event":"A","userId":"u","timestamp":"2024-05-01T12:00:00Z","properties":5}', '{"timestampMeta":"occurredAt"}'), '{"identity":{"externalId":"u"},"event":{"name":"A","meta":5}}';
+-- with advancedTransform such properties send an empty meta: the time goes in it
+select 'ts-props-array-advanced', kustomer_tracking('{"type":"track","event":"A","userId":"u","timestamp":"2024-05-01T12:00:00Z","properties":[1,2]}', '{"timestampMeta":"occurredAt","advancedTransform":true}'), '{"identity":{"externalId":"u"},"event":{"name":"A","meta":{"occurredAt":"2024-05-01T12:00:00Z"}}}';
+-- every output valid JSON, whatever properties are
+select 'ts-all-valid', (select min(json_valid(kustomer_tracking('{"type":"track","event":"A","userId":"u","timestamp":1714564800,"properties":' || p || '}', s))) from (select column1 as p from (values ('[1,2]'), ('"s"'), ('5'), ('null'), ('true'), ('false'), ('{}'), ('{"a":{"b":[{}]}}'), ('[]'), ('""'))), (select column1 as s from (values ('{"timestampMeta":"occurredAt"}'), ('{"timestampMeta":"occurredAt","advancedTransform":true}')))), 1;
