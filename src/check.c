@@ -22,6 +22,7 @@ struct CheckRow {
   const char *zRule;
   const char *zSeverity;
   char *zMessage;
+  int bOwnMessage;          /* zMessage is allocated (else static text) */
 };
 
 typedef struct CheckCursor CheckCursor;
@@ -40,7 +41,7 @@ static void check_reset(CheckCursor *pCur){
   int i;
   for(i=0; i<pCur->nRow; i++){
     sqlite3_free(pCur->aRow[i].zPath);
-    sqlite3_free(pCur->aRow[i].zMessage);
+    if( pCur->aRow[i].bOwnMessage ) sqlite3_free(pCur->aRow[i].zMessage);
   }
   sqlite3_free(pCur->aRow);
   pCur->aRow = 0;
@@ -49,9 +50,11 @@ static void check_reset(CheckCursor *pCur){
   pCur->rc = SQLITE_OK;
 }
 
-/* Add a row; zPath and zMessage come from sqlite3_mprintf (owned). */
-static void check_add(CheckCursor *pCur, char *zPath, const char *zRule,
-                      const char *zSeverity, char *zMessage){
+/* Add a row; zPath comes from sqlite3_mprintf (owned), and so does
+** zMessage when bOwn (else it is static text: most findings' messages are,
+** and a copy per row is most of what a row costs). */
+static void check_add_row(CheckCursor *pCur, char *zPath, const char *zRule,
+                          const char *zSeverity, char *zMessage, int bOwn){
   if( pCur->rc==SQLITE_OK && (zPath==0 || zMessage==0) ){
     pCur->rc = SQLITE_NOMEM;
   }
@@ -67,14 +70,20 @@ static void check_add(CheckCursor *pCur, char *zPath, const char *zRule,
   }
   if( pCur->rc!=SQLITE_OK ){
     sqlite3_free(zPath);
-    sqlite3_free(zMessage);
+    if( bOwn ) sqlite3_free(zMessage);
     return;
   }
   pCur->aRow[pCur->nRow].zPath = zPath;
   pCur->aRow[pCur->nRow].zRule = zRule;
   pCur->aRow[pCur->nRow].zSeverity = zSeverity;
   pCur->aRow[pCur->nRow].zMessage = zMessage;
+  pCur->aRow[pCur->nRow].bOwnMessage = bOwn;
   pCur->nRow++;
+}
+
+static void check_add(CheckCursor *pCur, char *zPath, const char *zRule,
+                      const char *zSeverity, char *zMessage){
+  check_add_row(pCur, zPath, zRule, zSeverity, zMessage, 1);
 }
 
 /* The JSON path of a member, quoting keys that are not plain names as
@@ -542,9 +551,8 @@ static void check_event(CheckCursor *pCur, const cJSON *pEvent,
                 sqlite3_mprintf("%s (sent as %Q)", pP->zMessage,
                                 pItem->zKey));
     }else{
-      check_add(pCur, member_path("$.properties", pItem->pSrc->string),
-                pP->zRule, pP->zSeverity,
-                sqlite3_mprintf("%s", pP->zMessage));
+      check_add_row(pCur, member_path("$.properties", pItem->pSrc->string),
+                    pP->zRule, pP->zSeverity, (char*)pP->zMessage, 0);
     }
   }
   kustomer_meta_free(&meta);
@@ -697,7 +705,9 @@ static int check_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx,
     case CHECK_SEVERITY:
       sqlite3_result_text(ctx, pRow->zSeverity, -1, SQLITE_STATIC); break;
     case CHECK_MESSAGE:
-      sqlite3_result_text(ctx, pRow->zMessage, -1, SQLITE_TRANSIENT); break;
+      sqlite3_result_text(ctx, pRow->zMessage, -1,
+                          pRow->bOwnMessage ? SQLITE_TRANSIENT : SQLITE_STATIC);
+      break;
     default:
       break;   /* hidden arguments read back as NULL */
   }
