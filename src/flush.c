@@ -918,8 +918,8 @@ static void row_to_create(Flush *f, sqlite3_int64 iRow, const char *zId,
   if( item.zRequest==0 || item.zKind==0 || strcmp(item.zKind, "create")!=0 ){
     row_failed(f, iRow, 404, zMsg);
   }else if( (p = flush_stmt(f, KOB_TO_CREATE))!=0 ){
-    f->tCollect = 0;
     char *zWhy = sqlite3_mprintf("%s: created again", zMsg);
+    f->tCollect = 0;
     sqlite3_bind_text(p, 1, item.zRequest, -1, SQLITE_STATIC);
     sqlite3_bind_text(p, 2, zWhy ? zWhy : zMsg, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(p, 3, iRow);
@@ -1024,43 +1024,19 @@ static void bulk_add(Flush *f, Bulk *b, sqlite3_int64 iRow,
   b->nRow++;
 }
 
-static int hex_value(char c){
-  if( c>='0' && c<='9' ) return c-'0';
-  if( c>='a' && c<='f' ) return c-'a'+10;
-  if( c>='A' && c<='F' ) return c-'A'+10;
-  return -1;
-}
-
 /* The customer id at the end of a stored update's endpoint
 ** (.../v1/customers/<id>, percent-decoded; to free), or NULL. */
 static char *endpoint_id(const char *zReq){
   Envelope e;
   char *zErr = envelope_parse(zReq, &e), *zOut = 0, *zQuery;
   const char *z;
-  int i, n = 0;
   if( zErr ){
     sqlite3_free(zErr);
     return 0;
   }
   if( (zQuery = strchr(e.zUrl, '?'))!=0 ) *zQuery = 0;
   z = strrchr(e.zUrl, '/');
-  if( z && z[1] && (zOut = sqlite3_malloc64(strlen(z)))!=0 ){
-    for(i=1; z[i]; i++){
-      int h1, h2;
-      if( z[i]=='%' && (h1 = hex_value(z[i+1]))>=0
-       && (h2 = hex_value(z[i+2]))>=0 ){
-        zOut[n++] = (char)(h1*16 + h2);
-        i += 2;
-      }else{
-        zOut[n++] = z[i];
-      }
-    }
-    zOut[n] = 0;
-    if( n==0 || memchr(zOut, 0, (size_t)n) ){
-      sqlite3_free(zOut);
-      zOut = 0;
-    }
-  }
+  if( z ) zOut = kustomer_path_segment_decode(z+1, strlen(z+1));
   envelope_clear(&e);
   return zOut;
 }

@@ -505,6 +505,13 @@ void kustomer_path_segment(sqlite3_str *p, const char *z, size_t n);
 ** error of the temporary string (NOMEM, TOOBIG). */
 int kustomer_path_segment_value(sqlite3_str *p, const cJSON *pVal);
 
+/* The inverse: n bytes of a path segment percent-decoded (sqlite3_malloc;
+** to free), or NULL when it decodes to nothing or to a NUL byte. */
+char *kustomer_path_segment_decode(const char *z, size_t n);
+
+/* The value of the hex digit c, or -1. */
+int kustomer_hex_digit(char c);
+
 /* "email=", "externalId=", "externalId=": the lookups' path prefixes. */
 extern const char *const kustomer_aLookupPrefix[3];
 

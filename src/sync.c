@@ -280,14 +280,6 @@ static int salt_from_env(const KSyncConfig *p){
   return b;
 }
 
-/* The hex digit c's value, or -1. */
-static int hex_digit(char c){
-  if( c>='0' && c<='9' ) return c - '0';
-  if( c>='a' && c<='f' ) return c - 'a' + 10;
-  if( c>='A' && c<='F' ) return c - 'A' + 10;
-  return -1;
-}
-
 int kustomer_sync_map_setup(const KSyncConfig *p, KSyncMap *pMap,
                             int bHash, char **pzErr){
   unsigned char aSalt[256];
@@ -318,9 +310,10 @@ int kustomer_sync_map_setup(const KSyncConfig *p, KSyncMap *pMap,
       memcpy(aSalt, zV, (size_t)nSalt);
     }else{
       const char *z = p->zSalt;
-      while( z && hex_digit(z[0])>=0 && hex_digit(z[1])>=0
+      while( z && kustomer_hex_digit(z[0])>=0 && kustomer_hex_digit(z[1])>=0
           && nSalt<(int)sizeof(aSalt) ){
-        aSalt[nSalt++] = (unsigned char)(hex_digit(z[0])*16 + hex_digit(z[1]));
+        aSalt[nSalt++] = (unsigned char)(kustomer_hex_digit(z[0])*16
+                                         + kustomer_hex_digit(z[1]));
         z += 2;
       }
       if( nSalt==0 ){

@@ -2114,6 +2114,35 @@ void kustomer_path_segment(sqlite3_str *p, const char *z, size_t n){
   }
 }
 
+int kustomer_hex_digit(char c){
+  if( c>='0' && c<='9' ) return c - '0';
+  if( c>='a' && c<='f' ) return c - 'a' + 10;
+  if( c>='A' && c<='F' ) return c - 'A' + 10;
+  return -1;
+}
+
+char *kustomer_path_segment_decode(const char *z, size_t n){
+  char *zOut = sqlite3_malloc64(n+1);
+  size_t i, j = 0;
+  if( zOut==0 ) return 0;
+  for(i=0; i<n; i++){
+    int h1, h2;
+    if( z[i]=='%' && i+2<n && (h1 = kustomer_hex_digit(z[i+1]))>=0
+     && (h2 = kustomer_hex_digit(z[i+2]))>=0 ){
+      zOut[j++] = (char)(h1*16 + h2);
+      i += 2;
+    }else{
+      zOut[j++] = z[i];
+    }
+  }
+  zOut[j] = 0;
+  if( j==0 || memchr(zOut, 0, j) ){
+    sqlite3_free(zOut);
+    return 0;
+  }
+  return zOut;
+}
+
 int kustomer_path_segment_value(sqlite3_str *p, const cJSON *pVal){
   sqlite3_str *pTmp = sqlite3_str_new(0);
   int rc;

@@ -190,6 +190,30 @@ def main():
                "is refused and the customer created again (%s)" % (row,),
                s["sent"] == 1 and row[0] == "sent" and row[1] != gone
                and k["update"] == 1 and k["create"] == 1, (s, row, k))
+        # 7. an event that names its customer (context.externalId of type
+        # kustomerId) is an update of that id, in bulk; one Kustomer does
+        # not have fails with the 404, and is not created
+        have = fake_customers(fake)["m1"]["id"]
+        named = [json.dumps({"type": "identify", "userId": "m1",
+                             "messageId": "f-%d" % i,
+                             "context": {"externalId": [
+                                 {"type": "kustomerId", "id": cid}]},
+                             "traits": {"firstName": "F1", "lastName": "f"}})
+                 for i, cid in enumerate((have, "0" * 24))]
+        n0 = len(fake_customers(fake))
+        s, reqs = flush(a, fake, named)
+        rows = a.execute("select status, http_status, kustomer_id from out "
+                         "order by id").fetchall()
+        puts = [json.loads(r["body"]) for r in reqs if r["method"] == "PUT"
+                and r["path"].split("?")[0] == "/v1/customers/bulk"]
+        ids = sorted(item.get("id") for body in puts for item in body)
+        report("named id: sent in a bulk update with that id, the unknown "
+               "one fails with 404 and is not created (%s)" % (rows,),
+               rows[0] == ("sent", 200, have) and rows[1][:2] == ("failed", 404)
+               and ids == sorted([have, "0" * 24])
+               and fake_customers(fake)["m1"]["attributes"].get("name")
+               == "F1 f" and len(fake_customers(fake)) == n0,
+               (rows, ids, kinds(reqs)))
         a.close()
         b.close()
     finally:

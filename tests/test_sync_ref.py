@@ -440,8 +440,8 @@ def t_privacy(so, fake, tmp):
     report("privacy: no hashed or blocked value in the file or its WAL "
            "(%d values, %d bytes)" % (len(secrets), len(data)),
            secrets and not leaked, leaked[:5])
-    # the customer map spells keys as lookup URLs do ('@' as %40): decoded,
-    # none is a hashed value in clear
+    # the customer map spells keys as lookup URL paths do (percent-encoded
+    # where a path needs it): decoded, none is a hashed value in clear
     keys = [urllib.parse.unquote(k) for (k,) in db.execute(
         "select key from kustomer_customers")]
     leaked = sorted(v for v in secrets for k in keys if v in k)
