@@ -79,9 +79,8 @@ static int idmap_stmt(KIdMap *p, int e, sqlite3_stmt **ppStmt){
   return SQLITE_OK;
 }
 
-static int idmap_done(KIdMap *p, sqlite3_stmt *pStmt, int rc){
+static int idmap_done(sqlite3_stmt *pStmt, int rc){
   int rc2 = sqlite3_reset(pStmt);
-  (void)p;
   sqlite3_clear_bindings(pStmt);
   if( rc==SQLITE_DONE || rc==SQLITE_ROW ) rc = rc2;
   return rc;
@@ -115,7 +114,7 @@ static int idmap_run(KIdMap *p, int e, const char *z1, const char *z2,
         *pzOut = sqlite3_mprintf("%s", z ? z : "");
         if( *pzOut==0 ) rc = SQLITE_NOMEM;
       }
-      rc = idmap_done(p, pStmt, rc);
+      rc = idmap_done(pStmt, rc);
     }
     if( rc!=SQLITE_ERROR ) break;
     kustomer_idmap_reset(p);

@@ -228,9 +228,11 @@ static const char *const azAddress[] = {
 /*
 ** The members of an event that anything here or in check.c reads: the
 ** first segment of every path and member lookup in this file, and of
-** context the second (and integrations, which check.c reads).  The rest of
-** an event (context.app, context.page, timestamps, ...) is most of its
-** bytes and is left out of the parse.  A path added here must keep this list complete.
+** context the second (and integrations, which check.c reads, and the
+** three timestamps, which timestampMeta reads: short strings, kept even
+** when it is off, as the parse does not know the settings).  The rest of
+** an event (context.app, context.page, ...) is most of its bytes and is
+** left out of the parse.  A path added here must keep this list complete.
 */
 static const KJsonKeep aContextKeep[] = {
   { "traits", 0, 0 }, { "sessionId", 0, 0 }, { "externalId", 0, 0 },
