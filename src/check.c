@@ -644,27 +644,23 @@ static int check_filter(sqlite3_vtab_cursor *cur, int idxNum,
   sqlite3_vtab *pVtab = cur->pVtab;
   KSettings *pSet = 0;
   KJsonRoom room;
+  KJsonText text;
   cJSON *pDoc = 0;
   char *zErr = 0;
-  const char *z;
   int rc = SQLITE_OK;
   (void)idxNum; (void)idxStr;
 
   check_reset(pCur);
   if( argc<1 || sqlite3_value_type(argv[0])==SQLITE_NULL ) return SQLITE_OK;
-  if( sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
-    return kustomer_vtab_error(pVtab, kustomer_not_text("kustomer_check", 1,
-                                                        "event", argv[0]));
-  }
+  rc = kustomer_json_text(((KTvf*)pVtab)->db, argv[0], "kustomer_check", 1,
+                          "event", &text, &zErr);
+  if( rc ) return rc==SQLITE_ERROR ? kustomer_vtab_error(pVtab, zErr) : rc;
   rc = check_settings(pCur, argc>1 ? argv[1] : 0, &pSet);
-  if( rc ) return rc;
-
-  z = (const char*)sqlite3_value_text(argv[0]);
-  if( z==0 ){
-    if( pSet!=pCur->pSet ) kustomer_settings_free(pSet);
-    return SQLITE_NOMEM;
+  if( rc ){
+    kustomer_json_text_done(&text);
+    return rc;
   }
-  pDoc = kustomer_event_parse(z, sqlite3_value_bytes(argv[0]), &room, &zErr);
+  pDoc = kustomer_event_parse(text.z, text.n, &room, &zErr);
   if( pDoc==0 ){
     if( zErr==0 ){
       rc = SQLITE_NOMEM;
@@ -679,6 +675,7 @@ static int check_filter(sqlite3_vtab_cursor *cur, int idxNum,
     kustomer_json_delete(pDoc);
   }
   if( pSet!=pCur->pSet ) kustomer_settings_free(pSet);
+  kustomer_json_text_done(&text);
   if( rc==SQLITE_OK ) rc = pCur->rc;
   return rc;
 }

@@ -40,6 +40,7 @@ struct EventArg {
   KMetaText raw;            /* properties as text (PARSE_LEAN) */
   KJsonRoom room;           /* lent to the parse: no allocation when small */
   KError err;
+  KJsonText text;           /* argv[0]'s text; JSONB made text */
 };
 
 /*
@@ -53,36 +54,36 @@ static int event_arg(sqlite3_context *ctx, int argc, sqlite3_value **argv,
                      const char *zFunc, const char *zArg, int eParse,
                      int bEventError, EventArg *p){
   const char *z;
+  int n, rc;
   char *zErr = 0;
   memset(p, 0, offsetof(EventArg, raw));
   p->zFunc = zFunc;
   p->raw.raw.eState = KRAW_NONE;  /* set by kustomer_event_parse_lean() */
   p->err.status = 0;
   p->err.zMsg = 0;
+  p->text.zOwned = 0;
   if( sqlite3_value_type(argv[0])==SQLITE_NULL ) return 0;
-  if( sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
-    kustomer_result_error(ctx, kustomer_not_text(zFunc, 1, zArg, argv[0]));
+  rc = kustomer_json_text(sqlite3_context_db_handle(ctx), argv[0], zFunc, 1,
+                          zArg, &p->text, &zErr);
+  if( rc ){
+    if( rc==SQLITE_ERROR ) kustomer_result_error(ctx, zErr);
+    else kustomer_result_code(ctx, rc);
     return 0;
   }
+  z = p->text.z;
+  n = p->text.n;
   p->pSet = kustomer_settings_get(ctx, argc, argv, 1, zFunc, &p->bNewSet);
   if( p->pSet==0 ) return 0;
-  z = (const char*)sqlite3_value_text(argv[0]);
-  if( z==0 ){
-    sqlite3_result_error_nomem(ctx);
-    return 0;
-  }
   switch( eParse ){
     case PARSE_ALL:
-      p->pDoc = kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
+      p->pDoc = kustomer_json_parse(z, n, &zErr);
       break;
     case PARSE_LEAN:
-      p->pDoc = kustomer_event_parse_lean(z, sqlite3_value_bytes(argv[0]),
-                                          p->pSet->bAdvanced, &p->raw,
+      p->pDoc = kustomer_event_parse_lean(z, n, p->pSet->bAdvanced, &p->raw,
                                           &p->room, &zErr);
       break;
     default:
-      p->pDoc = kustomer_event_parse(z, sqlite3_value_bytes(argv[0]),
-                                     &p->room, &zErr);
+      p->pDoc = kustomer_event_parse(z, n, &p->room, &zErr);
       break;
   }
   if( p->pDoc ) return 1;
@@ -105,6 +106,7 @@ static void event_arg_done(sqlite3_context *ctx, EventArg *p){
   kustomer_error_clear(&p->err);
   kustomer_json_delete(p->pDoc);
   if( p->pSet ) kustomer_settings_done(ctx, 1, p->pSet, p->bNewSet);
+  kustomer_json_text_done(&p->text);
 }
 
 /*

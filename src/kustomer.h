@@ -571,6 +571,22 @@ const char *kustomer_type_name(sqlite3_value *pVal);
 char *kustomer_not_text(const char *zFunc, int iArg, const char *zName,
                         sqlite3_value *pVal);
 
+/* The JSON text of argument iArg (zName) of zFunc, not NULL: its text, or
+** for JSONB (a blob, where the host SQLite is 3.45 or later) the text the
+** host's json() makes of it, owned by p until kustomer_json_text_done().
+** SQLITE_ERROR with *pzErr (sqlite3_mprintf) for any other type or a blob
+** that is not JSONB; iArg 0 names a table's column ("zFunc: zName"). */
+typedef struct KJsonText KJsonText;
+struct KJsonText {
+  const char *z;
+  int n;
+  char *zOwned;
+};
+int kustomer_json_text(sqlite3 *db, sqlite3_value *pVal, const char *zFunc,
+                       int iArg, const char *zName, KJsonText *p,
+                       char **pzErr);
+void kustomer_json_text_done(KJsonText *p);
+
 /* The options argument iArg of zFunc (kustomer_flush, kustomer_pull): SQL
 ** NULL (*ppOpt NULL), or JSON text of an object (*ppOpt, cJSON_Delete()
 ** it).  SQLITE_ERROR with *pzErr ("zFunc(): argument N (options) ...");
@@ -626,7 +642,12 @@ void kustomer_tvf_args(int idxNum, int argc, sqlite3_value **argv, int nArg,
                        sqlite3_value **apArg);
 int kustomer_tvf_disconnect(sqlite3_vtab *pVtab);
 /* xConnect of a pure table-valued function: declares the schema and makes
-** it innocuous (usable in views and triggers). */
+** it innocuous (usable in views and triggers).  The vtab is a KTvf. */
+typedef struct KTvf KTvf;
+struct KTvf {
+  sqlite3_vtab base;
+  sqlite3 *db;              /* for kustomer_json_text() */
+};
 int kustomer_tvf_connect_pure(sqlite3 *db, const char *zSchema,
                               sqlite3_vtab **ppVtab);
 /* Set a vtab's error message (from sqlite3_mprintf; takes ownership). */

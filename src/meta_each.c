@@ -84,28 +84,25 @@ static int each_filter(sqlite3_vtab_cursor *cur, int idxNum,
   EachCursor *pCur = (EachCursor*)cur;
   sqlite3_vtab *pVtab = cur->pVtab;
   KSettings *pSet = 0;
+  KJsonText text;
   char *zErr = 0;
-  const char *z;
   int rc;
   (void)idxNum; (void)idxStr;
 
   each_reset(pCur);
   pCur->meta.aItem = pCur->meta.aStatic;
   if( argc<1 || sqlite3_value_type(argv[0])==SQLITE_NULL ) return SQLITE_OK;
-  if( sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
-    return kustomer_vtab_error(pVtab, kustomer_not_text("kustomer_meta_each",
-                                                        1, "properties",
-                                                        argv[0]));
-  }
+  rc = kustomer_json_text(((KTvf*)pVtab)->db, argv[0], "kustomer_meta_each",
+                          1, "properties", &text, &zErr);
+  if( rc ) return rc==SQLITE_ERROR ? kustomer_vtab_error(pVtab, zErr) : rc;
   rc = kustomer_vtab_settings(pVtab, "kustomer_meta_each", 2,
                               argc>1 ? argv[1] : 0, &pSet);
-  if( rc ) return rc;
-  z = (const char*)sqlite3_value_text(argv[0]);
-  if( z==0 ){
-    kustomer_settings_free(pSet);
-    return SQLITE_NOMEM;
+  if( rc ){
+    kustomer_json_text_done(&text);
+    return rc;
   }
-  pCur->pDoc = kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr);
+  pCur->pDoc = kustomer_json_parse(text.z, text.n, &zErr);
+  kustomer_json_text_done(&text);   /* the tree holds its own copies */
   if( pCur->pDoc==0 ){
     kustomer_settings_free(pSet);
     if( zErr==0 ) return SQLITE_NOMEM;

@@ -278,20 +278,25 @@ static void process_func(sqlite3_context *ctx, int argc,
   cJSON *pDoc = 0;
   char *zErr = 0, *zId = 0;
   KError err = {0, 0};
-  int eType;
-  const char *z;
+  int eType, rc;
+  KJsonText text;
 
   if( sqlite3_value_type(argv[0])==SQLITE_NULL ) return;
-  if( sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
-    kustomer_result_error(ctx, kustomer_not_text("kustomer_process", 1,
-                                                 "event", argv[0]));
+  rc = kustomer_json_text(sqlite3_context_db_handle(ctx), argv[0],
+                          "kustomer_process", 1, "event", &text, &zErr);
+  if( rc ){
+    if( rc==SQLITE_ERROR ) kustomer_result_error(ctx, zErr);
+    else kustomer_result_code(ctx, rc);
     return;
   }
   pSet = kustomer_settings_get(ctx, argc, argv, 1, "kustomer_process",
                                &bNewSet);
-  if( pSet==0 ) return;
-  z = (const char*)sqlite3_value_text(argv[0]);
-  pDoc = z ? kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr) : 0;
+  if( pSet==0 ){
+    kustomer_json_text_done(&text);
+    return;
+  }
+  pDoc = kustomer_json_parse(text.z, text.n, &zErr);
+  kustomer_json_text_done(&text);
   if( pDoc==0 ){
     char *zMsg = zErr ? sqlite3_mprintf("Event %s", zErr) : 0;
     if( zMsg ) kustomer_result_event_error(ctx, 400, zMsg);
@@ -400,22 +405,28 @@ static void send_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
   char *zErr = 0, *zAuth = 0, *zBody = 0;
   KHttpReq req;
   KHttpResp resp;
-  const char *z;
+  KJsonText text;
+  int rc;
 
   memset(&resp, 0, sizeof(resp));
   if( sqlite3_value_type(argv[0])==SQLITE_NULL ) return;
-  if( sqlite3_value_type(argv[0])!=SQLITE_TEXT ){
-    kustomer_result_error(ctx, kustomer_not_text("kustomer_send", 1,
-                                                 "request", argv[0]));
+  rc = kustomer_json_text(sqlite3_context_db_handle(ctx), argv[0],
+                          "kustomer_send", 1, "request", &text, &zErr);
+  if( rc ){
+    if( rc==SQLITE_ERROR ) kustomer_result_error(ctx, zErr);
+    else kustomer_result_code(ctx, rc);
     return;
   }
   if( argc>1 && sqlite3_value_type(argv[1])!=SQLITE_NULL ){
     pSet = kustomer_settings_get(ctx, argc, argv, 1, "kustomer_send",
                                  &bNewSet);
-    if( pSet==0 ) return;
+    if( pSet==0 ){
+      kustomer_json_text_done(&text);
+      return;
+    }
   }
-  z = (const char*)sqlite3_value_text(argv[0]);
-  pEnv = z ? kustomer_json_parse(z, sqlite3_value_bytes(argv[0]), &zErr) : 0;
+  pEnv = kustomer_json_parse(text.z, text.n, &zErr);
+  kustomer_json_text_done(&text);
   if( pEnv==0 ){
     kustomer_result_error(ctx, zErr ? sqlite3_mprintf("kustomer_send(): "
                           "argument 1 (request) %s", zErr) : 0);

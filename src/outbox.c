@@ -857,20 +857,18 @@ static int outbox_insert(Outbox *p, sqlite3_value **argv,
   sqlite3_value *pEvent = argv[2+OUT_EVENT];
   sqlite3_stmt *pStmt;
   KOutboxItem item;
-  const char *zEvent;
+  KJsonText text;
+  char *zErr = 0;
   int rc;
 
-  if( sqlite3_value_type(pEvent)!=SQLITE_TEXT ){
-    return outbox_error(p, sqlite3_mprintf("kustomer_outbox: event must be "
-                        "JSON text, got %s",
-                        sqlite3_value_type(pEvent)==SQLITE_NULL ?
-                        "NULL" : kustomer_type_name(pEvent)));
+  rc = kustomer_json_text(p->store.db, pEvent, "kustomer_outbox", 0, "event",
+                          &text, &zErr);
+  if( rc ) return rc==SQLITE_ERROR ? outbox_error(p, zErr) : rc;
+  rc = kustomer_outbox_request(p->pSet, text.z, text.n, 0, &item);
+  if( rc ){
+    kustomer_json_text_done(&text);
+    return rc;
   }
-  zEvent = (const char*)sqlite3_value_text(pEvent);
-  if( zEvent==0 ) return SQLITE_NOMEM;
-  rc = kustomer_outbox_request(p->pSet, zEvent, sqlite3_value_bytes(pEvent),
-                               0, &item);
-  if( rc ) return rc;
   if( p->cfg.dedupe && item.zMessageId ){
     /* a message the outbox holds already (an archive loaded twice,
     ** overlapping ones) is not stored again; the INSERT succeeds */
@@ -881,12 +879,14 @@ static int outbox_insert(Outbox *p, sqlite3_value **argv,
         *pRowid = sqlite3_column_int64(pStmt, 0);
         sqlite3_reset(pStmt);
         kustomer_outbox_item_clear(&item);
+        kustomer_json_text_done(&text);
         return SQLITE_OK;
       }
       rc = sqlite3_reset(pStmt);
     }
     if( rc ){
       kustomer_outbox_item_clear(&item);
+      kustomer_json_text_done(&text);
       return rc;
     }
   }
@@ -894,7 +894,8 @@ static int outbox_insert(Outbox *p, sqlite3_value **argv,
   if( rc==SQLITE_OK ){
     sqlite3_bind_value(pStmt, 1, sqlite3_value_type(argv[1])!=SQLITE_NULL ?
                                  argv[1] : argv[2+OUT_ID]);
-    sqlite3_bind_value(pStmt, 2, pEvent);
+    /* JSONB is stored as its text: the event column is always text */
+    sqlite3_bind_text(pStmt, 2, text.z, text.n, SQLITE_STATIC);
     sqlite3_bind_text(pStmt, 3, item.zRequest, -1, SQLITE_STATIC);
     int bSkip = item.zError==0 && item.eIntegrationOff
              && !(p->cfg.zIntegrations
@@ -925,6 +926,7 @@ static int outbox_insert(Outbox *p, sqlite3_value **argv,
     *pRowid = sqlite3_last_insert_rowid(p->store.db);
   }
   kustomer_outbox_item_clear(&item);
+  kustomer_json_text_done(&text);
   return rc;
 }
 

@@ -74,6 +74,96 @@ char *kustomer_not_text(const char *zFunc, int iArg, const char *zName,
                          zFunc, iArg, zName, kustomer_type_name(pVal));
 }
 
+/* "zFunc(): argument N (zName)", or "zFunc: zName" when iArg is 0 (a
+** column of a table's INSERT). */
+static char *arg_where(const char *zFunc, int iArg, const char *zName){
+  if( iArg==0 ) return sqlite3_mprintf("%s: %s", zFunc, zName);
+  return sqlite3_mprintf("%s(): argument %d (%s)", zFunc, iArg, zName);
+}
+
+/*
+** JSONB (SQLite 3.45 and later) is read by the host's own json(): its
+** format is the host's to define, and a host that has it has json() for
+** it.  Only blobs come here, so text arguments pay nothing.
+*/
+static int jsonb_text(sqlite3 *db, sqlite3_value *pVal, const char *zFunc,
+                      int iArg, const char *zName, KJsonText *p,
+                      char **pzErr){
+  sqlite3_stmt *pStmt = 0;
+  char *zWhere;
+  int rc;
+  if( sqlite3_libversion_number()<3045000 ){
+    zWhere = arg_where(zFunc, iArg, zName);
+    *pzErr = zWhere ? sqlite3_mprintf("%s must be JSON text, got blob (JSONB "
+                                      "needs SQLite 3.45 or later; this is "
+                                      "%s)", zWhere, sqlite3_libversion())
+                    : 0;
+    sqlite3_free(zWhere);
+    return *pzErr ? SQLITE_ERROR : SQLITE_NOMEM;
+  }
+  rc = sqlite3_prepare_v2(db, "SELECT json(?1)", -1, &pStmt, 0);
+  if( rc==SQLITE_OK ){
+    sqlite3_bind_value(pStmt, 1, pVal);
+    if( sqlite3_step(pStmt)==SQLITE_ROW
+     && sqlite3_column_type(pStmt, 0)==SQLITE_TEXT ){
+      const char *z = (const char*)sqlite3_column_text(pStmt, 0);
+      int n = sqlite3_column_bytes(pStmt, 0);
+      p->zOwned = z ? sqlite3_malloc(n+1) : 0;
+      if( p->zOwned==0 ){
+        sqlite3_finalize(pStmt);
+        return SQLITE_NOMEM;
+      }
+      memcpy(p->zOwned, z, (size_t)n+1);
+      p->z = p->zOwned;
+      p->n = n;
+      sqlite3_finalize(pStmt);
+      return SQLITE_OK;
+    }
+    rc = sqlite3_finalize(pStmt);
+  }
+  if( rc==SQLITE_NOMEM ) return SQLITE_NOMEM;
+  /* json() refused it (a blob that is not JSONB), or the host has no
+  ** json() at all */
+  zWhere = arg_where(zFunc, iArg, zName);
+  *pzErr = zWhere ? sqlite3_mprintf("%s must be JSON text or JSONB, got a "
+                                    "blob that is not JSONB", zWhere) : 0;
+  sqlite3_free(zWhere);
+  return *pzErr ? SQLITE_ERROR : SQLITE_NOMEM;
+}
+
+int kustomer_json_text(sqlite3 *db, sqlite3_value *pVal, const char *zFunc,
+                       int iArg, const char *zName, KJsonText *p,
+                       char **pzErr){
+  p->z = 0;
+  p->n = 0;
+  p->zOwned = 0;
+  *pzErr = 0;
+  switch( sqlite3_value_type(pVal) ){
+    case SQLITE_TEXT:
+      p->z = (const char*)sqlite3_value_text(pVal);
+      if( p->z==0 ) return SQLITE_NOMEM;
+      p->n = sqlite3_value_bytes(pVal);
+      return SQLITE_OK;
+    case SQLITE_BLOB:
+      return jsonb_text(db, pVal, zFunc, iArg, zName, p, pzErr);
+    default:
+      if( iArg==0 ){
+        *pzErr = sqlite3_mprintf("%s: %s must be JSON text, got %s", zFunc,
+                                 zName, sqlite3_value_type(pVal)==SQLITE_NULL
+                                 ? "NULL" : kustomer_type_name(pVal));
+      }else{
+        *pzErr = kustomer_not_text(zFunc, iArg, zName, pVal);
+      }
+      return *pzErr ? SQLITE_ERROR : SQLITE_NOMEM;
+  }
+}
+
+void kustomer_json_text_done(KJsonText *p){
+  sqlite3_free(p->zOwned);
+  p->zOwned = 0;
+  p->z = 0;
+}
+
 int kustomer_options_arg(const char *zFunc, int iArg, sqlite3_value *pArg,
                          cJSON **ppOpt, char **pzErr){
   const char *z;
@@ -269,11 +359,14 @@ int kustomer_vtab_settings(sqlite3_vtab *pVtab, const char *zFunc, int iArg,
 
 int kustomer_tvf_connect_pure(sqlite3 *db, const char *zSchema,
                               sqlite3_vtab **ppVtab){
+  KTvf *p;
   int rc = sqlite3_declare_vtab(db, zSchema);
   if( rc!=SQLITE_OK ) return rc;
-  *ppVtab = sqlite3_malloc(sizeof(sqlite3_vtab));
-  if( *ppVtab==0 ) return SQLITE_NOMEM;
-  memset(*ppVtab, 0, sizeof(sqlite3_vtab));
+  p = sqlite3_malloc(sizeof(*p));
+  if( p==0 ) return SQLITE_NOMEM;
+  memset(p, 0, sizeof(*p));
+  p->db = db;
+  *ppVtab = &p->base;
   /* Pure functions: usable from triggers and views. */
   sqlite3_vtab_config(db, SQLITE_VTAB_INNOCUOUS);
   return SQLITE_OK;
