@@ -10,6 +10,7 @@
 ** With advancedTransform in the settings, the transformed payload is
 ** checked, so the rows show what is left after RudderStack's fixes.
 */
+#include <math.h>
 #include <string.h>
 #include "kustomer.h"
 SQLITE_EXTENSION_INIT3
@@ -18,13 +19,22 @@ SQLITE_EXTENSION_INIT3
 
 typedef struct CheckRow CheckRow;
 struct CheckRow {
-  char *zPath;
+  const char *zPath;        /* the path, or with zKey its parent's */
+  const char *zKey;         /* a member of zPath, in the cursor's tree */
   const char *zRule;
   const char *zSeverity;
-  char *zMessage;
-  int bOwnMessage;          /* zMessage is allocated (else static text) */
+  const char *zMessage;
+  char bOwnPath;            /* zPath is allocated (else static text) */
+  char bOwnMessage;         /* the same for zMessage */
 };
 
+/*
+** The rows of one event.  Most findings are of a property: their path is
+** made from the parent's static path and the key, which stays in the tree
+** (kept until the next event), only when the column is read, and their
+** message is static text.  So a count of findings allocates nothing per
+** row; the array of rows is kept from event to event.
+*/
 typedef struct CheckCursor CheckCursor;
 struct CheckCursor {
   sqlite3_vtab_cursor base;
@@ -32,6 +42,8 @@ struct CheckCursor {
   int iRow;
   CheckRow *aRow;
   int rc;                   /* first allocation failure while adding rows */
+  cJSON *pDoc;              /* the event's tree, which row keys point into */
+  KJsonRoom room;           /* lent to its parse */
   KSettings *pSet;          /* the last call's settings, parsed once for */
   char *zSet;               /* ... this text (NULL: no settings argument) */
   int nSet;
@@ -40,26 +52,30 @@ struct CheckCursor {
 static void check_reset(CheckCursor *pCur){
   int i;
   for(i=0; i<pCur->nRow; i++){
-    sqlite3_free(pCur->aRow[i].zPath);
-    if( pCur->aRow[i].bOwnMessage ) sqlite3_free(pCur->aRow[i].zMessage);
+    if( pCur->aRow[i].bOwnPath ) sqlite3_free((char*)pCur->aRow[i].zPath);
+    if( pCur->aRow[i].bOwnMessage ){
+      sqlite3_free((char*)pCur->aRow[i].zMessage);
+    }
   }
-  sqlite3_free(pCur->aRow);
-  pCur->aRow = 0;
-  pCur->nRow = pCur->nAlloc = 0;
+  kustomer_json_delete(pCur->pDoc);
+  pCur->pDoc = 0;
+  pCur->nRow = 0;
   pCur->iRow = 0;
   pCur->rc = SQLITE_OK;
 }
 
-/* Add a row; zPath comes from sqlite3_mprintf (owned), and so does
-** zMessage when bOwn (else it is static text: most findings' messages are,
-** and a copy per row is most of what a row costs). */
-static void check_add_row(CheckCursor *pCur, char *zPath, const char *zRule,
-                          const char *zSeverity, char *zMessage, int bOwn){
+/* Add a row.  bOwnPath, bOwn: zPath, zMessage come from sqlite3_mprintf
+** (owned; NULL is out of memory), else they are static text. */
+static void check_add_row(CheckCursor *pCur, const char *zPath, int bOwnPath,
+                          const char *zKey, const char *zRule,
+                          const char *zSeverity, const char *zMessage,
+                          int bOwn){
+  CheckRow *pRow;
   if( pCur->rc==SQLITE_OK && (zPath==0 || zMessage==0) ){
     pCur->rc = SQLITE_NOMEM;
   }
   if( pCur->rc==SQLITE_OK && pCur->nRow==pCur->nAlloc ){
-    int nNew = pCur->nAlloc ? pCur->nAlloc*2 : 8;
+    int nNew = pCur->nAlloc ? pCur->nAlloc*2 : 16;
     CheckRow *aNew = sqlite3_realloc64(pCur->aRow, sizeof(CheckRow)*nNew);
     if( aNew==0 ){
       pCur->rc = SQLITE_NOMEM;
@@ -69,21 +85,31 @@ static void check_add_row(CheckCursor *pCur, char *zPath, const char *zRule,
     }
   }
   if( pCur->rc!=SQLITE_OK ){
-    sqlite3_free(zPath);
-    if( bOwn ) sqlite3_free(zMessage);
+    if( bOwnPath ) sqlite3_free((char*)zPath);
+    if( bOwn ) sqlite3_free((char*)zMessage);
     return;
   }
-  pCur->aRow[pCur->nRow].zPath = zPath;
-  pCur->aRow[pCur->nRow].zRule = zRule;
-  pCur->aRow[pCur->nRow].zSeverity = zSeverity;
-  pCur->aRow[pCur->nRow].zMessage = zMessage;
-  pCur->aRow[pCur->nRow].bOwnMessage = bOwn;
-  pCur->nRow++;
+  pRow = &pCur->aRow[pCur->nRow++];
+  pRow->zPath = zPath;
+  pRow->zKey = zKey;
+  pRow->zRule = zRule;
+  pRow->zSeverity = zSeverity;
+  pRow->zMessage = zMessage;
+  pRow->bOwnPath = (char)bOwnPath;
+  pRow->bOwnMessage = (char)bOwn;
 }
 
+/* A row whose path and message were built for it. */
 static void check_add(CheckCursor *pCur, char *zPath, const char *zRule,
                       const char *zSeverity, char *zMessage){
-  check_add_row(pCur, zPath, zRule, zSeverity, zMessage, 1);
+  check_add_row(pCur, zPath, 1, 0, zRule, zSeverity, zMessage, 1);
+}
+
+/* A row at a static path, with a message built for it. */
+static void check_add_at(CheckCursor *pCur, const char *zPath,
+                         const char *zRule, const char *zSeverity,
+                         char *zMessage){
+  check_add_row(pCur, zPath, 0, 0, zRule, zSeverity, zMessage, 1);
 }
 
 /* The JSON path of a member, quoting keys that are not plain names as
@@ -411,6 +437,14 @@ static void check_dropped(void *pArg, char *zPath, char *zMsg){
   check_add((CheckCursor*)pArg, zPath, "trait_not_mapped", "warning", zMsg);
 }
 
+/* Whether a value copied into the body reads back as the same value: an
+** atom but a number JavaScript sends as null (an infinity).  Arrays and
+** objects are written and read back (a repeated key is sent once). */
+static int sent_as_read(const cJSON *p){
+  if( cJSON_IsNumber(p) ) return isfinite(p->valuedouble);
+  return cJSON_IsString(p) || cJSON_IsBool(p) || cJSON_IsNull(p);
+}
+
 /* Every key of the body identify would send, checked where it is read. */
 static void check_identify(CheckCursor *pCur, const cJSON *pEvent,
                            const KSettings *pSet){
@@ -429,6 +463,11 @@ static void check_identify(CheckCursor *pCur, const cJSON *pEvent,
     c.pCur = pCur;
     c.pF = &plan.aField[i];
     if( c.pF->eForm==KID_DROPPED ) continue;
+    if( c.pF->eForm==KID_COPY && c.pF->zAs==0 && !plan.bNormalize
+     && sent_as_read(c.pF->pVal) ){
+      check_customer_key(&c, c.pF->zKey, c.pF->pVal);
+      continue;
+    }
     pStr = sqlite3_str_new(0);
     rc = kustomer_identify_value(pStr, &plan, c.pF);
     if( rc==SQLITE_OK ) rc = sqlite3_str_errcode(pStr);
@@ -448,21 +487,31 @@ static void check_identify(CheckCursor *pCur, const cJSON *pEvent,
   }
 }
 
+/* The row for an event name (as sent) with whitespace in it, if it has. */
+static void check_name_spaces(CheckCursor *pCur, const char *zPath,
+                              const char *zName){
+  if( kustomer_has_space(zName, strlen(zName)) ){
+    check_add_at(pCur, zPath, "event_name_spaces", "error",
+                 sqlite3_mprintf("event name %Q contains whitespace, which "
+                                 "Kustomer rejects", zName));
+  }
+}
+
 static void check_event(CheckCursor *pCur, const cJSON *pEvent,
                         const KSettings *pSet){
   KError err = {0, 0};
   int eType = kustomer_event_type(pEvent, &err);
-  const cJSON *pProps;
+  const cJSON *pProps, *pEvName;
   KMeta meta;
   int i, rc, eOff = kustomer_integration_off(pEvent);
 
   if( eOff ){
-    check_add(pCur, sqlite3_mprintf("$.integrations"), "integration_disabled",
-              "warning", sqlite3_mprintf("%s: RudderStack and Segment never "
-              "give this message to the Kustomer destination",
-              eOff==1 ? "integrations.Kustomer is false"
-                      : "integrations.All is false and Kustomer is not "
-                        "turned on"));
+    check_add_at(pCur, "$.integrations", "integration_disabled", "warning",
+                 sqlite3_mprintf("%s: RudderStack and Segment never give "
+                 "this message to the Kustomer destination",
+                 eOff==1 ? "integrations.Kustomer is false"
+                         : "integrations.All is false and Kustomer is not "
+                           "turned on"));
   }
   if( eType<0 ){
     const char *zRule = "unsupported_type";
@@ -474,35 +523,40 @@ static void check_event(CheckCursor *pCur, const cJSON *pEvent,
     }else if( !kustomer_js_truthy(kustomer_json_member(pEvent, "type")) ){
       zRule = "missing_type";
     }
-    check_add(pCur, sqlite3_mprintf("%s", zPath), zRule, "error",
-              sqlite3_mprintf("%s", err.zMsg));
+    check_add_at(pCur, zPath, zRule, "error",
+                 sqlite3_mprintf("%s", err.zMsg));
     kustomer_error_clear(&err);
     return;
   }
   if( kustomer_user_id(pEvent)==0 ){
-    check_add(pCur, sqlite3_mprintf("$.userId"), "missing_user_id", "error",
-              sqlite3_mprintf("no userId or anonymousId: %s",
-                  eType==KTYPE_IDENTIFY ?
-                  "the customer cannot be created (Missing required value "
-                  "from \"userId\")" :
-                  "the event is sent with a null externalId"));
+    check_add_at(pCur, "$.userId", "missing_user_id", "error",
+                 sqlite3_mprintf("no userId or anonymousId: %s",
+                     eType==KTYPE_IDENTIFY ?
+                     "the customer cannot be created (Missing required value "
+                     "from \"userId\")" :
+                     "the event is sent with a null externalId"));
   }
   if( eType==KTYPE_IDENTIFY ){
     check_identify(pCur, pEvent, pSet);
     return;
   }
 
-  /* The event name as it would be sent. */
-  {
+  /* The event name as it would be sent: a track event's string as it is,
+  ** without the advanced transformation. */
+  pEvName = kustomer_json_member(pEvent, "event");
+  if( eType==KTYPE_TRACK && !pSet->bAdvanced && cJSON_IsString(pEvName)
+   && kustomer_acceptable(pEvName) ){
+    check_name_spaces(pCur, "$.event", pEvName->valuestring);
+  }else{
     sqlite3_str *pName = sqlite3_str_new(0);
     const char *zNamePath = eType==KTYPE_TRACK ? "$.event" : "$.name";
     rc = kustomer_event_name_write(pName, pEvent, eType, pSet, &err);
     if( rc==KUSTOMER_EVENT_ERROR ){
       const cJSON *pEv = kustomer_json_member(pEvent, "event");
-      check_add(pCur, sqlite3_mprintf("%s", zNamePath),
-                kustomer_acceptable(pEv) ? "event_name_not_string"
-                                         : "missing_event_name",
-                "error", sqlite3_mprintf("%s", err.zMsg));
+      check_add_at(pCur, zNamePath,
+                   kustomer_acceptable(pEv) ? "event_name_not_string"
+                                            : "missing_event_name",
+                   "error", sqlite3_mprintf("%s", err.zMsg));
       kustomer_error_clear(&err);
     }else if( rc!=SQLITE_OK || sqlite3_str_errcode(pName) ){
       pCur->rc = SQLITE_NOMEM;
@@ -510,15 +564,12 @@ static void check_event(CheckCursor *pCur, const cJSON *pEvent,
       const char *zName = sqlite3_str_value(pName);
       const cJSON *pEv = kustomer_json_member(pEvent, "event");
       if( eType==KTYPE_TRACK && !cJSON_IsString(pEv) ){
-        check_add(pCur, sqlite3_mprintf("%s", zNamePath),
-                  "event_name_not_string", "error",
-                  sqlite3_mprintf("event name is a %s, not a string",
-                                  kustomer_json_type(pEv)));
-      }else if( zName && kustomer_has_space(zName, strlen(zName)) ){
-        check_add(pCur, sqlite3_mprintf("%s", zNamePath),
-                  "event_name_spaces", "error",
-                  sqlite3_mprintf("event name %Q contains whitespace, which "
-                                  "Kustomer rejects", zName));
+        check_add_at(pCur, zNamePath,
+                     "event_name_not_string", "error",
+                     sqlite3_mprintf("event name is a %s, not a string",
+                                     kustomer_json_type(pEv)));
+      }else if( zName ){
+        check_name_spaces(pCur, zNamePath, zName);
       }
     }
     sqlite3_free(sqlite3_str_finish(pName));
@@ -526,12 +577,12 @@ static void check_event(CheckCursor *pCur, const cJSON *pEvent,
 
   pProps = kustomer_json_member(pEvent, "properties");
   if( kustomer_acceptable(pProps) && !cJSON_IsObject(pProps) ){
-    check_add(pCur, sqlite3_mprintf("$.properties"), "properties_not_object",
-              pSet->bAdvanced ? "warning" : "error",
-              sqlite3_mprintf(pSet->bAdvanced ?
-                  "properties is not an object (%s): meta is sent empty" :
-                  "properties is not an object (%s): Kustomer's meta must "
-                  "be an object", kustomer_json_type(pProps)));
+    check_add_at(pCur, "$.properties", "properties_not_object",
+                 pSet->bAdvanced ? "warning" : "error",
+                 sqlite3_mprintf(pSet->bAdvanced ?
+                     "properties is not an object (%s): meta is sent empty" :
+                     "properties is not an object (%s): Kustomer's meta must "
+                     "be an object", kustomer_json_type(pProps)));
   }
   rc = kustomer_meta_plan(pProps, pSet->bAdvanced,
                           pSet->bIdentityEmail && pSet->bDisableEmail, &meta);
@@ -546,13 +597,13 @@ static void check_event(CheckCursor *pCur, const cJSON *pEvent,
     if( pP==0 ) continue;
     if( pItem->eFate==KFATE_SENT && pItem->zKey!=pItem->pSrc->string
      && strcmp(pItem->zKey, pItem->pSrc->string)!=0 ){
-      check_add(pCur, member_path("$.properties", pItem->pSrc->string),
-                pP->zRule, pP->zSeverity,
-                sqlite3_mprintf("%s (sent as %Q)", pP->zMessage,
-                                pItem->zKey));
+      check_add_row(pCur, "$.properties", 0, pItem->pSrc->string,
+                    pP->zRule, pP->zSeverity,
+                    sqlite3_mprintf("%s (sent as %Q)", pP->zMessage,
+                                    pItem->zKey), 1);
     }else{
-      check_add_row(pCur, member_path("$.properties", pItem->pSrc->string),
-                    pP->zRule, pP->zSeverity, (char*)pP->zMessage, 0);
+      check_add_row(pCur, "$.properties", 0, pItem->pSrc->string,
+                    pP->zRule, pP->zSeverity, pP->zMessage, 0);
     }
   }
   kustomer_meta_free(&meta);
@@ -578,8 +629,8 @@ static int check_connect(sqlite3 *db, void *pAux, int argc,
 
 static int check_best_index(sqlite3_vtab *pVtab, sqlite3_index_info *pInfo){
   static const char *const azArg[] = { "event", "settings" };
-  return kustomer_tvf_best_index(pVtab, pInfo, CHECK_EVENT, 2, 1, "kustomer_check",
-                                 azArg, 10.0);
+  return kustomer_tvf_best_index(pVtab, pInfo, CHECK_EVENT, 2, 1,
+                                 "kustomer_check", azArg, 10.0);
 }
 
 static int check_open(sqlite3_vtab *pVtab, sqlite3_vtab_cursor **ppCur){
@@ -632,6 +683,7 @@ static int check_settings(CheckCursor *pCur, sqlite3_value *pVal,
 static int check_close(sqlite3_vtab_cursor *cur){
   CheckCursor *pCur = (CheckCursor*)cur;
   check_reset(pCur);
+  sqlite3_free(pCur->aRow);
   kustomer_settings_free(pCur->pSet);
   sqlite3_free(pCur->zSet);
   sqlite3_free(pCur);
@@ -643,9 +695,7 @@ static int check_filter(sqlite3_vtab_cursor *cur, int idxNum,
   CheckCursor *pCur = (CheckCursor*)cur;
   sqlite3_vtab *pVtab = cur->pVtab;
   KSettings *pSet = 0;
-  KJsonRoom room;
   KJsonText text;
-  cJSON *pDoc = 0;
   char *zErr = 0;
   int rc = SQLITE_OK;
   (void)idxNum; (void)idxStr;
@@ -660,19 +710,19 @@ static int check_filter(sqlite3_vtab_cursor *cur, int idxNum,
     kustomer_json_text_done(&text);
     return rc;
   }
-  pDoc = kustomer_event_parse(text.z, text.n, &room, &zErr);
-  if( pDoc==0 ){
+  pCur->pDoc = kustomer_event_parse_check(text.z, text.n, pSet->bAdvanced,
+                                          &pCur->room, &zErr);
+  if( pCur->pDoc==0 ){
     if( zErr==0 ){
       rc = SQLITE_NOMEM;
     }else{
       /* A malformed event is a finding, not an SQL error. */
-      check_add(pCur, sqlite3_mprintf("$"), "malformed_json", "error",
-                sqlite3_mprintf("Event %s", zErr));
+      check_add_at(pCur, "$", "malformed_json", "error",
+                      sqlite3_mprintf("Event %s", zErr));
       sqlite3_free(zErr);
     }
   }else{
-    check_event(pCur, pDoc, pSet);
-    kustomer_json_delete(pDoc);
+    check_event(pCur, pCur->pDoc, pSet);
   }
   if( pSet!=pCur->pSet ) kustomer_settings_free(pSet);
   kustomer_json_text_done(&text);
@@ -696,7 +746,15 @@ static int check_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx,
   const CheckRow *pRow = &pCur->aRow[pCur->iRow];
   switch( iCol ){
     case CHECK_PATH:
-      sqlite3_result_text(ctx, pRow->zPath, -1, SQLITE_TRANSIENT); break;
+      if( pRow->zKey ){
+        char *z = member_path(pRow->zPath, pRow->zKey);
+        if( z==0 ) return SQLITE_NOMEM;
+        sqlite3_result_text(ctx, z, -1, sqlite3_free);
+      }else{
+        sqlite3_result_text(ctx, pRow->zPath, -1,
+                            pRow->bOwnPath ? SQLITE_TRANSIENT : SQLITE_STATIC);
+      }
+      break;
     case CHECK_RULE:
       sqlite3_result_text(ctx, pRow->zRule, -1, SQLITE_STATIC); break;
     case CHECK_SEVERITY:

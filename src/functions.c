@@ -110,18 +110,18 @@ static void event_arg_done(sqlite3_context *ctx, EventArg *p){
 }
 
 /*
-** The result of a transformation that wrote pOut (taken) with code rc: the
-** text (as JSON when bJson), the per-event error (an SQL error naming the
-** function, or with bEventError the {"statusCode":..} result), or the
-** error code.
+** The result of a transformation that wrote pOut (finished here) with code
+** rc: the text (as JSON when bJson), the per-event error (an SQL error
+** naming the function, or with bEventError the {"statusCode":..} result),
+** or the error code.
 */
 static void event_result(sqlite3_context *ctx, EventArg *p, int rc,
-                         sqlite3_str *pOut, int bJson, int bEventError){
+                         KOut *pOut, int bJson, int bEventError){
   if( rc==SQLITE_OK ){
-    kustomer_result_str(ctx, pOut, bJson);
+    kustomer_out_result(ctx, pOut, bJson);
     return;
   }
-  sqlite3_free(sqlite3_str_finish(pOut));
+  kustomer_out_discard(pOut);
   if( rc!=KUSTOMER_EVENT_ERROR ){
     kustomer_result_code(ctx, rc);
   }else if( bEventError ){
@@ -139,7 +139,9 @@ static int event_type_of(sqlite3_context *ctx, EventArg *p, int bIdentify,
                          int bNullIfIdentify){
   int eType = kustomer_event_type(p->pDoc, &p->err);
   if( eType<0 || eType==SQLITE_NOMEM ){
-    event_result(ctx, p, eType, sqlite3_str_new(0), 0, 0);
+    KOut out;
+    kustomer_out_begin(ctx, 1, &out);
+    event_result(ctx, p, eType, &out, 0, 0);
     return 0;
   }
   if( bIdentify && eType!=KTYPE_IDENTIFY ){
@@ -163,13 +165,13 @@ static void event_name_func(sqlite3_context *ctx, int argc,
                             sqlite3_value **argv){
   EventArg a;
   int eType, rc;
-  sqlite3_str *pOut;
+  KOut out;
   if( event_arg(ctx, argc, argv, "kustomer_event_name", "event", PARSE_EVENT,
                 0, &a)
    && (eType = event_type_of(ctx, &a, 0, 1))!=0 ){
-    pOut = sqlite3_str_new(0);
-    rc = kustomer_event_name_write(pOut, a.pDoc, eType, a.pSet, &a.err);
-    event_result(ctx, &a, rc, pOut, 0, 0);
+    kustomer_out_begin(ctx, 1, &out);
+    rc = kustomer_event_name_write(out.p, a.pDoc, eType, a.pSet, &a.err);
+    event_result(ctx, &a, rc, &out, 0, 0);
   }
   event_arg_done(ctx, &a);
 }
@@ -187,9 +189,10 @@ static void meta_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
     if( rc==SQLITE_OK && !kustomer_meta_present(&meta) ){
       /* no meta: NULL */
     }else{
-      sqlite3_str *pOut = sqlite3_str_new(0);
-      if( rc==SQLITE_OK ) rc = kustomer_meta_write(pOut, &meta);
-      event_result(ctx, &a, rc, pOut, 1, 0);
+      KOut out;
+      kustomer_out_begin(ctx, 1, &out);
+      if( rc==SQLITE_OK ) rc = kustomer_meta_write(out.p, &meta);
+      event_result(ctx, &a, rc, &out, 1, 0);
     }
     kustomer_meta_free(&meta);
   }
@@ -200,14 +203,14 @@ static void meta_func(sqlite3_context *ctx, int argc, sqlite3_value **argv){
 static void identify_func(sqlite3_context *ctx, int argc,
                           sqlite3_value **argv){
   EventArg a;
-  sqlite3_str *pOut;
+  KOut out;
   int rc;
   if( event_arg(ctx, argc, argv, "kustomer_identify", "event", PARSE_EVENT, 0,
                 &a)
    && event_type_of(ctx, &a, 1, 0) ){
-    pOut = sqlite3_str_new(0);
-    rc = kustomer_identify_write(pOut, a.pDoc, a.pSet, &a.err);
-    event_result(ctx, &a, rc, pOut, 1, 0);
+    kustomer_out_begin(ctx, 1, &out);
+    rc = kustomer_identify_write(out.p, a.pDoc, a.pSet, &a.err);
+    event_result(ctx, &a, rc, &out, 1, 0);
   }
   event_arg_done(ctx, &a);
 }
@@ -216,15 +219,15 @@ static void identify_func(sqlite3_context *ctx, int argc,
 static void tracking_func(sqlite3_context *ctx, int argc,
                           sqlite3_value **argv){
   EventArg a;
-  sqlite3_str *pOut;
+  KOut out;
   int eType, rc;
   if( event_arg(ctx, argc, argv, "kustomer_tracking", "event", PARSE_LEAN, 0,
                 &a)
    && (eType = event_type_of(ctx, &a, 0, 0))!=0 ){
-    pOut = sqlite3_str_new(0);
-    rc = kustomer_tracking_write(pOut, a.pDoc, eType, a.pSet, &a.raw,
+    kustomer_out_begin(ctx, 1, &out);
+    rc = kustomer_tracking_write(out.p, a.pDoc, eType, a.pSet, &a.raw,
                                  &a.err);
-    event_result(ctx, &a, rc, pOut, 1, 0);
+    event_result(ctx, &a, rc, &out, 1, 0);
   }
   event_arg_done(ctx, &a);
 }
@@ -235,7 +238,7 @@ static void request_func(sqlite3_context *ctx, int argc,
                          sqlite3_value **argv){
   const char *zCustomerId = 0;
   EventArg a;
-  sqlite3_str *pOut;
+  KOut out;
   int rc;
   if( argc>2 && sqlite3_value_type(argv[0])!=SQLITE_NULL
    && sqlite3_value_type(argv[2])!=SQLITE_NULL ){
@@ -256,10 +259,10 @@ static void request_func(sqlite3_context *ctx, int argc,
   }
   if( event_arg(ctx, argc, argv, "kustomer_request", "event", PARSE_LEAN, 1,
                 &a) ){
-    pOut = sqlite3_str_new(0);
-    rc = kustomer_request_write(pOut, a.pDoc, a.pSet, zCustomerId, &a.raw,
+    kustomer_out_begin(ctx, 1, &out);
+    rc = kustomer_request_write(out.p, a.pDoc, a.pSet, zCustomerId, &a.raw,
                                 &a.err);
-    event_result(ctx, &a, rc, pOut, 1, 1);
+    event_result(ctx, &a, rc, &out, 1, 1);
   }
   event_arg_done(ctx, &a);
 }

@@ -468,7 +468,7 @@ typedef struct ScanOut ScanOut;
 struct ScanOut {
   char *z;
   size_t n;
-  ScanPos zRaw;             /* the bRaw member's value */
+  ScanPos zRaw;             /* the KKEEP_RAW member's value */
   size_t nRaw;
   int nRawSeen;             /* its occurrences */
   int bRawOdd;              /* a key kept for its escape or '.' beside it */
@@ -767,7 +767,7 @@ int kustomer_json_raw_ok(KJsonRaw *pRaw){
 }
 
 /* Stands in for scan_object_keep() below for the object at z, at depth
-** iDepth, of a member with bRaw: raw_top() validates it, checks that it
+** iDepth, of a KKEEP_RAW member: raw_top() validates it, checks that it
 ** can be written from its text and records its members in pOut->pRaw, in
 ** one pass; the members aSub lists are then copied from the record. */
 static ScanPos scan_raw_member(ScanPos z, ScanPos zEnd, int iDepth,
@@ -798,6 +798,60 @@ static ScanPos scan_raw_member(ScanPos z, ScanPos zEnd, int iDepth,
   return zAfter;
 }
 
+/* A member's key at z (its opening quote), checked with the ':' after it:
+** returns where its value starts, with the key's length (quotes included)
+** in *pnKey, or NULL. */
+static ScanPos scan_member_head(ScanPos z, ScanPos zEnd, size_t *pnKey){
+  ScanPos zKey = z;
+  if( *z!='"' ) return 0;
+  z = scan_string(z, zEnd);
+  if( z==0 ) return 0;
+  *pnKey = (size_t)(z-zKey);
+  z = skip_ws(z);
+  if( *z!=':' ) return 0;
+  return skip_ws(z+1);
+}
+
+/*
+** An object at depth iDepth (z at its '{') of a KKEEP_SHALLOW member,
+** written to pOut with every member, those aKeep does not list having an
+** object or array value written as {} or [] (after it is validated).
+*/
+static ScanPos scan_object_shallow(ScanPos z, ScanPos zEnd, int iDepth,
+                                   const KJsonKeep *aKeep, ScanOut *pOut){
+  int bFirst = 1;
+  if( iDepth>KUSTOMER_MAX_DEPTH ) return 0;
+  scan_out(pOut, "{", 1);
+  z = skip_ws(z+1);
+  if( *z!='}' ){
+    while( 1 ){
+      ScanPos zKey = z, zVal;
+      const KJsonKeep *pKeep;
+      size_t nKey;
+      zVal = scan_member_head(z, zEnd, &nKey);
+      if( zVal==0 ) return 0;
+      if( !bFirst ) scan_out(pOut, ",", 1);
+      bFirst = 0;
+      scan_out(pOut, zKey, nKey);
+      scan_out(pOut, ":", 1);
+      z = scan_value(zVal, zEnd, iDepth);
+      if( z==0 ) return 0;
+      if( (*zVal=='{' || *zVal=='[')
+       && !scan_keep(aKeep, zKey+1, nKey-2, &pKeep) ){
+        scan_out(pOut, *zVal=='{' ? "{}" : "[]", 2);
+      }else{
+        scan_out(pOut, zVal, (size_t)(z-zVal));
+      }
+      z = skip_ws(z);
+      if( *z=='}' ) break;
+      if( *z!=',' ) return 0;
+      z = skip_ws(z+1);
+    }
+  }
+  scan_out(pOut, "}", 1);
+  return z+1;
+}
+
 /*
 ** An object at depth iDepth (z at its '{'), also written to pOut with only
 ** the members aKeep lists, in their order in the text.
@@ -812,16 +866,13 @@ static ScanPos scan_object_keep(ScanPos z, ScanPos zEnd, int iDepth,
     while( 1 ){
       ScanPos zKey = z, zVal;
       const KJsonKeep *pKeep;
+      size_t nKey;
       int bKeep;
-      if( *z!='"' ) return 0;
-      z = scan_string(z, zEnd);
+      zVal = z = scan_member_head(z, zEnd, &nKey);
       if( z==0 ) return 0;
-      bKeep = scan_keep(aKeep, zKey+1, (size_t)(z-zKey-2), &pKeep);
-      z = skip_ws(z);
-      if( *z!=':' ) return 0;
-      zVal = z = skip_ws(z+1);
+      bKeep = scan_keep(aKeep, zKey+1, nKey-2, &pKeep);
       if( bKeep && pKeep==0 ) bOdd = 1;
-      if( pKeep && pKeep->bRaw ){
+      if( pKeep && pKeep->eHow==KKEEP_RAW ){
         bHasRaw = 1;
         pOut->nRawSeen++;
         pOut->zRaw = zVal;
@@ -831,16 +882,19 @@ static ScanPos scan_object_keep(ScanPos z, ScanPos zEnd, int iDepth,
         bFirst = 0;
         scan_out(pOut, zKey, (size_t)(zVal-zKey));
         ScanPos zRawEnd = 0;
-        if( pKeep && pKeep->bRaw && pOut->pRaw && *zVal=='{' ){
+        if( pKeep && pKeep->eHow==KKEEP_RAW && pOut->pRaw && *zVal=='{' ){
           zRawEnd = scan_raw_member(z, zEnd, iDepth+1, pKeep->aSub, pOut);
         }
         if( zRawEnd ){
           z = zRawEnd;
           pOut->nRaw = (size_t)(z-zVal);
+        }else if( pKeep && pKeep->eHow==KKEEP_SHALLOW && *zVal=='{' ){
+          z = scan_object_shallow(z, zEnd, iDepth+1, pKeep->aSub, pOut);
+          if( z==0 ) return 0;
         }else if( pKeep && pKeep->aSub && *zVal=='{' ){
           z = scan_object_keep(z, zEnd, iDepth+1, pKeep->aSub, pOut);
           if( z==0 ) return 0;
-          if( pKeep->bRaw ) pOut->nRaw = (size_t)(z-zVal);
+          if( pKeep->eHow==KKEEP_RAW ) pOut->nRaw = (size_t)(z-zVal);
         }else{
           z = scan_value(z, zEnd, iDepth);
           if( z==0 ) return 0;

@@ -80,16 +80,22 @@ const char *kustomer_json_scan(const char *z, const char *zEnd);
 ** is always kept (a dotted path may name it).  Whether the text is valid,
 ** and the error if not, are exactly kustomer_json_parse()'s.  As for that
 ** function, z[n] must be a NUL (sqlite3_value_text() puts one there).
+** eHow KKEEP_SHALLOW: an object value keeps all its members, but those
+** aSub does not list have an object or array value made empty ({} or [],
+** so the kind is kept); for a reader of the members' kinds only.
 */
+#define KKEEP_WHOLE   0
+#define KKEEP_RAW     1     /* also report the value's text (KJsonRaw) */
+#define KKEEP_SHALLOW 2
 typedef struct KJsonKeep KJsonKeep;
 struct KJsonKeep {
   const char *zKey;         /* a member's key; NULL ends the list */
   const KJsonKeep *aSub;    /* members of its object to keep; NULL: all */
-  int bRaw;                 /* report its value's text (KJsonRaw) */
+  int eHow;                 /* KKEEP_* */
 };
 
 /*
-** The text of the top-level member whose KJsonKeep has bRaw (pRaw may be
+** The text of the top-level member whose KJsonKeep has KKEEP_RAW (pRaw may be
 ** NULL when none has), so that a caller can write it out from the text
 ** instead of from a parse of it all.  eState says what the parse returned
 ** holds of it:
@@ -335,6 +341,12 @@ int kustomer_event_type(const cJSON *pEvent, KError *pErr);
 ** not NULL, is lent to kustomer_json_parse_some(). */
 cJSON *kustomer_event_parse(const char *z, int n, KJsonRoom *pRoom,
                             char **pzErr);
+
+/* The same for kustomer_check() with settings of that bAdvanced: without
+** it, the nested values of properties that no path names are made empty
+** (only their kind is read). */
+cJSON *kustomer_event_parse_check(const char *z, int n, int bAdvanced,
+                                  KJsonRoom *pRoom, char **pzErr);
 
 /* The properties of a tracking event as text, for meta written from it:
 ** json.c's record of the members, and the advanced plan of each, which
@@ -624,6 +636,21 @@ const KSettings *kustomer_settings_get(sqlite3_context *ctx, int argc,
                                        const char *zFunc, int *pbNew);
 void kustomer_settings_done(sqlite3_context *ctx, int iArg,
                             const KSettings *pSet, int bNew);
+
+/* Where a function writes its text result: with a constant settings
+** argument iArg, the statement's buffer, after the results before it
+** (p from iStart on is this one), else a new string.  Finish with
+** kustomer_out_result() (the result, as JSON when bJson) or
+** kustomer_out_discard() (for a result set otherwise). */
+typedef struct KOut KOut;
+struct KOut {
+  sqlite3_str *p;
+  int iStart;
+  void *pAux;               /* the statement's, or NULL */
+};
+void kustomer_out_begin(sqlite3_context *ctx, int iArg, KOut *pOut);
+void kustomer_out_result(sqlite3_context *ctx, KOut *pOut, int bJson);
+void kustomer_out_discard(KOut *pOut);
 
 /* Table-valued functions: xBestIndex for the nArg (at most
 ** KUSTOMER_TVF_MAX_ARGS) HIDDEN argument columns from iFirstArg, the first

@@ -256,10 +256,27 @@ int kustomer_settings_value(sqlite3_value *pVal, const char *zFunc, int iArg,
   return rc;
 }
 
+/* What a constant settings argument keeps for its statement, as the
+** argument's auxdata: the parse, and the buffer results are written into
+** (kustomer_out_begin()). */
+typedef struct SetAux SetAux;
+struct SetAux {
+  KSettings *pSet;
+  sqlite3_str *pAcc;
+};
+
+static void set_aux_free(void *p){
+  SetAux *pAux = p;
+  kustomer_settings_free(pAux->pSet);
+  sqlite3_free(sqlite3_str_finish(pAux->pAcc));
+  sqlite3_free(pAux);
+}
+
 const KSettings *kustomer_settings_get(sqlite3_context *ctx, int argc,
                                        sqlite3_value **argv, int iArg,
                                        const char *zFunc, int *pbNew){
   KSettings *pSet;
+  SetAux *pAux;
   char *zErr = 0;
   int rc;
 
@@ -267,8 +284,8 @@ const KSettings *kustomer_settings_get(sqlite3_context *ctx, int argc,
   if( iArg>=argc || sqlite3_value_type(argv[iArg])==SQLITE_NULL ){
     return &defaultSettings;
   }
-  pSet = sqlite3_get_auxdata(ctx, iArg);
-  if( pSet ) return pSet;
+  pAux = sqlite3_get_auxdata(ctx, iArg);
+  if( pAux ) return pAux->pSet;
   rc = kustomer_settings_value(argv[iArg], zFunc, iArg+1, &pSet, &zErr);
   if( rc==SQLITE_ERROR ){
     kustomer_result_error(ctx, zErr);
@@ -284,11 +301,72 @@ const KSettings *kustomer_settings_get(sqlite3_context *ctx, int argc,
 
 void kustomer_settings_done(sqlite3_context *ctx, int iArg,
                             const KSettings *pSet, int bNew){
-  /* Last use of pSet: SQLite may free it before set_auxdata returns. */
-  if( bNew ){
-    sqlite3_set_auxdata(ctx, iArg, (void*)pSet,
-                        (void(*)(void*))kustomer_settings_free);
+  SetAux *pAux;
+  if( !bNew ) return;
+  pAux = sqlite3_malloc(sizeof(*pAux));
+  if( pAux==0 ){
+    kustomer_settings_free((KSettings*)pSet);   /* not kept: parsed again */
+    return;
   }
+  pAux->pSet = (KSettings*)pSet;
+  pAux->pAcc = 0;
+  /* Last use of pSet: SQLite may free it before set_auxdata returns. */
+  sqlite3_set_auxdata(ctx, iArg, pAux, set_aux_free);
+}
+
+/* Results are appended to one buffer per statement, each copied out from
+** where it starts: a result of a few KB written into a new sqlite3_str
+** costs a dozen reallocations as it grows.  Past OUT_KEEP bytes the buffer
+** is let go and the next result starts a new one. */
+#define OUT_KEEP (256*1024)
+
+void kustomer_out_begin(sqlite3_context *ctx, int iArg, KOut *pOut){
+  SetAux *pAux = sqlite3_get_auxdata(ctx, iArg);
+  pOut->pAux = pAux;
+  pOut->iStart = 0;
+  if( pAux ){
+    if( pAux->pAcc==0 ) pAux->pAcc = sqlite3_str_new(0);
+    pOut->p = pAux->pAcc;
+    pOut->iStart = sqlite3_str_length(pOut->p);
+  }else{
+    pOut->p = sqlite3_str_new(0);
+  }
+}
+
+/* Let the statement's buffer go (after an error in it, or when large). */
+static void out_release(KOut *pOut){
+  SetAux *pAux = pOut->pAux;
+  sqlite3_free(sqlite3_str_finish(pAux->pAcc));
+  pAux->pAcc = 0;
+}
+
+void kustomer_out_result(sqlite3_context *ctx, KOut *pOut, int bJson){
+  int rc, n;
+  if( pOut->pAux==0 ){
+    kustomer_result_str(ctx, pOut->p, bJson);
+    return;
+  }
+  rc = sqlite3_str_errcode(pOut->p);
+  if( rc ){
+    out_release(pOut);
+    kustomer_result_code(ctx, rc);
+    return;
+  }
+  n = sqlite3_str_length(pOut->p);
+  sqlite3_result_text(ctx, n ? sqlite3_str_value(pOut->p) + pOut->iStart : "",
+                      n - pOut->iStart, SQLITE_TRANSIENT);
+  if( bJson ) sqlite3_result_subtype(ctx, KUSTOMER_JSON_SUBTYPE);
+  if( n>OUT_KEEP ) out_release(pOut);
+}
+
+void kustomer_out_discard(KOut *pOut){
+  if( pOut->pAux==0 ){
+    sqlite3_free(sqlite3_str_finish(pOut->p));
+  }else if( sqlite3_str_errcode(pOut->p)
+         || sqlite3_str_length(pOut->p)>OUT_KEEP ){
+    out_release(pOut);
+  }
+  /* else the bytes written stay, unread, before the next result */
 }
 
 /* ---- Table-valued functions ---------------------------------------------- */

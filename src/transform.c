@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <threads.h>
 #include "kustomer.h"
 SQLITE_EXTENSION_INIT3
 
@@ -270,11 +271,61 @@ static const KJsonKeep aPropsKeep[] = {
 static const KJsonKeep aTrackKeep[] = {
   { "type", 0, 0 }, { "event", 0, 0 }, { "name", 0, 0 }, { "userId", 0, 0 },
   { "anonymousId", 0, 0 }, { "traits", aTrackTraitsKeep, 0 },
-  { "properties", aPropsKeep, 1 },
+  { "properties", aPropsKeep, KKEEP_RAW },
   { "context", aTrackContextKeep, 0 },
   { "timestamp", 0, 0 }, { "originalTimestamp", 0, 0 }, { "sentAt", 0, 0 },
   { 0, 0, 0 }
 };
+/* kustomer_check without the advanced transformation reads of a property
+** only its kind and, for a string, its text (the meta rules), and in full
+** those a path names: the other nested values of properties are made
+** empty.  (The advanced plan reads into arrays: that check parses it all.)
+** Of a track, page or screen event it reads of traits only the ids. */
+static const KJsonKeep aCheckKeep[] = {
+  { "type", 0, 0 }, { "event", 0, 0 }, { "name", 0, 0 }, { "userId", 0, 0 },
+  { "anonymousId", 0, 0 }, { "traits", 0, 0 },
+  { "properties", aPropsKeep, KKEEP_SHALLOW },
+  { "context", aContextKeep, 0 }, { "integrations", 0, 0 },
+  { 0, 0, 0 }
+};
+static const KJsonKeep aCheckTrackKeep[] = {
+  { "type", 0, 0 }, { "event", 0, 0 }, { "name", 0, 0 }, { "userId", 0, 0 },
+  { "anonymousId", 0, 0 }, { "traits", aTrackTraitsKeep, 0 },
+  { "properties", aPropsKeep, KKEEP_SHALLOW },
+  { "context", aTrackContextKeep, 0 }, { "integrations", 0, 0 },
+  { 0, 0, 0 }
+};
+static const KJsonKeep aCheckTrackKeepAdvanced[] = {
+  { "type", 0, 0 }, { "event", 0, 0 }, { "name", 0, 0 }, { "userId", 0, 0 },
+  { "anonymousId", 0, 0 }, { "traits", aTrackTraitsKeep, 0 },
+  { "properties", 0, 0 },
+  { "context", aTrackContextKeep, 0 }, { "integrations", 0, 0 },
+  { 0, 0, 0 }
+};
+
+cJSON *kustomer_event_parse_check(const char *z, int n, int bAdvanced,
+                                  KJsonRoom *pRoom, char **pzErr){
+  static const char zIdentify[] = "{\"type\":\"identify\"";
+  const cJSON *pType;
+  cJSON *p;
+  /* as kustomer_event_parse_lean() does: an identify reads all of traits */
+  if( n>=(int)sizeof(zIdentify)-1
+   && memcmp(z, zIdentify, sizeof(zIdentify)-1)==0 ){
+    return kustomer_json_parse_some(z, n, aCheckKeep, 0, pRoom, pzErr);
+  }
+  p = kustomer_json_parse_some(z, n, bAdvanced ? aCheckTrackKeepAdvanced
+                                               : aCheckTrackKeep,
+                               0, pRoom, pzErr);
+  if( p==0 ) return 0;
+  pType = kustomer_json_member(p, "type");
+  if( cJSON_IsString(pType)
+   && sqlite3_stricmp(pType->valuestring, "identify")==0 ){
+    kustomer_json_delete(p);
+    p = kustomer_json_parse_some(z, n, aCheckKeep, 0, pRoom, pzErr);
+  }
+  return p;
+}
+
 static const KJsonKeep aTrackKeepProps[] = {   /* properties parsed whole */
   { "type", 0, 0 }, { "event", 0, 0 }, { "name", 0, 0 }, { "userId", 0, 0 },
   { "anonymousId", 0, 0 }, { "traits", aTrackTraitsKeep, 0 },
@@ -1886,34 +1937,83 @@ int kustomer_identify_write(sqlite3_str *p, const cJSON *pEvent,
 
 /* ---- What identify leaves out (for kustomer_check) --------------------- */
 
-/* Whether any path of the mapping in use, or of the generic lists it
-** reads, starts at the trait zKey. */
-static int trait_is_read(const KIdPlan *pPlan, const char *zKey){
+/*
+** The traits each mapping reads: for every path of the mapping, or of the
+** generic lists it reads, that starts at (context.)traits., each of its
+** dot-prefixes after that ("company", "company.name"), sorted and without
+** repeats, pointing into the paths.  Built once (the lists are constant),
+** as kustomer_check asks for every trait of every identify event.
+*/
+#define TRAIT_MAX 256
+typedef struct TraitName TraitName;
+struct TraitName {
+  const char *z;
+  size_t n;
+};
+static struct TraitSet {
+  int nName;
+  TraitName aName[TRAIT_MAX];
+} aTraitSet[2];             /* [bSegment] */
+static once_flag traitSetOnce = ONCE_FLAG_INIT;
+
+static int trait_name_cmp(const void *pA, const void *pB){
+  const TraitName *a = pA, *b = pB;
+  int c = memcmp(a->z, b->z, a->n<b->n ? a->n : b->n);
+  return c ? c : (a->n<b->n ? -1 : a->n>b->n);
+}
+
+static void trait_set_add(struct TraitSet *pSet, const char *zPath){
+  const char *z = zPath;
+  size_t i;
+  if( strncmp(z, "context.", 8)==0 ) z += 8;
+  if( strncmp(z, "traits.", 7)!=0 ) return;
+  z += 7;
+  for(i=1; ; i++){
+    if( z[i]=='.' || z[i]==0 ){
+      TraitName t;
+      int j;
+      t.z = z;
+      t.n = i;
+      for(j=0; j<pSet->nName && trait_name_cmp(&pSet->aName[j], &t); j++){}
+      /* (the lists name about 60 traits: TRAIT_MAX is never reached) */
+      if( j==pSet->nName && j<TRAIT_MAX ) pSet->aName[pSet->nName++] = t;
+      if( z[i]==0 ) break;
+    }
+  }
+}
+
+static void trait_sets_build(void){
   static const char *const *const aazGeneric[] = {
     azUserId, azEmail, azPhone, azFirstName, azLastName, azWebsite, azAddress
   };
-  size_t nKey = strlen(zKey);
-  int i, j;
-  for(i=0; i<N_IDENTIFY_MAP+(int)(sizeof(aazGeneric)/sizeof(aazGeneric[0]));
-      i++){
-    const char *const *az;
-    if( i<N_IDENTIFY_MAP ){
+  int k, i, j;
+  for(k=0; k<2; k++){
+    struct TraitSet *pSet = &aTraitSet[k];
+    for(i=0; i<N_IDENTIFY_MAP; i++){
       const struct IdentifyMap *pM = &aIdentifyMap[i];
-      az = (pPlan->bSegment && pM->azSegment[0]) ? pM->azSegment : pM->azPath;
-    }else{
-      az = aazGeneric[i-N_IDENTIFY_MAP];
+      const char *const *az = (k && pM->azSegment[0]) ? pM->azSegment
+                                                      : pM->azPath;
+      for(j=0; az[j]; j++) trait_set_add(pSet, az[j]);
     }
-    for(j=0; az[j]; j++){
-      const char *z = az[j];
-      if( strncmp(z, "context.", 8)==0 ) z += 8;
-      if( strncmp(z, "traits.", 7)!=0 ) continue;
-      z += 7;
-      if( strncmp(z, zKey, nKey)==0 && (z[nKey]==0 || z[nKey]=='.') ){
-        return 1;
-      }
+    for(i=0; i<(int)(sizeof(aazGeneric)/sizeof(aazGeneric[0])); i++){
+      for(j=0; aazGeneric[i][j]; j++) trait_set_add(pSet, aazGeneric[i][j]);
     }
+    qsort(pSet->aName, (size_t)pSet->nName, sizeof(TraitName),
+          trait_name_cmp);
   }
-  return 0;
+}
+
+/* Whether any path of the mapping in use, or of the generic lists it
+** reads, starts at the trait zKey. */
+static int trait_is_read(const KIdPlan *pPlan, const char *zKey){
+  const struct TraitSet *pSet;
+  TraitName key;
+  call_once(&traitSetOnce, trait_sets_build);
+  pSet = &aTraitSet[pPlan->bSegment!=0];
+  key.z = zKey;
+  key.n = strlen(zKey);
+  return bsearch(&key, pSet->aName, (size_t)pSet->nName, sizeof(TraitName),
+                 trait_name_cmp)!=0;
 }
 
 /* Whether the plan sends the trait pVal (or, for a company, its name). */

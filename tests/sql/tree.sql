@@ -67,3 +67,28 @@ select name,
                when 'identify' then kustomer_identify(full)
                else kustomer_tracking(full) end
   from tree_check order by i, j;
+-- kustomer_check's parse (transform.c, kustomer_event_parse_check) makes
+-- the nested values of properties empty, but those a path names, and keeps
+-- of a track event's traits only the ids: its rows for every event above
+-- and these, against the full parse's, with and without advancedTransform.
+insert into tree_event values
+('check-page-name-array', 'check', '{"type":"page","userId":"c1","properties":{"name":["a","b"],"event":{"x":1},"n":{"deep":[1,{"a":[]}]},"o":[[]]}}'),
+('check-page-name-escaped', 'check', '{"type":"page","userId":"c2","properties":{"na\u006de":["P q"],"a.b":{"c":1}}}'),
+('check-identify-props-email', 'check', '{"type":"identify","userId":"c3","properties":{"email":["x@y.z"],"phone":{"n":"1"},"website":[["w"]],"other":{"a":1}},"traits":{"name":"N"}}'),
+('check-identify-escaped-email', 'check', '{"type":"identify","userId":"c4","properties":{"em\u0061il":{"e":"q@r.s"}},"context":{"traits":{"tags":["a",{"b":1}]}}}'),
+('check-identify-late-type', 'check', '{"userId":"c5","traits":{"email":"l@t.e","gender":"x","custom":{"aStr":1},"emails":[{"email":3}]},"type":"identify","properties":{"email":{"x":[]}}}'),
+('check-track-traits', 'check', '{"type":"track","event":"T","traits":{"userId":["u"],"email":{"e":1},"other":[1]},"context":{"traits":{"id":{"i":1},"x":[2]}},"properties":{"dateAt":"2024-01-01T00:00:00Z","nested":{"at":"x"},"list":[true],"b":false,"nNum":"3"}}'),
+('check-track-empty-containers', 'check', '{"type":"track","event":"E","userId":"c6","properties":{"a":{},"b":[],"c":{"d":{}},"e":[[],[]],"f":{"g":null}}}');
+-- rows: 67
+select 'check-' || e.name || '-' || w.name,
+       (select json_group_array(json_array(path, rule, severity, message))
+          from kustomer_check(e.event, w.settings)),
+       (select json_group_array(json_array(path, rule, severity, message))
+          from kustomer_check(substr(e.event, 1, length(e.event)-1)
+            || ',"zz":1.0000000000000000000000000000000000000000000000000000000000000000000000}',
+            w.settings))
+  from tree_event e,
+       (select 'plain' as name, null as settings
+        union all select 'advanced', '{"advancedTransform":true}') w
+ where e.name not like '%too-deep%'
+ order by e.rowid, w.name;
