@@ -437,30 +437,70 @@ const char *kustomer_json_scan(const char *z, const char *zEnd){
   return (p && p<=(ScanPos)zEnd) ? (const char*)p : 0;
 }
 
-/*
-** Whether the member with the n-byte raw key z (as written, between its
-** quotes) is kept, and in *ppKeep its entry in aKeep (NULL: kept whole).
-** A key with an escape or a dot is kept whole: the first may spell a listed
-** key, and a dotted path may name the second as one segment.
-*/
-static int scan_keep(const KJsonKeep *aKeep, ScanPos z, size_t n,
-                     const KJsonKeep **ppKeep){
-  size_t i;
-  *ppKeep = 0;
-  for(; aKeep->zKey; aKeep++){
-    /* Inline, not strncmp(): most keys differ in a byte or two.  A key
-    ** in the text has no NUL, so a shorter zKey stops at its own. */
-    const char *zKey = aKeep->zKey;
-    for(i=0; i<n && zKey[i]==(char)z[i]; i++){}
-    if( i==n && zKey[n]==0 ){
-      *ppKeep = aKeep;
-      return 1;
-    }
+/* The first bytes of a keep list's keys, as a 256-bit set: made once per
+** object walked, it lets most members skip the list. */
+typedef struct KeepFirst KeepFirst;
+struct KeepFirst {
+  sqlite3_uint64 a[4];
+};
+
+static void keep_first(const KJsonKeep *aKeep, KeepFirst *p){
+  memset(p, 0, sizeof(*p));
+  for(; aKeep && aKeep->zKey; aKeep++){
+    unsigned char c = (unsigned char)aKeep->zKey[0];
+    p->a[c>>6] |= (sqlite3_uint64)1 << (c & 63);
   }
-  for(i=0; i<n; i++){
+}
+
+/* Whether the n bytes at z hold a '.' or a '\\'; zEnd bounds the loads. */
+static int key_is_odd(ScanPos z, size_t n, ScanPos zEnd){
+  size_t i = 0;
+#ifdef JSON_SSE2
+  const __m128i vDot = _mm_set1_epi8('.');
+  const __m128i vSlash = _mm_set1_epi8('\\');
+  for(; i<n && zEnd-(z+i)>=16; i+=16){
+    __m128i v = _mm_loadu_si128((const __m128i*)(z+i));
+    unsigned m = (unsigned)_mm_movemask_epi8(
+        _mm_or_si128(_mm_cmpeq_epi8(v, vDot), _mm_cmpeq_epi8(v, vSlash)));
+    if( n-i<16 ) m &= (1u<<(n-i)) - 1;
+    if( m ) return 1;
+  }
+#else
+  (void)zEnd;
+#endif
+  for(; i<n; i++){
     if( z[i]=='.' || z[i]=='\\' ) return 1;
   }
   return 0;
+}
+
+/*
+** Whether the member with the n-byte raw key z (as written, between its
+** quotes) is kept, and in *ppKeep its entry in aKeep (NULL: kept whole).
+** pFirst is keep_first() of aKeep.  A key with an escape or a dot is kept
+** whole: the first may spell a listed key, and a dotted path may name the
+** second as one segment.
+*/
+static int scan_keep(const KJsonKeep *aKeep, const KeepFirst *pFirst,
+                     ScanPos z, size_t n, ScanPos zEnd,
+                     const KJsonKeep **ppKeep){
+  const unsigned char c0 = n ? z[0] : 0;
+  size_t i;
+  *ppKeep = 0;
+  if( (pFirst->a[c0>>6] >> (c0 & 63)) & 1 ){
+    for(; aKeep->zKey; aKeep++){
+      /* Inline, not strncmp().  A key in the text has no NUL, so a
+      ** shorter zKey stops at its own. */
+      const char *zKey = aKeep->zKey;
+      if( zKey[0]!=(char)c0 ) continue;
+      for(i=1; i<n && zKey[i]==(char)z[i]; i++){}
+      if( i>=n && zKey[n]==0 ){
+        *ppKeep = aKeep;
+        return 1;
+      }
+    }
+  }
+  return key_is_odd(z, n, zEnd);
 }
 
 /* The copy of the members that are kept: never longer than the text. */
@@ -774,17 +814,20 @@ static ScanPos scan_raw_member(ScanPos z, ScanPos zEnd, int iDepth,
                                const KJsonKeep *aSub, ScanOut *pOut){
   KJsonRaw *pRaw = pOut->pRaw;
   ScanPos zAfter = raw_top(z, zEnd, iDepth, pRaw);
+  KeepFirst first;
   int i, bFirst = 1;
   if( zAfter==0 ){
     pRaw->nMember = 0;
     pRaw->bRewrite = 0;
     return 0;
   }
+  keep_first(aSub, &first);
   scan_out(pOut, "{", 1);
   for(i=0; i<pRaw->nMember; i++){
     const struct KJsonRawMember *pM = &pRaw->aMember[i];
     const KJsonKeep *pSub;
-    if( !scan_keep(aSub, (ScanPos)pM->zKey+1, (size_t)pM->nKey-2, &pSub) ){
+    if( !scan_keep(aSub, &first, (ScanPos)pM->zKey+1, (size_t)pM->nKey-2,
+                   zEnd, &pSub) ){
       continue;
     }
     if( !bFirst ) scan_out(pOut, ",", 1);
@@ -819,8 +862,10 @@ static ScanPos scan_member_head(ScanPos z, ScanPos zEnd, size_t *pnKey){
 */
 static ScanPos scan_object_shallow(ScanPos z, ScanPos zEnd, int iDepth,
                                    const KJsonKeep *aKeep, ScanOut *pOut){
+  KeepFirst first;
   int bFirst = 1;
   if( iDepth>KUSTOMER_MAX_DEPTH ) return 0;
+  keep_first(aKeep, &first);
   scan_out(pOut, "{", 1);
   z = skip_ws(z+1);
   if( *z!='}' ){
@@ -837,7 +882,7 @@ static ScanPos scan_object_shallow(ScanPos z, ScanPos zEnd, int iDepth,
       z = scan_value(zVal, zEnd, iDepth);
       if( z==0 ) return 0;
       if( (*zVal=='{' || *zVal=='[')
-       && !scan_keep(aKeep, zKey+1, nKey-2, &pKeep) ){
+       && !scan_keep(aKeep, &first, zKey+1, nKey-2, zEnd, &pKeep) ){
         scan_out(pOut, *zVal=='{' ? "{}" : "[]", 2);
       }else{
         scan_out(pOut, zVal, (size_t)(z-zVal));
@@ -858,8 +903,10 @@ static ScanPos scan_object_shallow(ScanPos z, ScanPos zEnd, int iDepth,
 */
 static ScanPos scan_object_keep(ScanPos z, ScanPos zEnd, int iDepth,
                                 const KJsonKeep *aKeep, ScanOut *pOut){
+  KeepFirst first;
   int bFirst = 1, bOdd = 0, bHasRaw = 0;
   if( iDepth>KUSTOMER_MAX_DEPTH ) return 0;
+  keep_first(aKeep, &first);
   scan_out(pOut, "{", 1);
   z = skip_ws(z+1);
   if( *z!='}' ){
@@ -870,7 +917,7 @@ static ScanPos scan_object_keep(ScanPos z, ScanPos zEnd, int iDepth,
       int bKeep;
       zVal = z = scan_member_head(z, zEnd, &nKey);
       if( z==0 ) return 0;
-      bKeep = scan_keep(aKeep, zKey+1, nKey-2, &pKeep);
+      bKeep = scan_keep(aKeep, &first, zKey+1, nKey-2, zEnd, &pKeep);
       if( bKeep && pKeep==0 ) bOdd = 1;
       if( pKeep && pKeep->eHow==KKEEP_RAW ){
         bHasRaw = 1;
@@ -1149,7 +1196,7 @@ cJSON *kustomer_json_parse_some(const char *z, int n, const KJsonKeep *aKeep,
   }
   if( out.z!=aSpace ) sqlite3_free(out.z);
   if( p ){
-    *pzErr = 0;
+    if( pzErr ) *pzErr = 0;
     if( pRaw && out.nRawSeen>0 ){
       if( out.nRawSeen>1 || out.bRawOdd ){
         pRaw->eState = KRAW_REPARSE;
@@ -1204,9 +1251,26 @@ static void raw_write(sqlite3_str *p, ScanPos z, size_t n, int bRewrite){
 int kustomer_json_raw_key_plain(const KJsonRaw *pRaw, int i, int *pbHigh){
   const struct KJsonRawMember *pM = &pRaw->aMember[i];
   const unsigned char *z = (const unsigned char*)pM->zKey+1;
-  int k, n = pM->nKey-2;
+  int k = 0, n = pM->nKey-2;
   *pbHigh = 0;
-  for(k=0; k<n; k++){
+#ifdef JSON_SSE2
+  if( pRaw->z ){
+    /* most keys are short and plain ASCII: one load says so (signed: a
+    ** byte of 0x80 or more is below '!' too); the loads stay inside the
+    ** object's text */
+    const unsigned char *zEnd = (const unsigned char*)pRaw->z + pRaw->n;
+    const __m128i vBang = _mm_set1_epi8('!');
+    const __m128i vSlash = _mm_set1_epi8('\\');
+    for(; k<n && zEnd-(z+k)>=16; k+=16){
+      __m128i v = _mm_loadu_si128((const __m128i*)(z+k));
+      unsigned m = (unsigned)_mm_movemask_epi8(
+          _mm_or_si128(_mm_cmplt_epi8(v, vBang), _mm_cmpeq_epi8(v, vSlash)));
+      if( n-k<16 ) m &= (1u<<(n-k)) - 1;
+      if( m ) break;              /* the bytes from k on decide */
+    }
+  }
+#endif
+  for(; k<n; k++){
     if( z[k]<=' ' || z[k]=='\\' ) return 0;
     if( z[k]>=0x80 ){
       *pbHigh = 1;

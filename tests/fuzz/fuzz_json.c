@@ -8,7 +8,9 @@
 ** as they are: the same nodes, node for node, as cJSON builds (parse_some
 ** builds its own).  A properties object that kustomer_json_raw_ok() accepts
 ** is written from its text exactly as from its parse, and the lean parse
-** of kustomer_request() gives the same request as the full one.
+** of kustomer_request() gives the same request as the full one.  A
+** shallow parse (KKEEP_SHALLOW, kustomer_check's) keeps every member of
+** properties of the kind it has.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +47,11 @@ static const KJsonKeep aKeep[] = {
 /* properties written from its text: the same bytes as from its parse */
 static const KJsonKeep aRawKeep[] = {
   {"type", 0, 0}, {"properties", aTraits, 1}, {0, 0, 0}
+};
+
+/* kustomer_check's kind of parse: properties shallow, but email and name */
+static const KJsonKeep aShallowKeep[] = {
+  {"type", 0, 0}, {"properties", aTraits, KKEEP_SHALLOW}, {0, 0, 0}
 };
 
 /* Whether two trees have the same nodes: types, keys, strings, numbers to
@@ -241,6 +248,59 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size){
     }
     sqlite3_free(zErr3);
     kustomer_json_delete(t);
+  }
+  /* A shallow parse: the same verdict and error; each member of properties
+  ** of the same kind, atoms and listed members as they are, other arrays
+  ** and objects as they are or empty (a key with an escape is kept whole),
+  ** never empty under a listed key or one with a '.'. */
+  {
+    char *zErr4 = 0;
+    cJSON *c = kustomer_json_parse_some(zIn, n, aShallowKeep, 0, 0, &zErr4);
+    cJSON *c2 = kustomer_event_parse_check(zIn, n, 0, 0, 0);
+    if( (c==0)!=(p==0) || (c2==0)!=(p==0) ){
+      fail("shallow parse and parse disagree on validity", zIn, n, zErr,
+           zErr4);
+    }
+    if( c==0 && (zErr==0)!=(zErr4==0) ){
+      fail("shallow parse gives another error", zIn, n, zErr, zErr4);
+    }
+    if( c==0 && zErr && strcmp(zErr, zErr4)!=0 ){
+      fail("shallow parse gives another error", zIn, n, zErr, zErr4);
+    }
+    if( c ){
+      const cJSON *a = kustomer_json_member(p, "properties");
+      const cJSON *b = kustomer_json_member(c, "properties");
+      if( (a==0)!=(b==0) ) fail("shallow parse lost properties", zIn, n, 0, 0);
+      if( a && !cJSON_IsObject(a) && !tree_same(a, b) ){
+        fail("shallow parse changed properties", zIn, n, 0, 0);
+      }
+      if( a && cJSON_IsObject(a) ){
+        const cJSON *x, *y;
+        for(x=a->child, y=b->child; x && y; x=x->next, y=y->next){
+          int bContainer = cJSON_IsObject(x) || cJSON_IsArray(x);
+          int bEmpty = (x->type & 0xff)==(y->type & 0xff) && y->child==0
+                    && x->child!=0;
+          if( (x->type & 0xff)!=(y->type & 0xff)
+           || strcmp(x->string, y->string)!=0 ){
+            fail("shallow parse changed a member's kind", zIn, n, x->string,
+                 y->string);
+          }
+          if( bContainer && bEmpty
+           && (strcmp(x->string, "email")==0 || strcmp(x->string, "name")==0
+               || strchr(x->string, '.')) ){
+            fail("shallow parse emptied a listed member", zIn, n, x->string,
+                 0);
+          }
+          if( !(bContainer && bEmpty) && !tree_same(x, y) ){
+            fail("shallow parse changed a member", zIn, n, x->string, 0);
+          }
+        }
+        if( x || y ) fail("shallow parse lost a member", zIn, n, 0, 0);
+      }
+    }
+    sqlite3_free(zErr4);
+    kustomer_json_delete(c);
+    kustomer_json_delete(c2);
   }
   /* The lean parse writes the same request as the full one. */
   {
