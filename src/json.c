@@ -1280,49 +1280,47 @@ int kustomer_json_raw_key_plain(const KJsonRaw *pRaw, int i, int *pbHigh){
   return 1;
 }
 
-/* The first '"' or '\\' at or after z, else zEnd: 16 bytes at a time
-** where SSE2 is there. */
-static const char *next_quote(const char *z, const char *zEnd){
-#ifdef JSON_SSE2
-  const __m128i vQuote = _mm_set1_epi8('"');
-  const __m128i vSlash = _mm_set1_epi8('\\');
-  while( zEnd-z>=16 ){
-    __m128i v = _mm_loadu_si128((const __m128i*)z);
-    int mask = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, vQuote),
-                                              _mm_cmpeq_epi8(v, vSlash)));
-    if( mask ) return z + __builtin_ctz((unsigned)mask);
-    z += 16;
-  }
-#endif
-  while( z<zEnd && *z!='"' && *z!='\\' ) z++;
-  return z;
-}
-
 void kustomer_json_string_of_json(sqlite3_str *p, const char *z, int n){
-  /* Quotes come every few bytes in JSON: the runs between them are
-  ** gathered in a local buffer, appended in chunks, not two appends per
-  ** quote. */
+  /* Quotes come every few bytes in JSON: the text is copied 16 bytes at a
+  ** time into a local buffer up to the next quote or backslash, which is
+  ** escaped there, and the buffer appended in chunks. */
   const char *zEnd = z + n;
   char aBuf[512];
   size_t k = 1;
   aBuf[0] = '"';
-  while( 1 ){
-    const char *zAt = next_quote(z, zEnd);
-    size_t m = (size_t)(zAt - z);
-    if( k+m+3>sizeof(aBuf) ){
-      sqlite3_str_append(p, aBuf, (int)k);
-      k = 0;
-      if( m+3>sizeof(aBuf) ){
-        sqlite3_str_append(p, z, (int)m);
-        m = 0;
+#ifdef JSON_SSE2
+  {
+    const __m128i vQuote = _mm_set1_epi8('"');
+    const __m128i vSlash = _mm_set1_epi8('\\');
+    while( zEnd-z>=16 ){
+      __m128i v = _mm_loadu_si128((const __m128i*)z);
+      unsigned m = (unsigned)_mm_movemask_epi8(
+          _mm_or_si128(_mm_cmpeq_epi8(v, vQuote), _mm_cmpeq_epi8(v, vSlash)));
+      if( k>sizeof(aBuf)-18 ){
+        sqlite3_str_append(p, aBuf, (int)k);
+        k = 0;
+      }
+      _mm_storeu_si128((__m128i*)&aBuf[k], v);   /* the bytes up to it */
+      if( m==0 ){
+        k += 16;
+        z += 16;
+      }else{
+        int i = __builtin_ctz(m);
+        k += (size_t)i;
+        aBuf[k++] = '\\';
+        aBuf[k++] = z[i];
+        z += i+1;
       }
     }
-    memcpy(&aBuf[k], z, m);
-    k += m;
-    if( zAt==zEnd ) break;
-    aBuf[k++] = '\\';
-    aBuf[k++] = *zAt;
-    z = zAt + 1;
+  }
+#endif
+  for(; z<zEnd; z++){
+    if( k>sizeof(aBuf)-3 ){
+      sqlite3_str_append(p, aBuf, (int)k);
+      k = 0;
+    }
+    if( *z=='"' || *z=='\\' ) aBuf[k++] = '\\';
+    aBuf[k++] = *z;
   }
   aBuf[k++] = '"';
   sqlite3_str_append(p, aBuf, (int)k);

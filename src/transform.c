@@ -411,7 +411,17 @@ static void js_dashify(sqlite3_str *p, const char *zIn, size_t n){
   size_t i = 0, iRun = 0;
   int bPending = 0, bAny = 0;
   while( i<n ){
-    int k = js_space(&z[i], n-i);
+    int k;
+    if( z[i]>' ' && z[i]<0x80 ){   /* most of any name */
+      if( bPending ){
+        sqlite3_str_appendchar(p, 1, '-');
+        bPending = 0;
+      }
+      bAny = 1;
+      i++;
+      continue;
+    }
+    k = js_space(&z[i], n-i);
     if( k ){
       if( i>iRun ) sqlite3_str_append(p, (const char*)&z[iRun], (int)(i-iRun));
       if( bAny ) bPending = 1;
@@ -1047,6 +1057,7 @@ static int meta_write_text_advanced(sqlite3_str *p, const KMetaText *pText,
                                     int bDropEmail){
   const KJsonRaw *pRaw = &pText->raw;
   sqlite3_str *pTmp = 0;
+  char aKey[128];
   int i, bFirst = 1, rc = SQLITE_OK;
   sqlite3_str_appendchar(p, 1, '{');
   for(i=0; i<pRaw->nMember; i++){
@@ -1059,14 +1070,28 @@ static int meta_write_text_advanced(sqlite3_str *p, const KMetaText *pText,
      && is_dropped_email(zKey, (size_t)nKey, bDropEmail) ){
       continue;
     }
-    if( !bFirst ) sqlite3_str_appendchar(p, 1, ',');
+    /* a key without escapes: its text is its JSON; with its comma, quotes
+    ** and suffix, one append */
+    if( nKey<=(int)sizeof(aKey)-8 ){
+      int k = 0;
+      if( !bFirst ) aKey[k++] = ',';
+      aKey[k++] = '"';
+      memcpy(&aKey[k], zKey, (size_t)nKey);
+      k += nKey;
+      if( eAdv & ADV_NUM ){ memcpy(&aKey[k], "Num", 3); k += 3; }
+      if( eAdv & ADV_AT ){ memcpy(&aKey[k], "At", 2); k += 2; }
+      aKey[k++] = '"';
+      aKey[k++] = ':';
+      sqlite3_str_append(p, aKey, k);
+    }else{
+      if( !bFirst ) sqlite3_str_appendchar(p, 1, ',');
+      sqlite3_str_appendchar(p, 1, '"');
+      sqlite3_str_append(p, zKey, nKey);
+      if( eAdv & ADV_NUM ) sqlite3_str_append(p, "Num", 3);
+      if( eAdv & ADV_AT ) sqlite3_str_append(p, "At", 2);
+      sqlite3_str_append(p, "\":", 2);
+    }
     bFirst = 0;
-    /* a key without escapes: its text is its JSON */
-    sqlite3_str_appendchar(p, 1, '"');
-    sqlite3_str_append(p, zKey, nKey);
-    if( eAdv & ADV_NUM ) sqlite3_str_append(p, "Num", 3);
-    if( eAdv & ADV_AT ) sqlite3_str_append(p, "At", 2);
-    sqlite3_str_append(p, "\":", 2);
     if( eConv==KCONV_BOOLSTR ){
       sqlite3_str_appendall(p, kustomer_json_raw_kind(pRaw, i)==KRAWV_TRUE
                                ? "\"true\"" : "\"false\"");
