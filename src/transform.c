@@ -276,11 +276,11 @@ static const KJsonKeep aTrackKeep[] = {
   { "timestamp", 0, 0 }, { "originalTimestamp", 0, 0 }, { "sentAt", 0, 0 },
   { 0, 0, 0 }
 };
-/* kustomer_check without the advanced transformation reads of a property
-** only its kind and, for a string, its text (the meta rules), and in full
-** those a path names: the other nested values of properties are made
-** empty.  (The advanced plan reads into arrays: that check parses it all.)
-** Of a track, page or screen event it reads of traits only the ids. */
+/* kustomer_check reads of a property only its kind and, for a string, its
+** text (the meta rules), and in full those a path names: the other nested
+** values of properties are made empty.  The advanced plan of a track
+** event's meta reads into arrays: with it, properties are kept whole.  Of a
+** track, page or screen event the check reads of traits only the ids. */
 static const KJsonKeep aCheckKeep[] = {
   { "type", 0, 0 }, { "event", 0, 0 }, { "name", 0, 0 }, { "userId", 0, 0 },
   { "anonymousId", 0, 0 }, { "traits", 0, 0 },
