@@ -213,7 +213,7 @@ print(db.execute("select kustomer_flush('out')").fetchone()[0], flush=True)
 
 
 def t_kill(so, fake, tmp):
-    fake.reset(api_key=KEY, slow_ms=20)
+    fake.reset(api_key=KEY, slow_ms=40)
     path = os.path.join(tmp, "kill.db")
     db = open_db(so, path)
     make_outbox(db, fake, "out", rate_limit=2000, concurrency=8)
@@ -221,10 +221,19 @@ def t_kill(so, fake, tmp):
              ("track", "page", "screen")][:max(300, int(1500*SCALE))]
     load(db, "out", lines)
     db.close()
+    # opened first: under valgrind or a loaded machine that takes longer
+    # than the flush has
+    other = open_db(so, path)
     p = subprocess.Popen([sys.executable, "-c", FLUSH_SCRIPT, path, so],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(1.5 if SCALE>=1 else 0.6)
-    other = open_db(so, path)
+    # the flush is under way once a row has left pending (not a fixed
+    # sleep: the process may take long to start)
+    deadline = time.time() + 60
+    while time.time() < deadline and p.poll() is None and other.execute(
+            "select count(*) from out where status<>'pending'"
+            ).fetchone()[0] == 0:
+        time.sleep(0.02)
+    time.sleep(0.2 if SCALE>=1 else 0.1)
     try:
         other.execute("select kustomer_flush('out')").fetchone()
         report("kill: a second flush at the same time is refused", False,
