@@ -718,7 +718,7 @@ static int check_filter(sqlite3_vtab_cursor *cur, int idxNum,
     }else{
       /* A malformed event is a finding, not an SQL error. */
       check_add_at(pCur, "$", "malformed_json", "error",
-                      sqlite3_mprintf("Event %s", zErr));
+                   sqlite3_mprintf("Event %s", zErr));
       sqlite3_free(zErr);
     }
   }else{
