@@ -110,10 +110,10 @@ static void event_arg_done(sqlite3_context *ctx, EventArg *p){
 }
 
 /*
-** The result of a transformation that wrote pOut (finished here) with code
-** rc: the text (as JSON when bJson), the per-event error (an SQL error
-** naming the function, or with bEventError the {"statusCode":..} result),
-** or the error code.
+** The result of a transformation that wrote pOut (finished here; NULL when
+** nothing was written) with code rc: the text (as JSON when bJson), the
+** per-event error (an SQL error naming the function, or with bEventError
+** the {"statusCode":..} result), or the error code.
 */
 static void event_result(sqlite3_context *ctx, EventArg *p, int rc,
                          KOut *pOut, int bJson, int bEventError){
@@ -121,7 +121,7 @@ static void event_result(sqlite3_context *ctx, EventArg *p, int rc,
     kustomer_out_result(ctx, pOut, bJson);
     return;
   }
-  kustomer_out_discard(pOut);
+  if( pOut ) kustomer_out_discard(pOut);
   if( rc!=KUSTOMER_EVENT_ERROR ){
     kustomer_result_code(ctx, rc);
   }else if( bEventError ){
@@ -139,9 +139,7 @@ static int event_type_of(sqlite3_context *ctx, EventArg *p, int bIdentify,
                          int bNullIfIdentify){
   int eType = kustomer_event_type(p->pDoc, &p->err);
   if( eType<0 || eType==SQLITE_NOMEM ){
-    KOut out;
-    kustomer_out_begin(ctx, 1, &out);
-    event_result(ctx, p, eType, &out, 0, 0);
+    event_result(ctx, p, eType, 0, 0, 0);
     return 0;
   }
   if( bIdentify && eType!=KTYPE_IDENTIFY ){

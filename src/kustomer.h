@@ -578,8 +578,9 @@ void kustomer_result_event_error(sqlite3_context *ctx, int status,
 ** null ("nothing" for a NULL pointer: an argument not given). */
 const char *kustomer_type_name(sqlite3_value *pVal);
 
-/* "zFunc(): argument N (zName) must be JSON text, got <type>", from
-** sqlite3_mprintf: the one wording of that error. */
+/* "zFunc(): argument N (zName) must be JSON text, got <type>" ("zFunc:
+** zName ..." for iArg 0, a table's column), from sqlite3_mprintf: the one
+** wording of that error. */
 char *kustomer_not_text(const char *zFunc, int iArg, const char *zName,
                         sqlite3_value *pVal);
 

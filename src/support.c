@@ -8,6 +8,7 @@
 ** sqlite3_context or virtual tables; this file is where they meet it.
 */
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -68,17 +69,32 @@ const char *kustomer_type_name(sqlite3_value *pVal){
   }
 }
 
-char *kustomer_not_text(const char *zFunc, int iArg, const char *zName,
-                        sqlite3_value *pVal){
-  return sqlite3_mprintf("%s(): argument %d (%s) must be JSON text, got %s",
-                         zFunc, iArg, zName, kustomer_type_name(pVal));
+/* "zFunc(): argument N (zName) <what>", or "zFunc: zName <what>" when iArg
+** is 0 (a column of a table's INSERT); zFmt and the rest make <what>.
+** From sqlite3_mprintf; NULL on out-of-memory. */
+static char *arg_error(const char *zFunc, int iArg, const char *zName,
+                       const char *zFmt, ...){
+  char *zWhat, *zMsg = 0;
+  va_list ap;
+  va_start(ap, zFmt);
+  zWhat = sqlite3_vmprintf(zFmt, ap);
+  va_end(ap);
+  if( zWhat && iArg==0 ){
+    zMsg = sqlite3_mprintf("%s: %s %s", zFunc, zName, zWhat);
+  }else if( zWhat ){
+    zMsg = sqlite3_mprintf("%s(): argument %d (%s) %s", zFunc, iArg, zName,
+                           zWhat);
+  }
+  sqlite3_free(zWhat);
+  return zMsg;
 }
 
-/* "zFunc(): argument N (zName)", or "zFunc: zName" when iArg is 0 (a
-** column of a table's INSERT). */
-static char *arg_where(const char *zFunc, int iArg, const char *zName){
-  if( iArg==0 ) return sqlite3_mprintf("%s: %s", zFunc, zName);
-  return sqlite3_mprintf("%s(): argument %d (%s)", zFunc, iArg, zName);
+char *kustomer_not_text(const char *zFunc, int iArg, const char *zName,
+                        sqlite3_value *pVal){
+  /* an INSERT's column names NULL as SQL spells it */
+  return arg_error(zFunc, iArg, zName, "must be JSON text, got %s",
+                   iArg==0 && sqlite3_value_type(pVal)==SQLITE_NULL
+                   ? "NULL" : kustomer_type_name(pVal));
 }
 
 /*
@@ -90,15 +106,11 @@ static int jsonb_text(sqlite3 *db, sqlite3_value *pVal, const char *zFunc,
                       int iArg, const char *zName, KJsonText *p,
                       char **pzErr){
   sqlite3_stmt *pStmt = 0;
-  char *zWhere;
   int rc;
   if( sqlite3_libversion_number()<3045000 ){
-    zWhere = arg_where(zFunc, iArg, zName);
-    *pzErr = zWhere ? sqlite3_mprintf("%s must be JSON text, got blob (JSONB "
-                                      "needs SQLite 3.45 or later; this is "
-                                      "%s)", zWhere, sqlite3_libversion())
-                    : 0;
-    sqlite3_free(zWhere);
+    *pzErr = arg_error(zFunc, iArg, zName, "must be JSON text, got blob "
+                       "(JSONB needs SQLite 3.45 or later; this is %s)",
+                       sqlite3_libversion());
     return *pzErr ? SQLITE_ERROR : SQLITE_NOMEM;
   }
   rc = sqlite3_prepare_v2(db, "SELECT json(?1)", -1, &pStmt, 0);
@@ -124,10 +136,8 @@ static int jsonb_text(sqlite3 *db, sqlite3_value *pVal, const char *zFunc,
   if( rc==SQLITE_NOMEM ) return SQLITE_NOMEM;
   /* json() refused it (a blob that is not JSONB), or the host has no
   ** json() at all */
-  zWhere = arg_where(zFunc, iArg, zName);
-  *pzErr = zWhere ? sqlite3_mprintf("%s must be JSON text or JSONB, got a "
-                                    "blob that is not JSONB", zWhere) : 0;
-  sqlite3_free(zWhere);
+  *pzErr = arg_error(zFunc, iArg, zName, "must be JSON text or JSONB, got a "
+                     "blob that is not JSONB");
   return *pzErr ? SQLITE_ERROR : SQLITE_NOMEM;
 }
 
@@ -147,13 +157,7 @@ int kustomer_json_text(sqlite3 *db, sqlite3_value *pVal, const char *zFunc,
     case SQLITE_BLOB:
       return jsonb_text(db, pVal, zFunc, iArg, zName, p, pzErr);
     default:
-      if( iArg==0 ){
-        *pzErr = sqlite3_mprintf("%s: %s must be JSON text, got %s", zFunc,
-                                 zName, sqlite3_value_type(pVal)==SQLITE_NULL
-                                 ? "NULL" : kustomer_type_name(pVal));
-      }else{
-        *pzErr = kustomer_not_text(zFunc, iArg, zName, pVal);
-      }
+      *pzErr = kustomer_not_text(zFunc, iArg, zName, pVal);
       return *pzErr ? SQLITE_ERROR : SQLITE_NOMEM;
   }
 }

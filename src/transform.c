@@ -276,11 +276,28 @@ static const KJsonKeep aTrackKeep[] = {
   { "timestamp", 0, 0 }, { "originalTimestamp", 0, 0 }, { "sentAt", 0, 0 },
   { 0, 0, 0 }
 };
+/* Most identify events say so first: they read much more of traits, so
+** they are parsed as such at once (any event may take that parse). */
+static int text_says_identify(const char *z, int n){
+  static const char zIdentify[] = "{\"type\":\"identify\"";
+  return n>=(int)sizeof(zIdentify)-1
+      && memcmp(z, zIdentify, sizeof(zIdentify)-1)==0;
+}
+
+/* Whether a parse is of an identify event (which another parse took for
+** one of the tracking types). */
+static int tree_is_identify(const cJSON *p){
+  const cJSON *pType = kustomer_json_member(p, "type");
+  return cJSON_IsString(pType)
+      && sqlite3_stricmp(pType->valuestring, "identify")==0;
+}
+
 /* kustomer_check reads of a property only its kind and, for a string, its
 ** text (the meta rules), and in full those a path names: the other nested
 ** values of properties are made empty.  The advanced plan of a track
-** event's meta reads into arrays: with it, properties are kept whole.  Of a
-** track, page or screen event the check reads of traits only the ids. */
+** event's meta reads into arrays: with it, the event is parsed as for any
+** transformation.  Of a track, page or screen event the check reads of
+** traits only the ids. */
 static const KJsonKeep aCheckKeep[] = {
   { "type", 0, 0 }, { "event", 0, 0 }, { "name", 0, 0 }, { "userId", 0, 0 },
   { "anonymousId", 0, 0 }, { "traits", 0, 0 },
@@ -295,31 +312,16 @@ static const KJsonKeep aCheckTrackKeep[] = {
   { "context", aTrackContextKeep, 0 }, { "integrations", 0, 0 },
   { 0, 0, 0 }
 };
-static const KJsonKeep aCheckTrackKeepAdvanced[] = {
-  { "type", 0, 0 }, { "event", 0, 0 }, { "name", 0, 0 }, { "userId", 0, 0 },
-  { "anonymousId", 0, 0 }, { "traits", aTrackTraitsKeep, 0 },
-  { "properties", 0, 0 },
-  { "context", aTrackContextKeep, 0 }, { "integrations", 0, 0 },
-  { 0, 0, 0 }
-};
 
 cJSON *kustomer_event_parse_check(const char *z, int n, int bAdvanced,
                                   KJsonRoom *pRoom, char **pzErr){
-  static const char zIdentify[] = "{\"type\":\"identify\"";
-  const cJSON *pType;
   cJSON *p;
-  /* as kustomer_event_parse_lean() does: an identify reads all of traits */
-  if( n>=(int)sizeof(zIdentify)-1
-   && memcmp(z, zIdentify, sizeof(zIdentify)-1)==0 ){
+  if( bAdvanced ) return kustomer_event_parse(z, n, pRoom, pzErr);
+  if( text_says_identify(z, n) ){
     return kustomer_json_parse_some(z, n, aCheckKeep, 0, pRoom, pzErr);
   }
-  p = kustomer_json_parse_some(z, n, bAdvanced ? aCheckTrackKeepAdvanced
-                                               : aCheckTrackKeep,
-                               0, pRoom, pzErr);
-  if( p==0 ) return 0;
-  pType = kustomer_json_member(p, "type");
-  if( cJSON_IsString(pType)
-   && sqlite3_stricmp(pType->valuestring, "identify")==0 ){
+  p = kustomer_json_parse_some(z, n, aCheckTrackKeep, 0, pRoom, pzErr);
+  if( p && tree_is_identify(p) ){
     kustomer_json_delete(p);
     p = kustomer_json_parse_some(z, n, aCheckKeep, 0, pRoom, pzErr);
   }
@@ -340,31 +342,21 @@ static int meta_text_ok(KMetaText *pText, int bAdvanced);
 cJSON *kustomer_event_parse_lean(const char *z, int n, int bAdvanced,
                                  KMetaText *pProps, KJsonRoom *pRoom,
                                  char **pzErr){
-  static const char zIdentify[] = "{\"type\":\"identify\"";
   KJsonRaw *pRaw = pProps ? &pProps->raw : 0;
   cJSON *p;
-  const cJSON *pType;
   int bAgain = 0;
   if( pRaw ){
     pRaw->eState = KRAW_NONE;
     pRaw->z = 0;
   }
-  /* Most identify events say so first: they read much more of traits, so
-  ** parse them as such at once.  (Any event may take that parse.) */
-  if( n>=(int)sizeof(zIdentify)-1
-   && memcmp(z, zIdentify, sizeof(zIdentify)-1)==0 ){
+  if( text_says_identify(z, n) ){
     return kustomer_event_parse(z, n, pRoom, pzErr);
   }
   p = kustomer_json_parse_some(z, n, pRaw ? aTrackKeep : aTrackKeepProps,
                                pRaw, pRoom, pzErr);
   if( p==0 ) return 0;
   if( pProps && !meta_text_ok(pProps, bAdvanced) ) bAgain = 1;
-  /* An identify reads much more of traits. */
-  pType = kustomer_json_member(p, "type");
-  if( cJSON_IsString(pType)
-   && sqlite3_stricmp(pType->valuestring, "identify")==0 ){
-    bAgain = 1;
-  }
+  if( tree_is_identify(p) ) bAgain = 1;   /* it reads much more of traits */
   if( bAgain ){
     kustomer_json_delete(p);
     if( pRaw ){
