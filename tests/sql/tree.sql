@@ -43,6 +43,7 @@ insert into tree_event values
 ('track-lone-low-surrogate', 'request', '{"type":"track","event":"L","userId":"u18","properties":{"o":["x\udc00"]}}'),
 ('track-nul-escape', 'request', '{"type":"track","event":"Z","userId":"u19","properties":{"o":{"s":"a\u0000b"}}}'),
 ('track-long-keys', 'tracking', '{"type":"track","event":"Long Keys","userId":"u21","context.traits.email_of_the_user":"c@d.e","properties.kustomerSessionId":"s-top","traits.email":"t@o.p","properties":{"abcdefghijklmnopqrstuvwxyz.email":{"x":1},"abcdefghijklmnopqrstuvw\u002eq":[1],"abcdefghijklmnopqrsté":2,"abcdefghijklmnopqr st":true,"abcdefghijklmnopqrstuvwxyzabcdefghijAt":"2024-01-01"}}'),
+('track-long-keys-raw', 'tracking', '{"type":"track","event":"Raw Keys","userId":"u22","properties":{"abcdefghijklmnopqrsté":2,"abcdefghijklmnopqr st":true,"abcdefghijklmnopqrstuvwxyz.q":1,"abcdefghijklmnopqrstuvwxyzabcdefghijAt":"2024-01-01","abcdefghijklmnop":"x"}}'),
 ('track-long-quotes', 'tracking', '{"type":"track","event":"Q","userId":"u20","properties":{"o":{"q":"' || replace(hex(zeroblob(300)), '00', '\"') || '","r":"' || replace(hex(zeroblob(700)), '00', 'ab') || '","s":["x\\y",{"t":"' || replace(hex(zeroblob(255)), '00', 'c\"') || '"}]}}}');
 create table tree_way(name, fn, settings);
 insert into tree_way values
@@ -60,7 +61,7 @@ create view tree_check as
            || ',"zz":1.0000000000000000000000000000000000000000000000000000000000000000000000}' as full,
          e.rowid as i, w.rowid as j
     from tree_event e join tree_way w on w.fn='request' or w.fn=e.fn;
--- rows: 112
+-- rows: 116
 select name,
        case fn when 'request' then kustomer_request(lean, settings)
                when 'identify' then kustomer_identify(lean)
@@ -81,7 +82,7 @@ insert into tree_event values
 ('check-identify-late-type', 'check', '{"userId":"c5","traits":{"email":"l@t.e","gender":"x","custom":{"aStr":1},"emails":[{"email":3}]},"type":"identify","properties":{"email":{"x":[]}}}'),
 ('check-track-traits', 'check', '{"type":"track","event":"T","traits":{"userId":["u"],"email":{"e":1},"other":[1]},"context":{"traits":{"id":{"i":1},"x":[2]}},"properties":{"dateAt":"2024-01-01T00:00:00Z","nested":{"at":"x"},"list":[true],"b":false,"nNum":"3"}}'),
 ('check-track-empty-containers', 'check', '{"type":"track","event":"E","userId":"c6","properties":{"a":{},"b":[],"c":{"d":{}},"e":[[],[]],"f":{"g":null}}}');
--- rows: 71
+-- rows: 73
 select 'check-' || e.name || '-' || w.name,
        (select json_group_array(json_array(path, rule, severity, message))
           from kustomer_check(e.event, w.settings)),
