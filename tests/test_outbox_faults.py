@@ -12,6 +12,8 @@
   flush polls that job instead of creating the customers again (no
   "already exists", no lookups, no PUTs), and sends tracking events while
   it waits for the job;
+- the same for a job of bulk updates of customers the map knows: the next
+  flush polls it, sends no update again, and each customer is updated once;
 - a flush killed during a 429's pause: the next flush (another process)
   waits out the rest of the pause;
 - bulk results as a bare array: each row takes its result.
@@ -197,6 +199,74 @@ def t_bulk_kill(so, fake, tmp):
     db.close()
 
 
+def t_bulk_update_kill(so, fake, tmp):
+    """The same for a job of updates (PUT /v1/customers/bulk) of customers
+    the file's map knows from an earlier flush."""
+    fake.reset(api_key=KEY, rate_limit=0)
+    fake.ctl("POST", "/_fake/config", {"bulk_delay_polls": 1})
+    path = os.path.join(tmp, "bulkupdatekill.db")
+    db = open_db(so, path)
+    make_outbox(db, fake, rate_limit=1000, rate_window=60, concurrency=4)
+    nc = 100
+    db.executemany("insert into out(event) values (?)",
+                   [(e,) for e in identifies(nc, "u")])
+    s = json.loads(db.execute("select kustomer_flush('out', 60)")
+                   .fetchone()[0])
+    known = db.execute("select count(*) from kustomer_customers where key "
+                       "like 'externalId=%'").fetchone()[0]
+    report("update kill: the first flush created the customers (%s), the "
+           "map knows %d" % (s, known), s["sent"] == nc and known == nc,
+           (s, known))
+    db.executemany("insert into out(event) values (?)",
+                   [(json.dumps({"type": "identify", "userId": "u%d" % i,
+                                 "traits": {"email": "u%d@example.com" % i,
+                                            "name": "Name %d" % i}}),)
+                    for i in range(nc)])
+    db.close()
+    fake.ctl("POST", "/_fake/config", {"bulk_delay_polls": 100000})
+    n0 = len(fake.requests())
+    p = start_flush(so, path)
+    ok = wait_for(lambda: sum(1 for r in fake.requests()[n0:]
+                              if r["path"].startswith("/v1/bulk/")) >= 1)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    r0 = routes(fake.requests()[n0:])
+    report("update kill: killed while its update job was polled (%s)"
+           % dict(r0), ok and r0["PUT /v1/customers/bulk"] == 1
+           and r0["POST /v1/customers/bulk"] == 0, dict(r0))
+    db = open_db(so, path)
+    jobs = db.execute("select count(distinct bulk_job), count(*) from "
+                      "out_data where bulk_job is not null and id>?",
+                      (nc,)).fetchone()
+    report("update kill: the job's id is kept with its %d rows" % jobs[1],
+           jobs[0] == 1 and jobs[1] == nc, jobs)
+    n1 = len(fake.requests())
+    polled = sum(1 for r in fake.requests()[n0:] if r["method"] == "GET"
+                 and r["path"].startswith("/v1/bulk/"))
+    fake.ctl("POST", "/_fake/config", {"bulk_delay_polls": polled + 4})
+    s = json.loads(db.execute("select kustomer_flush('out', 60)")
+                   .fetchone()[0])
+    r = routes(fake.requests()[n1:])
+    report("update kill: the next flush polls that job: no new bulk request,"
+           " no lookup, no PUT (%s)" % dict(r),
+           r["PUT /v1/customers/bulk"] == 0 and r["POST /v1/customers/bulk"]
+           == 0 and r["PUT /v1/customers"] == 0
+           and not any(k.startswith("GET /v1/customers/") for k in r)
+           and any(k.startswith("GET /v1/bulk/") for k in r), dict(r))
+    st = Counter(x[0] for x in db.execute("select status from out"))
+    report("update kill: every row sent (%s)" % s,
+           st["sent"] == 2 * nc and s["pending"] == 0, (dict(st), s))
+    cust = fake.ctl("GET", "/_fake/customers")
+    ext = Counter(c.get("attributes", c).get("externalId") for c in cust)
+    names = {c.get("attributes", c).get("externalId"):
+             c.get("attributes", c).get("name") for c in cust}
+    report("update kill: each customer once, updated",
+           all(ext["u%d" % i] == 1 and names.get("u%d" % i) == "Name %d" % i
+               for i in range(nc)),
+           [(k, ext[k], names.get(k)) for k in list(ext)[:3]])
+    db.close()
+
+
 def t_pause_restart(so, fake, tmp):
     fake.reset(api_key=KEY, rate_limit=0, throttle_every=1, retry_after="4")
     path = os.path.join(tmp, "pause.db")
@@ -282,6 +352,7 @@ def main():
     try:
         run("drops", t_drops, so, fake, tmp)
         run("bulk kill", t_bulk_kill, so, fake, tmp)
+        run("update kill", t_bulk_update_kill, so, fake, tmp)
         run("pause restart", t_pause_restart, so, fake, tmp)
         run("bare bulk", t_bare_bulk, so, fake, tmp)
         run("budget said", t_budget_said, so, fake, tmp)
